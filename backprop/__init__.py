@@ -1,0 +1,62 @@
+"""backprop: a Torch7-style neural-network library on the Python Array API.
+
+Every layer is a :class:`Module` with its own forward pass and its two
+backward rules; one implementation runs on NumPy, CuPy, PyTorch tensors and
+array-api-strict, chosen with ``BACKPROP_BACKEND`` or :func:`set_backend`.
+"""
+
+from .activations import LogSoftmax, ReLU, Sigmoid, Softmax, TanH
+from .backends import (
+    Backend,
+    BackendUnavailableError,
+    asarray,
+    available_backends,
+    get_backend,
+    manual_seed,
+    set_backend,
+    to_numpy,
+    use_backend,
+)
+from .containers import Sequential, Sequentiel
+from .data import accuracy, load_digits, one_hot
+from .gradcheck import GradcheckError, gradcheck
+from .linear import Linear
+from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss
+from .module import Loss, Module
+from .optim import SGD, DivergenceError, Optim
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BCELoss",
+    "Backend",
+    "BackendUnavailableError",
+    "CELogSoftmax",
+    "CrossEntropyLoss",
+    "DivergenceError",
+    "GradcheckError",
+    "Linear",
+    "LogSoftmax",
+    "Loss",
+    "MSELoss",
+    "Module",
+    "Optim",
+    "ReLU",
+    "SGD",
+    "Sequential",
+    "Sequentiel",
+    "Sigmoid",
+    "Softmax",
+    "TanH",
+    "accuracy",
+    "asarray",
+    "available_backends",
+    "get_backend",
+    "gradcheck",
+    "load_digits",
+    "manual_seed",
+    "one_hot",
+    "set_backend",
+    "to_numpy",
+    "use_backend",
+]

@@ -1,0 +1,160 @@
+"""Costs. ``forward(y, yhat)`` gives one value per row, ``backward`` the gradient of their batch mean."""
+
+from __future__ import annotations
+
+from .activations import _log_softmax, _softmax
+from .module import Loss, _shape
+
+__all__ = ["BCELoss", "CELogSoftmax", "CrossEntropyLoss", "MSELoss"]
+
+
+def _row_sum(xp, a):
+    """Sum over every axis but the first: ``(N, ...)`` -> ``(N,)``."""
+    if a.ndim == 1:
+        return a
+    if a.ndim > 2:
+        a = xp.reshape(a, (a.shape[0], -1))
+    return xp.sum(a, axis=1)
+
+
+class MSELoss(Loss):
+    """Squared error per row: ``||y - yhat||^2`` summed over the features.
+
+    Shape: y and yhat ``(N, d)`` (or any ``(N, ...)``) -> ``(N,)``.
+    Backward: ``2 (yhat - y) / N``.
+    """
+
+    def forward(self, y, yhat):
+        xp, y = self._dense_target(y, yhat, "forward")
+        diff = yhat - y
+        return _row_sum(xp, diff * diff)
+
+    def backward(self, y, yhat):
+        _, y = self._dense_target(y, yhat, "backward")
+        return (yhat - y) * (2.0 / yhat.shape[0])
+
+    def forward_backward(self, y, yhat):
+        xp, y = self._dense_target(y, yhat, "forward")
+        diff = yhat - y
+        return _row_sum(xp, diff * diff), diff * (2.0 / yhat.shape[0])
+
+
+# log(yhat) is clamped at -100 as PyTorch does; clamping the argument at e^-100
+# first keeps log(0) from ever being evaluated (and from warning)
+_LOG_FLOOR = -100.0
+_ARG_FLOOR = 3.720075976020836e-44  # exp(-100)
+_GRAD_EPS = 1e-12  # PyTorch's floor for yhat (1 - yhat) in the gradient
+
+
+class BCELoss(Loss):
+    """Binary cross-entropy per row, summed over the features.
+
+    ``-(y log yhat + (1 - y) log(1 - yhat))`` with each log clamped at -100,
+    so the cost is finite at ``yhat`` in {0, 1}. ``y`` may be any value in
+    [0, 1] (not only 0/1). Shape: ``(N, d)`` -> ``(N,)``.
+
+    Backward: ``(yhat - y) / max(yhat (1 - yhat), 1e-12) / N``, finite at 0 and 1.
+    """
+
+    def _per_row(self, xp, y, yhat):
+        log_p = xp.maximum(xp.log(xp.maximum(yhat, _ARG_FLOOR)), _LOG_FLOOR)
+        log_q = xp.maximum(xp.log(xp.maximum(1 - yhat, _ARG_FLOOR)), _LOG_FLOOR)
+        return -_row_sum(xp, y * (log_p - log_q) + log_q)
+
+    def _grad(self, xp, y, yhat):
+        denom = xp.maximum(yhat * (1 - yhat), _GRAD_EPS)
+        return (yhat - y) / denom / yhat.shape[0]
+
+    def forward(self, y, yhat):
+        xp, y = self._dense_target(y, yhat, "forward")
+        return self._per_row(xp, y, yhat)
+
+    def backward(self, y, yhat):
+        xp, y = self._dense_target(y, yhat, "backward")
+        return self._grad(xp, y, yhat)
+
+    def forward_backward(self, y, yhat):
+        xp, y = self._dense_target(y, yhat, "forward")
+        return self._per_row(xp, y, yhat), self._grad(xp, y, yhat)
+
+
+class _ClassificationLoss(Loss):
+    """Targets as integer labels ``(N,)`` or one-hot / probability rows ``(N, C)``."""
+
+    def _targets(self, y, yhat, method: str):
+        """Return ``(xp, Y)`` with ``Y`` a ``(N, C)`` array in yhat's dtype."""
+        kind = self._check_prediction(yhat, method)
+        xp = kind.xp
+        if yhat.ndim != 2:
+            raise ValueError(self._error(method, f"expected yhat of shape (N, C), got {_shape(yhat)}"))
+        self._check_target_array(y, kind, yhat, method)
+        n, c = yhat.shape
+        if y.ndim == 1:
+            if not xp.isdtype(y.dtype, "integral"):
+                raise TypeError(
+                    self._error(method, f"labels of shape (N,) must be integers, got dtype {y.dtype}; "
+                                "pass one-hot rows of shape (N, C) for soft targets")
+                )
+            if y.shape[0] != n:
+                raise ValueError(self._error(method, f"expected {n} labels for yhat of shape {(n, c)}, got {y.shape[0]}"))
+            bad = (y < 0) | (y >= c)
+            if bool(xp.any(bad)):
+                first = int(y[xp.argmax(xp.astype(bad, xp.int8))])
+                raise ValueError(self._error(method, f"label {first} is out of range for {c} classes"))
+            classes = xp.arange(c, dtype=y.dtype, device=kind.device(yhat))
+            return xp, xp.astype(xp.expand_dims(y, axis=1) == classes, yhat.dtype)
+        if _shape(y) != _shape(yhat):
+            raise ValueError(
+                self._error(method, f"expected labels of shape ({n},) or one-hot rows of shape {(n, c)}, "
+                            f"got {_shape(y)}")
+            )
+        if y.dtype != yhat.dtype:
+            y = xp.astype(y, yhat.dtype)
+        return xp, y
+
+
+class CrossEntropyLoss(_ClassificationLoss):
+    """Negative log-likelihood of log-probabilities: per row ``-yhat[y]``.
+
+    ``yhat`` holds log-probabilities (the output of :class:`~backprop.LogSoftmax`);
+    ``y`` is integer labels ``(N,)`` or one-hot rows ``(N, C)`` (for soft
+    targets, per row ``-sum_c y_c yhat_c``). Backward: ``-Y / N``.
+    """
+
+    def forward(self, y, yhat):
+        xp, Y = self._targets(y, yhat, "forward")
+        return -xp.sum(Y * yhat, axis=1)
+
+    def backward(self, y, yhat):
+        _, Y = self._targets(y, yhat, "backward")
+        return Y * (-1.0 / yhat.shape[0])
+
+    def forward_backward(self, y, yhat):
+        xp, Y = self._targets(y, yhat, "forward")
+        return -xp.sum(Y * yhat, axis=1), Y * (-1.0 / yhat.shape[0])
+
+
+class CELogSoftmax(_ClassificationLoss):
+    """Log-softmax and cross-entropy fused, on raw scores: per row ``logsumexp(z) - z[y]``.
+
+    Numerically stable for scores of any magnitude. ``y`` as for
+    :class:`CrossEntropyLoss`; for soft targets the row cost is
+    ``sum_c y_c (logsumexp(z) - z_c)``. Backward: ``(softmax(z) sum_c y_c - Y) / N``.
+    """
+
+    def forward(self, y, yhat):
+        xp, Y = self._targets(y, yhat, "forward")
+        return -xp.sum(Y * _log_softmax(xp, yhat), axis=1)
+
+    def backward(self, y, yhat):
+        xp, Y = self._targets(y, yhat, "backward")
+        return self._grad(xp, Y, _softmax(xp, yhat))
+
+    def _grad(self, xp, Y, S):
+        mass = xp.sum(Y, axis=1, keepdims=True)
+        return (S * mass - Y) * (1.0 / S.shape[0])
+
+    def forward_backward(self, y, yhat):
+        xp, Y = self._targets(y, yhat, "forward")
+        log_s = _log_softmax(xp, yhat)
+        return -xp.sum(Y * log_s, axis=1), self._grad(xp, Y, xp.exp(log_s))

@@ -1,0 +1,340 @@
+"""The seed's two abstract classes, :class:`Module` and :class:`Loss`, and the shared input checks.
+
+A module knows its own forward pass and its two backward rules:
+
+* ``backward_update_gradient(input, delta)`` adds dL/dW to ``_gradient``;
+* ``backward_delta(input, delta)`` returns dL/dinput.
+
+``_parameters`` and ``_gradient`` are dicts with the same keys and shapes.
+Gradients accumulate until :meth:`Module.zero_grad`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .backends import Backend, asarray, get_backend, kind_of
+
+__all__ = ["Loss", "Module"]
+
+
+def _shape(x) -> tuple:
+    return tuple(x.shape)
+
+
+class Module:
+    """Base class of every layer, activation and container.
+
+    Subclasses implement :meth:`forward`, :meth:`backward_delta` and, when they
+    have parameters, :meth:`backward_update_gradient`; they register their
+    parameters with :meth:`_add_parameter`. The base class owns everything
+    else: :meth:`zero_grad`, :meth:`update_parameters`, :meth:`parameters`,
+    :meth:`to` and ``repr``.
+    """
+
+    def __init__(self) -> None:
+        self._parameters: dict[str, Any] = {}
+        self._gradient: dict[str, Any] = {}
+        # keys whose gradient is known to be zero: the next accumulation may
+        # store its value instead of adding it to a zero array
+        self._zero_keys: set[str] = set()
+        self._backend: Backend | None = None
+        self.training = True
+
+    # ------------------------------------------------------------------ API
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, X):
+        """Compute the output for a batch ``X``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward_update_gradient(self, input, delta) -> None:
+        """Add the gradient of the cost w.r.t. the parameters to ``_gradient``.
+
+        Modules without parameters have nothing to do.
+        """
+
+    def backward_delta(self, input, delta):
+        """Return the gradient of the cost w.r.t. ``input`` given ``delta`` = dL/doutput."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward_delta")
+
+    def backward(self, input, delta, *, input_grad: bool = True):
+        """Both backward rules at once (Torch7's ``backward``): accumulate, then return dL/dinput.
+
+        With ``input_grad=False`` the input gradient is not computed and None
+        is returned (the first layer of a network never needs it).
+        """
+        self.backward_update_gradient(input, delta)
+        return self.backward_delta(input, delta) if input_grad else None
+
+    def zero_grad(self) -> None:
+        """Reset every gradient (this module's and its children's) to zero."""
+        for key, p in self._parameters.items():
+            self._gradient[key] = self._backend.xp.zeros_like(p)
+        self._zero_keys = set(self._parameters)
+        for child in self.children():
+            child.zero_grad()
+
+    def update_parameters(self, gradient_step: float = 1e-3) -> None:
+        """Gradient descent step ``p <- p - gradient_step * grad`` on every parameter, in place."""
+        for key in self._parameters:
+            if key not in self._zero_keys:
+                self._parameters[key] -= gradient_step * self._gradient[key]
+        for child in self.children():
+            child.update_parameters(gradient_step)
+
+    # ---------------------------------------------------------- structure
+
+    def children(self) -> list[Module]:
+        """Direct sub-modules (containers override this)."""
+        return []
+
+    def modules(self) -> Iterator[Module]:
+        """This module and all its descendants, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        """``(name, array)`` for every parameter, children's names prefixed by their index."""
+        for key, p in self._parameters.items():
+            yield prefix + key, p
+        for name, child in self._named_children():
+            yield from child.named_parameters(f"{prefix}{name}.")
+
+    def _named_children(self) -> list[tuple[str, Module]]:
+        return [(str(i), c) for i, c in enumerate(self.children())]
+
+    def parameters(self) -> list:
+        """Every parameter array of this module and its children."""
+        return [p for _, p in self.named_parameters()]
+
+    def parameter_slots(self) -> Iterator[tuple[Module, str]]:
+        """``(module, key)`` for every parameter: where optimizers read and write."""
+        for key in self._parameters:
+            yield self, key
+        for child in self.children():
+            yield from child.parameter_slots()
+
+    def n_parameters(self) -> int:
+        """Number of scalar parameters."""
+        total = 0
+        for p in self.parameters():
+            size = 1
+            for d in p.shape:
+                size *= d
+            total += size
+        return total
+
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (on this module and its children); returns self."""
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Set evaluation mode; returns self."""
+        return self.train(False)
+
+    def to(self, backend: str | Backend | None = None, *, device=None, dtype=None) -> Module:
+        """Move every parameter and gradient to another backend, device or dtype, in place; returns self.
+
+        >>> net.to("torch", device="cuda")
+        >>> net.to(dtype="float64")
+        """
+        from .backends import _build
+
+        target = _build(backend, device, dtype)
+        for m in self.modules():
+            if m._parameters:
+                m._parameters = {k: asarray(p, backend=target) for k, p in m._parameters.items()}
+                m._gradient = {k: asarray(g, backend=target) for k, g in m._gradient.items()}
+                m._backend = target
+            m._on_move(target)
+        return self
+
+    def _on_move(self, backend: Backend) -> None:
+        """Hook for modules that hold arrays other than parameters (caches are dropped)."""
+        self._clear_cache()
+
+    def _clear_cache(self) -> None:
+        if hasattr(self, "_cache"):
+            self._cache = None
+
+    # ------------------------------------------------------------- repr
+
+    def extra_repr(self) -> str:
+        """The text between the parentheses of this module's repr."""
+        return ""
+
+    def __repr__(self) -> str:
+        children = self._named_children()
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        extra = self.extra_repr()
+        if extra:
+            lines.append(f"  {extra}")
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    def _label(self) -> str:
+        """One-line name used in error messages, e.g. ``Linear(64 -> 10)``."""
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    # -------------------------------------------------- parameters, checks
+
+    def _add_parameter(self, name: str, value) -> None:
+        """Register a parameter (an array on the current backend) and its zero gradient."""
+        b = get_backend()
+        if self._backend is None:
+            self._backend = b
+        self._parameters[name] = value
+        self._gradient[name] = b.xp.zeros_like(value)
+        self._zero_keys.add(name)
+
+    def _accumulate(self, name: str, value) -> None:
+        """``_gradient[name] += value``; ``value`` must be a fresh array (it may be stored as is)."""
+        if name in self._zero_keys:
+            self._gradient[name] = value
+            self._zero_keys.discard(name)
+        else:
+            self._gradient[name] += value
+
+    def _error(self, method: str, message: str) -> str:
+        return f"{self._label()}.{method}: {message}"
+
+    def _check_array(self, X, method: str = "forward", what: str = "input"):
+        """Check ``X`` against this module's parameters: library, device, dtype.
+
+        Returns ``X``, cast to the parameters' dtype when it is of another real
+        floating precision. Modules without parameters only require a real
+        floating array and return it unchanged.
+        """
+        b = self._backend
+        if b is None:
+            try:
+                kind = kind_of(X)
+            except TypeError as exc:
+                raise TypeError(self._error(method, f"{what}: {exc}")) from None
+            if X.dtype not in kind.float_dtypes:
+                raise TypeError(self._error(method, f"expected a real floating {what}, got dtype {X.dtype}"))
+            return X
+        kind = b.kind
+        if type(X) is not kind.array_type:
+            try:
+                other = kind_of(X)
+            except TypeError as exc:
+                raise TypeError(self._error(method, f"{what}: {exc}")) from None
+            if other is not kind:
+                raise TypeError(
+                    self._error(
+                        method,
+                        f"{what} is a {other.name} array but the parameters live on {b.describe()}; "
+                        "move it with backprop.asarray(x) or move the module with module.to(...)",
+                    )
+                )
+        if kind.has_devices and X.device != b.device:
+            raise ValueError(
+                self._error(
+                    method,
+                    f"{what} is on device {X.device} but the parameters live on {b.describe()}; "
+                    "move it with backprop.asarray(x) or move the module with module.to(...)",
+                )
+            )
+        if X.dtype != b.dtype:
+            if X.dtype in kind.float_dtypes:
+                return b.xp.astype(X, b.dtype)
+            raise TypeError(self._error(method, f"expected a real floating {what}, got dtype {X.dtype}"))
+        return X
+
+    def _check_shape(self, X, expected: tuple, method: str = "forward", what: str = "input") -> None:
+        """ValueError unless ``X`` matches ``expected`` (``None`` entries match any size)."""
+        shape = _shape(X)
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            shown = "(" + ", ".join("N" if i == 0 and e is None else ("*" if e is None else str(e))
+                                    for i, e in enumerate(expected)) + ("," if len(expected) == 1 else "") + ")"
+            raise ValueError(self._error(method, f"expected {what} of shape {shown}, got {shape}"))
+
+    def _check_delta(self, delta, expected_shape: tuple, method: str):
+        """``delta`` must have the output's shape; returns it checked like an input."""
+        delta = self._check_array(delta, method, "delta")
+        if _shape(delta) != tuple(expected_shape):
+            raise ValueError(
+                self._error(method, f"expected delta of the output's shape {tuple(expected_shape)}, got {_shape(delta)}")
+            )
+        return delta
+
+
+class Loss:
+    """Base class of the costs.
+
+    ``forward(y, yhat)`` returns one value per row, shape ``(N,)``;
+    ``backward(y, yhat)`` returns the gradient, shaped like ``yhat``, of the
+    **batch mean** of those values, so a learning rate does not depend on the
+    batch size.
+    """
+
+    def __call__(self, y, yhat):
+        return self.forward(y, yhat)
+
+    def forward(self, y, yhat):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, y, yhat):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def forward_backward(self, y, yhat):
+        """``(forward(y, yhat), backward(y, yhat))``; losses override it to share work."""
+        return self.forward(y, yhat), self.backward(y, yhat)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def _error(self, method: str, message: str) -> str:
+        return f"{type(self).__name__}.{method}: {message}"
+
+    def _check_prediction(self, yhat, method: str):
+        try:
+            kind = kind_of(yhat)
+        except TypeError as exc:
+            raise TypeError(self._error(method, f"yhat: {exc}")) from None
+        if yhat.dtype not in kind.float_dtypes:
+            raise TypeError(self._error(method, f"expected a real floating yhat, got dtype {yhat.dtype}"))
+        if yhat.ndim < 1:
+            raise ValueError(self._error(method, f"expected yhat of shape (N, ...), got {_shape(yhat)}"))
+        return kind
+
+    def _check_target_array(self, y, kind, yhat, method: str):
+        """``y`` must come from the same library and device as ``yhat``."""
+        try:
+            other = kind_of(y)
+        except TypeError as exc:
+            raise TypeError(self._error(method, f"y: {exc}")) from None
+        if other is not kind:
+            raise TypeError(
+                self._error(method, f"y is a {other.name} array but yhat is a {kind.name} array; "
+                            "move it with backprop.asarray(y)")
+            )
+        if kind.has_devices and y.device != yhat.device:
+            raise ValueError(
+                self._error(method, f"y is on device {y.device} but yhat is on {yhat.device}; "
+                            "move it with backprop.asarray(y)")
+            )
+
+    def _dense_target(self, y, yhat, method: str):
+        """A target with yhat's shape, cast to yhat's dtype (integer 0/1 targets are accepted)."""
+        kind = self._check_prediction(yhat, method)
+        self._check_target_array(y, kind, yhat, method)
+        if _shape(y) != _shape(yhat):
+            raise ValueError(
+                self._error(method, f"expected y of the same shape as yhat {_shape(yhat)}, got {_shape(y)}")
+            )
+        if y.dtype != yhat.dtype:
+            y = kind.xp.astype(y, yhat.dtype)
+        return kind.xp, y

@@ -1,0 +1,94 @@
+"""Shared fixtures: every test that takes ``backend`` runs on each array library.
+
+``BACKPROP_BACKEND`` (and ``BACKPROP_DEVICE``), when set, restrict the run to
+that one backend, e.g. ``BACKPROP_BACKEND=cupy pytest`` on a GPU machine.
+A library that is missing, or has no device, is a skip with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from backprop.backends import BACKENDS, BackendUnavailableError, _make_backend
+
+_ORDER = ("numpy", "array_api_strict", "torch", "cupy")
+
+
+def _selected() -> tuple[str, ...]:
+    name = os.environ.get("BACKPROP_BACKEND", "").strip()
+    return (name,) if name in BACKENDS else _ORDER
+
+
+def _device_for(name: str):
+    if os.environ.get("BACKPROP_BACKEND", "").strip() == name:
+        return os.environ.get("BACKPROP_DEVICE", "").strip() or None
+    return None
+
+
+@pytest.fixture(params=_selected())
+def backend_name(request) -> str:
+    name = request.param
+    try:
+        _make_backend(name, _device_for(name))
+    except BackendUnavailableError as exc:
+        pytest.skip(f"{name} unavailable: {exc}")
+    return name
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def backend(backend_name, dtype):
+    """The backend under test, in float32 and float64, made current for the test."""
+    with bp.use_backend(backend_name, device=_device_for(backend_name), dtype=dtype) as b:
+        bp.manual_seed(0)
+        yield b
+
+
+@pytest.fixture
+def f64(backend_name):
+    """The backend under test in float64 (for finite-difference checks), made current."""
+    with bp.use_backend(backend_name, device=_device_for(backend_name), dtype="float64") as b:
+        bp.manual_seed(0)
+        yield b
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def tol(b) -> dict:
+    """Comparison tolerances for the backend's dtype."""
+    return {"rtol": 1e-5, "atol": 1e-6} if b.dtype_name == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+
+
+def assert_close(actual, expected, b=None, **kw):
+    kw = {**(tol(b) if b is not None else {"rtol": 1e-6, "atol": 1e-8}), **kw}
+    np.testing.assert_allclose(bp.to_numpy(actual), np.asarray(expected), **kw)
+
+
+def assert_like(out, b, shape=None):
+    """``out`` is an array of the backend's library, device and dtype (and shape)."""
+    kind = bp.backends.kind_of(out)
+    assert kind.name == b.name
+    assert out.dtype == b.dtype
+    if kind.has_devices:
+        assert out.device == b.device
+    if shape is not None:
+        assert tuple(out.shape) == tuple(shape)
+
+
+def try_torch():
+    try:
+        import torch
+    except ImportError:
+        pytest.skip("PyTorch is not installed: parity tests against torch.nn.functional skipped")
+    return torch
