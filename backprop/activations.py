@@ -43,8 +43,9 @@ class _Activation(Module):
         delta = self._check_array(delta, "backward_delta", "delta")
         if tuple(delta.shape) != tuple(input.shape):
             raise ValueError(
-                self._error("backward_delta", f"expected delta of the input's shape {tuple(input.shape)}, "
-                            f"got {tuple(delta.shape)}")
+                self._error(
+                    "backward_delta", f"expected delta of the input's shape {tuple(input.shape)}, got {tuple(delta.shape)}"
+                )
             )
         return input, delta
 

@@ -29,8 +29,7 @@ def _numeric_gradient(f, x, eps):
 def _compare(label, analytic, numeric, atol, rtol):
     xp = kind_of(numeric).xp
     if tuple(analytic.shape) != tuple(numeric.shape):
-        raise GradcheckError(f"{label}: analytic gradient has shape {tuple(analytic.shape)}, "
-                             f"expected {tuple(numeric.shape)}")
+        raise GradcheckError(f"{label}: analytic gradient has shape {tuple(analytic.shape)}, expected {tuple(numeric.shape)}")
     err = xp.abs(analytic - numeric)
     bad = err > atol + rtol * xp.abs(numeric)
     if bool(xp.any(bad)):
@@ -46,12 +45,12 @@ def _compare(label, analytic, numeric, atol, rtol):
 def _require_float64(x, what):
     kind = kind_of(x)
     if x.dtype != kind.xp.float64:
-        raise ValueError(f"gradcheck needs float64 arrays ({what} is {x.dtype}); "
-                         "build the module under backprop.use_backend(dtype='float64')")
+        raise ValueError(
+            f"gradcheck needs float64 arrays ({what} is {x.dtype}); build the module under backprop.use_backend(dtype='float64')"
+        )
 
 
-def gradcheck(target, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-5, delta=None,
-              seed: int = 0) -> bool:
+def gradcheck(target, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-5, delta=None, seed: int = 0) -> bool:
     """Check backward rules against central finite differences, in float64.
 
     ``gradcheck(module, X)`` checks ``backward_delta`` and the gradient of
@@ -104,7 +103,7 @@ def gradcheck(target, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: floa
         seen.add((id(m), key))
         original = m._parameters[key]
 
-        def f_param(p, m=m, key=key):
+        def f_param(p, m=m, key=key, original=original):
             m._parameters[key] = p
             try:
                 return f(X)

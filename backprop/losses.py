@@ -39,10 +39,11 @@ class MSELoss(Loss):
         return _row_sum(xp, diff * diff), diff * (2.0 / yhat.shape[0])
 
 
-# log(yhat) is clamped at -100 as PyTorch does; clamping the argument at e^-100
-# first keeps log(0) from ever being evaluated (and from warning)
+# log(yhat) is clamped at -100 as PyTorch does. The argument is first raised to
+# 1e-45 (the smallest float32 subnormal; log(1e-45) = -103.6 < -100), so log(0)
+# is never evaluated and never warns, while the clamp still lands on -100.
 _LOG_FLOOR = -100.0
-_ARG_FLOOR = 3.720075976020836e-44  # exp(-100)
+_ARG_FLOOR = 1e-45
 _GRAD_EPS = 1e-12  # PyTorch's floor for yhat (1 - yhat) in the gradient
 
 
@@ -92,8 +93,11 @@ class _ClassificationLoss(Loss):
         if y.ndim == 1:
             if not xp.isdtype(y.dtype, "integral"):
                 raise TypeError(
-                    self._error(method, f"labels of shape (N,) must be integers, got dtype {y.dtype}; "
-                                "pass one-hot rows of shape (N, C) for soft targets")
+                    self._error(
+                        method,
+                        f"labels of shape (N,) must be integers, got dtype {y.dtype}; "
+                        "pass one-hot rows of shape (N, C) for soft targets",
+                    )
                 )
             if y.shape[0] != n:
                 raise ValueError(self._error(method, f"expected {n} labels for yhat of shape {(n, c)}, got {y.shape[0]}"))
@@ -105,8 +109,7 @@ class _ClassificationLoss(Loss):
             return xp, xp.astype(xp.expand_dims(y, axis=1) == classes, yhat.dtype)
         if _shape(y) != _shape(yhat):
             raise ValueError(
-                self._error(method, f"expected labels of shape ({n},) or one-hot rows of shape {(n, c)}, "
-                            f"got {_shape(y)}")
+                self._error(method, f"expected labels of shape ({n},) or one-hot rows of shape {(n, c)}, got {_shape(y)}")
             )
         if y.dtype != yhat.dtype:
             y = xp.astype(y, yhat.dtype)

@@ -11,7 +11,8 @@ Gradients accumulate until :meth:`Module.zero_grad`.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .backends import Backend, asarray, get_backend, kind_of
 
@@ -257,8 +258,12 @@ class Module:
         """ValueError unless ``X`` matches ``expected`` (``None`` entries match any size)."""
         shape = _shape(X)
         if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
-            shown = "(" + ", ".join("N" if i == 0 and e is None else ("*" if e is None else str(e))
-                                    for i, e in enumerate(expected)) + ("," if len(expected) == 1 else "") + ")"
+            shown = (
+                "("
+                + ", ".join("N" if i == 0 and e is None else ("*" if e is None else str(e)) for i, e in enumerate(expected))
+                + ("," if len(expected) == 1 else "")
+                + ")"
+            )
             raise ValueError(self._error(method, f"expected {what} of shape {shown}, got {shape}"))
 
     def _check_delta(self, delta, expected_shape: tuple, method: str):
@@ -318,13 +323,13 @@ class Loss:
             raise TypeError(self._error(method, f"y: {exc}")) from None
         if other is not kind:
             raise TypeError(
-                self._error(method, f"y is a {other.name} array but yhat is a {kind.name} array; "
-                            "move it with backprop.asarray(y)")
+                self._error(
+                    method, f"y is a {other.name} array but yhat is a {kind.name} array; move it with backprop.asarray(y)"
+                )
             )
         if kind.has_devices and y.device != yhat.device:
             raise ValueError(
-                self._error(method, f"y is on device {y.device} but yhat is on {yhat.device}; "
-                            "move it with backprop.asarray(y)")
+                self._error(method, f"y is on device {y.device} but yhat is on {yhat.device}; move it with backprop.asarray(y)")
             )
 
     def _dense_target(self, y, yhat, method: str):
@@ -332,9 +337,7 @@ class Loss:
         kind = self._check_prediction(yhat, method)
         self._check_target_array(y, kind, yhat, method)
         if _shape(y) != _shape(yhat):
-            raise ValueError(
-                self._error(method, f"expected y of the same shape as yhat {_shape(yhat)}, got {_shape(y)}")
-            )
+            raise ValueError(self._error(method, f"expected y of the same shape as yhat {_shape(yhat)}, got {_shape(y)}"))
         if y.dtype != yhat.dtype:
             y = kind.xp.astype(y, yhat.dtype)
         return kind.xp, y

@@ -61,16 +61,24 @@ def _check_data(net: Module, X, Y):
     X = asarray(X, backend=backend)
     Y = asarray(Y, backend=backend)
     if X.ndim < 1 or Y.ndim < 1 or X.shape[0] != Y.shape[0]:
-        raise ValueError(
-            f"SGD: X and Y must have the same number of rows, got X {tuple(X.shape)} and Y {tuple(Y.shape)}"
-        )
+        raise ValueError(f"SGD: X and Y must have the same number of rows, got X {tuple(X.shape)} and Y {tuple(Y.shape)}")
     if X.shape[0] == 0:
         raise ValueError("SGD: the data set is empty")
     return backend, X, Y
 
 
-def SGD(net: Module, loss: Loss, X, Y, batch_size: int = 32, epochs: int = 10, eps: float = 1e-3,
-        shuffle: bool = True, seed=None, verbose: bool = False) -> list[float]:
+def SGD(
+    net: Module,
+    loss: Loss,
+    X,
+    Y,
+    batch_size: int = 32,
+    epochs: int = 10,
+    eps: float = 1e-3,
+    shuffle: bool = True,
+    seed=None,
+    verbose: bool = False,
+) -> list[float]:
     """Mini-batch gradient descent; returns the mean training cost of each epoch.
 
     Parameters

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import importlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,8 +167,7 @@ def kind_of(x) -> ArrayKind:
             _KIND_BY_TYPE[t] = kind
             return kind
     raise TypeError(
-        f"expected an array (numpy, cupy, torch or array_api_strict), got {t.__name__}; "
-        "convert it with backprop.asarray(x)"
+        f"expected an array (numpy, cupy, torch or array_api_strict), got {t.__name__}; convert it with backprop.asarray(x)"
     )
 
 
@@ -256,8 +254,7 @@ def _resolve_device(name: str, device):
             index = torch.cuda.current_device() if dev.index is None else dev.index
             if index >= torch.cuda.device_count():
                 raise BackendUnavailableError(
-                    f"backend 'torch': device cuda:{index} does not exist "
-                    f"({torch.cuda.device_count()} CUDA device(s) visible)"
+                    f"backend 'torch': device cuda:{index} does not exist ({torch.cuda.device_count()} CUDA device(s) visible)"
                 )
             dev = torch.device("cuda", index)
         return dev

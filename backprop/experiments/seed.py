@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 
 from .. import (
+    SGD,
     CELogSoftmax,
     Linear,
     MSELoss,
-    SGD,
     Sequentiel,
     Sigmoid,
     TanH,
@@ -37,8 +37,10 @@ class Result:
     losses: list = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"{self.name:<44s} test accuracy {self.accuracy:.4f}   "
-                f"({self.epochs} epochs, {self.seconds:.1f} s, final cost {self.losses[-1]:.4f})")
+        return (
+            f"{self.name:<44s} test accuracy {self.accuracy:.4f}   "
+            f"({self.epochs} epochs, {self.seconds:.1f} s, final cost {self.losses[-1]:.4f})"
+        )
 
 
 def binary_classifier(*, epochs: int = 40, seed: int = 0, verbose: bool = False) -> Result:
@@ -72,8 +74,10 @@ EXPERIMENTS = {"binary": binary_classifier, "mlp": mlp}
 
 def main(names=None, *, verbose: bool = False) -> list[Result]:
     backend = get_backend()
-    print(f"backprop main job on {backend.describe()}: the seed's networks on scikit-learn's digits "
-          "(1347 train / 450 test, stratified)")
+    print(
+        f"backprop main job on {backend.describe()}: the seed's networks on scikit-learn's digits "
+        "(1347 train / 450 test, stratified)"
+    )
     results = []
     for name in names or EXPERIMENTS:
         result = EXPERIMENTS[name](verbose=verbose)

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+from conftest import assert_close, assert_like
+
+import backprop as bp
+
+
+def make_net():
+    return bp.Sequentiel(bp.Linear(4, 6), bp.TanH(), bp.Linear(6, 3), bp.Sigmoid())
+
+
+def test_forward_is_composition(backend, rng):
+    net = make_net()
+    x = bp.asarray(rng.normal(size=(5, 4)))
+    out = net(x)
+    assert_like(out, backend, (5, 3))
+    manual = x
+    for m in net:
+        manual = m(manual)
+    assert_close(out, bp.to_numpy(manual), backend)
+
+
+def test_gradcheck_nested(f64, rng):
+    inner = bp.Sequentiel(bp.Linear(4, 5), bp.TanH())
+    net = bp.Sequentiel(inner, bp.Linear(5, 3), bp.Sequentiel(bp.Sigmoid()))
+    assert bp.gradcheck(net, bp.asarray(rng.normal(size=(3, 4))))
+    assert len(net.parameters()) == 4
+    assert [n for n, _ in net.named_parameters()] == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
+
+
+def test_seed_style_two_calls_equal_backward(f64, rng):
+    net = make_net()
+    x, d = bp.asarray(rng.normal(size=(5, 4))), bp.asarray(rng.normal(size=(5, 3)))
+    net.forward(x)
+    net.backward_update_gradient(x, d)
+    g1 = [bp.to_numpy(g).copy() for m in net.modules() for g in m._gradient.values()]
+    delta1 = bp.to_numpy(net.backward_delta(x, d))
+    net.zero_grad()
+    delta2 = bp.to_numpy(net.backward(x, d))
+    g2 = [bp.to_numpy(g) for m in net.modules() for g in m._gradient.values()]
+    np.testing.assert_allclose(delta1, delta2, rtol=1e-12)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_backward_without_forward_recomputes(f64, rng):
+    net = make_net()
+    x, y = bp.asarray(rng.normal(size=(5, 4))), bp.asarray(rng.normal(size=(5, 4)))
+    d = bp.asarray(rng.normal(size=(5, 3)))
+    net.forward(y)  # caches inputs for another batch
+    fresh = make_net()
+    for a, b in zip(fresh.modules(), net.modules()):
+        a._parameters = dict(b._parameters)
+    assert_close(net.backward_delta(x, d), bp.to_numpy(fresh.backward_delta(x, d)), f64)
+
+
+def test_zero_grad_and_update_recurse(backend, rng):
+    net = make_net()
+    x, d = bp.asarray(rng.normal(size=(5, 4))), bp.asarray(rng.normal(size=(5, 3)))
+    net.forward(x)
+    net.backward(x, d)
+    before = [bp.to_numpy(p).copy() for p in net.parameters()]
+    grads = [bp.to_numpy(m._gradient[k]).copy() for m, k in net.parameter_slots()]
+    net.update_parameters(0.5)
+    for p, b0, g in zip(net.parameters(), before, grads):
+        assert_close(p, b0 - 0.5 * g, backend)
+    net.zero_grad()
+    assert all(not bp.to_numpy(m._gradient[k]).any() for m, k in net.parameter_slots())
+
+
+def test_add_chains_and_checks(backend):
+    net = bp.Sequentiel().add(bp.Linear(2, 2)).add(bp.ReLU())
+    assert len(net) == 2 and isinstance(net[1], bp.ReLU)
+    assert isinstance(net[:1], bp.Sequentiel)
+    assert bp.Sequential is bp.Sequentiel
+    with pytest.raises(TypeError, match="expected a Module, got function"):
+        net.add(lambda x: x)
+
+
+def test_repr():
+    net = bp.Sequentiel(bp.Linear(64, 10), bp.Sequentiel(bp.TanH()))
+    assert repr(net) == "Sequentiel(\n  (0): Linear(64 -> 10)\n  (1): Sequentiel(\n    (0): TanH()\n  )\n)"
+
+
+def test_empty_is_identity(backend):
+    x = bp.asarray(np.ones((2, 3)))
+    assert bp.Sequentiel()(x) is x
+
+
+def test_errors_name_the_layer(backend):
+    net = bp.Sequentiel(bp.Linear(4, 6), bp.TanH(), bp.Linear(5, 3))
+    with pytest.raises(ValueError, match=r"Linear\(5 -> 3\)\.forward: expected input of shape \(N, 5\), got \(2, 6\)"):
+        net(bp.asarray(np.zeros((2, 4))))

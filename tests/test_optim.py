@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import backprop as bp
+
+
+def test_step_equals_manual_update(f64, rng):
+    net = bp.Sequentiel(bp.Linear(3, 4), bp.TanH(), bp.Linear(4, 2))
+    ref = bp.Sequentiel(bp.Linear(3, 4), bp.TanH(), bp.Linear(4, 2))
+    for a, b in zip(ref.modules(), net.modules()):
+        a._parameters = {k: bp.asarray(bp.to_numpy(v).copy()) for k, v in b._parameters.items()}
+    x, y = bp.asarray(rng.normal(size=(6, 3))), bp.asarray(rng.integers(0, 2, size=6))
+    loss = bp.CELogSoftmax()
+    value = bp.Optim(net, loss, eps=0.1).step(x, y)
+    assert value.shape == ()
+    yhat = ref.forward(x)
+    assert_close(value, float(bp.to_numpy(loss(y, yhat)).mean()), f64)
+    ref.backward(x, loss.backward(y, yhat))
+    ref.update_parameters(0.1)
+    for p, q in zip(net.parameters(), ref.parameters()):
+        assert_close(p, bp.to_numpy(q), f64)
+
+
+def test_optim_validates():
+    net = bp.Sequentiel(bp.Linear(2, 2))
+    with pytest.raises(TypeError, match="net must be a Module"):
+        bp.Optim("net", bp.MSELoss())
+    with pytest.raises(TypeError, match="loss must be a Loss"):
+        bp.Optim(net, bp.TanH())
+    with pytest.raises(ValueError, match="eps must be a positive number"):
+        bp.Optim(net, bp.MSELoss(), eps=0)
+
+
+def test_sgd_returns_float_losses_that_decrease(backend, rng):
+    X = rng.normal(size=(200, 3))
+    Y = X @ np.array([[1.0], [-2.0], [0.5]]) + 0.3
+    net = bp.Sequentiel(bp.Linear(3, 1))
+    losses = bp.SGD(net, bp.MSELoss(), X, Y, batch_size=20, epochs=30, eps=0.05, seed=0)
+    assert len(losses) == 30 and all(isinstance(v, float) for v in losses)
+    assert losses[-1] < 1e-3 < losses[0]
+    assert_close(net[0]._parameters["weight"], [[1.0], [-2.0], [0.5]], backend, atol=0.02, rtol=0)
+
+
+def test_sgd_is_reproducible_across_backends(backend_name, rng):
+    X, Y = rng.normal(size=(50, 3)), rng.integers(0, 3, size=50)
+
+    def run(name):
+        with bp.use_backend(name, dtype="float64"):
+            bp.manual_seed(1)
+            net = bp.Sequentiel(bp.Linear(3, 5), bp.TanH(), bp.Linear(5, 3))
+            return bp.SGD(net, bp.CELogSoftmax(), X, Y, batch_size=7, epochs=3, eps=0.1, seed=2)
+
+    np.testing.assert_allclose(run(backend_name), run("numpy"), rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_sgd_divergence_names_epoch_and_batch(backend, rng):
+    X = rng.normal(size=(40, 2)) * 1e3
+    Y = rng.normal(size=(40, 1)) * 1e3
+    net = bp.Sequentiel(bp.Linear(2, 1))
+    with pytest.raises(bp.DivergenceError, match=r"at epoch \d+, batch \d+ of 4"):
+        bp.SGD(net, bp.MSELoss(), X, Y, batch_size=10, epochs=50, eps=10.0, seed=0)
+
+
+def test_sgd_argument_errors(backend):
+    net = bp.Sequentiel(bp.Linear(2, 1))
+    X, Y = np.zeros((4, 2)), np.zeros((3, 1))
+    with pytest.raises(ValueError, match="same number of rows"):
+        bp.SGD(net, bp.MSELoss(), X, Y)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        bp.SGD(net, bp.MSELoss(), X, np.zeros((4, 1)), batch_size=0)
+
+
+def test_sgd_verbose_prints(backend, capsys, rng):
+    net = bp.Sequentiel(bp.Linear(2, 1))
+    bp.SGD(net, bp.MSELoss(), rng.normal(size=(8, 2)), rng.normal(size=(8, 1)), epochs=2, verbose=True)
+    assert capsys.readouterr().out.count("epoch") == 2
