@@ -17,17 +17,30 @@ from .backends import (
     to_numpy,
     use_backend,
 )
-from .containers import Sequential, Sequentiel
+from .containers import Concat, Sequential, Sequentiel
+from .conv import Conv1D, Conv2D
 from .data import accuracy, load_digits, one_hot
 from .gradcheck import GradcheckError, gradcheck
 from .linear import Linear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss
 from .module import Loss, Module
 from .optim import SGD, DivergenceError, Optim
+from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
+from .shape import Flatten, Reshape, Transpose
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AvgPool1D",
+    "AvgPool2D",
+    "Concat",
+    "Conv1D",
+    "Conv2D",
+    "Flatten",
+    "MaxPool1D",
+    "MaxPool2D",
+    "Reshape",
+    "Transpose",
     "BCELoss",
     "Backend",
     "BackendUnavailableError",

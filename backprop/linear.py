@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
+from ._checks import positive_int
 from .backends import get_backend, uniform
 from .module import Module
 
 __all__ = ["Linear"]
-
-
-def _positive_int(owner: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
-    return value
 
 
 class Linear(Module):
@@ -39,8 +34,8 @@ class Linear(Module):
 
     def __init__(self, input: int, output: int, bias: bool = True, *, rng=None):
         super().__init__()
-        self.in_features = _positive_int("Linear", "input", input)
-        self.out_features = _positive_int("Linear", "output", output)
+        self.in_features = positive_int("Linear", "input", input)
+        self.out_features = positive_int("Linear", "output", output)
         k = 1.0 / input**0.5
         backend = get_backend()
         self._add_parameter("weight", uniform(-k, k, (input, output), rng=rng, backend=backend))

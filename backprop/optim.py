@@ -7,7 +7,7 @@ import time
 from .backends import Backend, asarray, get_backend, host_rng, namespace_of
 from .module import Loss, Module
 
-__all__ = ["SGD", "DivergenceError", "Optim", "backend_of"]
+__all__ = ["SGD", "DivergenceError", "Optim", "backend_of", "batch_bounds"]
 
 
 class DivergenceError(FloatingPointError):
@@ -67,6 +67,23 @@ def _check_data(net: Module, X, Y):
     return backend, X, Y
 
 
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into ``ceil(n / batch_size)`` slices whose sizes differ by at most one.
+
+    Every row is used each epoch and no batch is tiny: 1347 rows in batches of
+    32 give 43 batches of 31 or 32 rows rather than 42 of 32 and one of 3 (a
+    3-row batch takes a full-size step on a very noisy gradient).
+    """
+    count = -(-n // batch_size)
+    base, extra = divmod(n, count)
+    bounds, start = [], 0
+    for i in range(count):
+        stop = start + base + (1 if i < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
 def SGD(
     net: Module,
     loss: Loss,
@@ -87,7 +104,8 @@ def SGD(
     X, Y : arrays or host data
         Inputs ``(n, ...)`` and targets ``(n, ...)``; moved to the network's backend.
     batch_size : int
-        The last batch of an epoch may be smaller.
+        Largest batch; the rows of an epoch are split into ``ceil(n / batch_size)``
+        batches of nearly equal size (see :func:`batch_bounds`).
     epochs : int
     eps : float
         Learning rate.
@@ -117,7 +135,7 @@ def SGD(
     optim = Optim(net, loss, eps)
     rng = host_rng(seed)
     n = X.shape[0]
-    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    bounds = batch_bounds(n, batch_size)
     sizes = asarray([float(stop - start) for start, stop in bounds], backend=backend)
     history = []
     for epoch in range(1, epochs + 1):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from conftest import assert_like
 
 import backprop as bp
 from backprop import backends
+from conftest import assert_like
 
 
 def test_unknown_backend_lists_valid_names():

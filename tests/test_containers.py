@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from conftest import assert_close, assert_like
 
 import backprop as bp
+from conftest import assert_close, assert_like
 
 
 def make_net():
@@ -91,3 +91,55 @@ def test_errors_name_the_layer(backend):
     net = bp.Sequentiel(bp.Linear(4, 6), bp.TanH(), bp.Linear(5, 3))
     with pytest.raises(ValueError, match=r"Linear\(5 -> 3\)\.forward: expected input of shape \(N, 5\), got \(2, 6\)"):
         net(bp.asarray(np.zeros((2, 4))))
+
+
+def test_concat_forward_and_gradcheck(f64, rng):
+    a = bp.Sequentiel(bp.Linear(4, 3), bp.TanH())
+    b = bp.Linear(4, 2)
+    cat = bp.Concat(a, b, axis=-1)
+    x = bp.asarray(rng.normal(size=(5, 4)))
+    out = cat(x)
+    assert_like(out, f64, (5, 5))
+    assert_close(out, np.concatenate([bp.to_numpy(a(x)), bp.to_numpy(b(x))], axis=1), f64)
+    assert bp.gradcheck(cat, x)
+    assert len(cat.parameters()) == 4
+
+
+def test_concat_seed_style_calls_match_backward(f64, rng):
+    cat = bp.Concat(bp.Linear(4, 3), bp.Sequentiel(bp.Linear(4, 2), bp.Sigmoid()))
+    x, d = bp.asarray(rng.normal(size=(5, 4))), bp.asarray(rng.normal(size=(5, 5)))
+    cat(x)
+    cat.backward_update_gradient(x, d)
+    g1 = [bp.to_numpy(m._gradient[k]).copy() for m, k in cat.parameter_slots()]
+    delta1 = bp.to_numpy(cat.backward_delta(x, d))
+    cat.zero_grad()
+    delta2 = bp.to_numpy(cat.backward(x, d))
+    for (m, k), g in zip(cat.parameter_slots(), g1):
+        np.testing.assert_allclose(bp.to_numpy(m._gradient[k]), g, rtol=1e-12)
+    np.testing.assert_allclose(delta1, delta2, rtol=1e-12)
+
+
+def test_two_branch_network_gradcheck(f64, rng):
+    # the seed's rows + columns network, on 4x4 images to keep the check small
+    def branch(*head):
+        return bp.Sequentiel(*head, bp.Reshape((16, 1)), bp.Conv1D(3, 1, 2), bp.ReLU(), bp.MaxPool1D(2), bp.Flatten())
+
+    net = bp.Sequentiel(bp.Concat(branch(), branch(bp.Reshape((4, 4)), bp.Transpose((1, 0))), axis=1), bp.Linear(28, 3))
+    x = rng.permutation(32).reshape(2, 16) / 32.0  # distinct values: no max-pool ties
+    assert bp.gradcheck(net, bp.asarray(x), atol=1e-5)
+
+
+def test_concat_errors(backend):
+    with pytest.raises(ValueError, match="at least one branch"):
+        bp.Concat()
+    with pytest.raises(ValueError, match="axis must be a non-zero int"):
+        bp.Concat(bp.ReLU(), axis=0)
+    cat = bp.Concat(bp.Linear(3, 2), bp.Reshape((3, 1)))
+    with pytest.raises(ValueError, match=r"branch outputs must agree except along axis -1, got \(4, 2\), \(4, 3, 1\)"):
+        cat(bp.asarray(np.zeros((4, 3))))
+    cat = bp.Concat(bp.Linear(3, 2), bp.Linear(3, 2))
+    x = bp.asarray(np.zeros((4, 3)))
+    cat(x)
+    with pytest.raises(ValueError, match="expected delta with 4 entries along axis -1"):
+        cat.backward_delta(x, bp.asarray(np.zeros((4, 3))))
+    assert "axis=-1" in repr(cat)

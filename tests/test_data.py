@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from conftest import assert_like
 
 import backprop as bp
+from conftest import assert_like
 
 
 def test_load_digits_split(backend):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from conftest import assert_close, assert_like, try_torch
 
 import backprop as bp
+from conftest import assert_close, assert_like, try_torch
 
 
 def log_softmax(z):

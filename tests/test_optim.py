@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from conftest import assert_close
 
 import backprop as bp
+from conftest import assert_close
 
 
 def test_step_equals_manual_update(f64, rng):
@@ -76,3 +76,15 @@ def test_sgd_verbose_prints(backend, capsys, rng):
     net = bp.Sequentiel(bp.Linear(2, 1))
     bp.SGD(net, bp.MSELoss(), rng.normal(size=(8, 2)), rng.normal(size=(8, 1)), epochs=2, verbose=True)
     assert capsys.readouterr().out.count("epoch") == 2
+
+
+def test_batch_bounds_balanced():
+    from backprop.optim import batch_bounds
+
+    bounds = batch_bounds(1347, 32)
+    sizes = [b - a for a, b in bounds]
+    assert len(bounds) == 43 and set(sizes) == {31, 32} and sum(sizes) == 1347
+    assert bounds[0][0] == 0 and bounds[-1][1] == 1347
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert batch_bounds(64, 32) == [(0, 32), (32, 64)]
+    assert batch_bounds(5, 32) == [(0, 5)]

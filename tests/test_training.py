@@ -40,3 +40,22 @@ def test_same_result_on_every_backend(backend_name):
     with bp.use_backend("numpy", dtype="float64"):
         ref = seed_experiments.mlp(epochs=3)
     np.testing.assert_allclose(here.losses, ref.losses, rtol=1e-9)
+
+
+def test_seed_cnn(backend_name):
+    with bp.use_backend(backend_name):
+        result = seed_experiments.cnn()
+    assert result.accuracy >= 0.97, result
+
+
+def test_conv2d_network(backend_name):
+    with bp.use_backend(backend_name):
+        result = seed_experiments.cnn2d()
+    assert result.accuracy >= 0.97, result
+
+
+def test_two_branch_network_trains(backend_name):
+    with bp.use_backend(backend_name):
+        result = seed_experiments.two_branch()
+    assert result.losses[-1] < result.losses[0] / 20
+    assert result.accuracy >= 0.96, result

@@ -13,11 +13,20 @@ from dataclasses import dataclass, field
 from .. import (
     SGD,
     CELogSoftmax,
+    Concat,
+    Conv1D,
+    Conv2D,
+    Flatten,
     Linear,
+    MaxPool1D,
+    MaxPool2D,
     MSELoss,
+    ReLU,
+    Reshape,
     Sequentiel,
     Sigmoid,
     TanH,
+    Transpose,
     accuracy,
     get_backend,
     load_digits,
@@ -69,7 +78,83 @@ def mlp(*, epochs: int = 40, seed: int = 0, verbose: bool = False) -> Result:
     return Result("multi-class MLP 64-100-10 (CELogSoftmax)", accuracy(net.forward(X_te), y_te), seconds, epochs, losses)
 
 
-EXPERIMENTS = {"binary": binary_classifier, "mlp": mlp}
+def _classifier(name: str, net, *, epochs: int, eps: float, seed: int, verbose: bool) -> Result:
+    X_tr, X_te, y_tr, y_te = load_digits(seed=seed)
+    t0 = time.perf_counter()
+    losses = SGD(net, CELogSoftmax(), X_tr, y_tr, batch_size=32, epochs=epochs, eps=eps, seed=seed, verbose=verbose)
+    seconds = time.perf_counter() - t0
+    return Result(name, accuracy(net.forward(X_te), y_te), seconds, epochs, losses)
+
+
+def seed_cnn_network() -> Sequentiel:
+    """Seed part 6 on 8x8 digits read as a length-64 sequence with one channel."""
+    return Sequentiel(
+        Reshape((64, 1)),
+        Conv1D(3, 1, 32),
+        MaxPool1D(2, 2),
+        Flatten(),
+        Linear(992, 100),
+        ReLU(),
+        Linear(100, 10),
+    )
+
+
+def cnn(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
+    """Seed part 6: Conv1D(3,1,32) -> MaxPool1D(2,2) -> Flatten -> Linear(992,100) -> ReLU -> Linear(100,10)."""
+    manual_seed(seed)
+    return _classifier(
+        "seed CNN Conv1D(3,1,32)-MaxPool1D(2,2)", seed_cnn_network(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose
+    )
+
+
+def cnn2d_network() -> Sequentiel:
+    """A 2-D convolution on the 8x8 images (channels last)."""
+    return Sequentiel(
+        Reshape((8, 8, 1)),
+        Conv2D(3, 1, 16),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Linear(144, 100),
+        ReLU(),
+        Linear(100, 10),
+    )
+
+
+def cnn2d(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
+    """Seed part 7: "real" 2-D convolutions."""
+    manual_seed(seed)
+    return _classifier("CNN Conv2D(3,1,16)-MaxPool2D(2)", cnn2d_network(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose)
+
+
+def two_branch_network(channels: int = 16) -> Sequentiel:
+    """Seed part 7: horizontal and vertical patterns, two Conv1D branches concatenated.
+
+    The first branch reads each image row by row, the second column by column
+    (the image transposed), so their 1-D kernels see horizontal and vertical
+    strokes respectively.
+    """
+
+    def branch(*head):
+        return Sequentiel(*head, Reshape((64, 1)), Conv1D(3, 1, channels), ReLU(), MaxPool1D(2), Flatten())
+
+    return Sequentiel(
+        Concat(branch(), branch(Reshape((8, 8)), Transpose((1, 0))), axis=1),
+        Linear(2 * 31 * channels, 100),
+        ReLU(),
+        Linear(100, 10),
+    )
+
+
+def two_branch(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
+    """Seed part 7: the horizontal + vertical two-branch network."""
+    manual_seed(seed)
+    return _classifier(
+        "two-branch CNN (rows + columns)", two_branch_network(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose
+    )
+
+
+EXPERIMENTS = {"binary": binary_classifier, "mlp": mlp, "cnn": cnn, "cnn2d": cnn2d, "two_branch": two_branch}
 
 
 def main(names=None, *, verbose: bool = False) -> list[Result]:
@@ -86,4 +171,4 @@ def main(names=None, *, verbose: bool = False) -> list[Result]:
     return results
 
 
-__all__ = ["BINARY_DIGIT", "EXPERIMENTS", "Result", "binary_classifier", "main", "mlp"]
+__all__ = ["BINARY_DIGIT", "EXPERIMENTS", "Result", "binary_classifier", "cnn", "cnn2d", "main", "mlp", "two_branch"]

@@ -1,0 +1,167 @@
+"""Convolutions by im2col: Conv1D and Conv2D, channels last.
+
+Forward takes the windows of the input (a strided view on NumPy, CuPy and
+PyTorch; stacked strided slices on the standard fallback), lays them out as a
+``(N * positions, kernel * C_in)`` matrix and multiplies it by the weight in
+one matmul. The weight gradient is one contraction of that matrix with delta;
+the input gradient is one matmul followed by an overlap-add (col2im) that
+loops over the kernel offsets only.
+"""
+
+from __future__ import annotations
+
+from ._checks import int_tuple, positive_int, prod
+from .backends import get_backend, uniform
+from .module import Module
+
+__all__ = ["Conv1D", "Conv2D"]
+
+
+def output_size(length: int, k_size: int, stride: int) -> int:
+    """``(length - k_size) // stride + 1``: positions where a window fits."""
+    return (length - k_size) // stride + 1
+
+
+class _ConvNd(Module):
+    """Convolution over ``d`` spatial axes of a channels-last input ``(N, *spatial, C_in)``.
+
+    The im2col matrix of the last forward is kept (keyed by the input object)
+    for the weight gradient: it is exactly what that gradient needs.
+    """
+
+    _d = 1
+
+    def __init__(self, k_size, chan_in: int, chan_out: int, stride=1, bias: bool = True, *, rng=None):
+        super().__init__()
+        name = type(self).__name__
+        self.kernel = int_tuple(name, "k_size", k_size, self._d)
+        self.stride = int_tuple(name, "stride", stride, self._d)
+        self.chan_in = positive_int(name, "chan_in", chan_in)
+        self.chan_out = positive_int(name, "chan_out", chan_out)
+        k = 1.0 / (prod(self.kernel) * chan_in) ** 0.5
+        backend = get_backend()
+        self._add_parameter("weight", uniform(-k, k, (*self.kernel, chan_in, chan_out), rng=rng, backend=backend))
+        if bias:
+            self._add_parameter("bias", uniform(-k, k, (chan_out,), rng=rng, backend=backend))
+        self._cache = None
+
+    def extra_repr(self) -> str:
+        k = self.kernel[0] if self._d == 1 else self.kernel
+        s = self.stride[0] if self._d == 1 else self.stride
+        text = f"k={k}, {self.chan_in} -> {self.chan_out}, stride={s}"
+        return text + ("" if "bias" in self._parameters else ", bias=False")
+
+    def _input(self, X, method: str):
+        X = self._check_array(X, method)
+        d = self._d
+        layout = "(N, L, C_in)" if d == 1 else "(N, H, W, C_in)"
+        if X.ndim != d + 2 or X.shape[-1] != self.chan_in:
+            raise ValueError(
+                self._error(method, f"expected input of shape {layout.replace('C_in', str(self.chan_in))}, got {tuple(X.shape)}")
+            )
+        for axis, (size, k) in enumerate(zip(X.shape[1:-1], self.kernel)):
+            if size < k:
+                what = "length" if d == 1 else ("height", "width")[axis]
+                raise ValueError(self._error(method, f"input {what} {size} is shorter than kernel_size {k}"))
+        return X
+
+    def output_shape(self, input_shape) -> tuple:
+        """Shape of the output for an input of ``input_shape``."""
+        spatial = tuple(output_size(s, k, st) for s, k, st in zip(input_shape[1:-1], self.kernel, self.stride))
+        return (input_shape[0], *spatial, self.chan_out)
+
+    def _columns(self, X):
+        """im2col matrix ``(N * positions, prod(kernel) * C_in)`` of ``X``, reused when X is the last input."""
+        cache = self._cache
+        if cache is not None and cache[0] is X:
+            return cache[1]
+        xp = self._backend.xp
+        windows = self._backend.ops.windows(X, self.kernel, self.stride)  # (N, *out, *kernel, C_in)
+        positions = prod(windows.shape[1 : 1 + self._d])
+        cols = xp.reshape(windows, (X.shape[0] * positions, prod(self.kernel) * self.chan_in))
+        self._cache = (X, cols)
+        return cols
+
+    def _weight_matrix(self):
+        return self._backend.xp.reshape(self._parameters["weight"], (prod(self.kernel) * self.chan_in, self.chan_out))
+
+    def forward(self, X):
+        X = self._input(X, "forward")
+        xp = self._backend.xp
+        Y = self._columns(X) @ self._weight_matrix()
+        if "bias" in self._parameters:
+            Y += self._parameters["bias"]
+        return xp.reshape(Y, self.output_shape(X.shape))
+
+    def _delta_matrix(self, input, delta, method):
+        delta = self._check_delta(delta, self.output_shape(input.shape), method)
+        return self._backend.xp.reshape(delta, (-1, self.chan_out))
+
+    def backward_update_gradient(self, input, delta):
+        input = self._input(input, "backward_update_gradient")
+        xp = self._backend.xp
+        D = self._delta_matrix(input, delta, "backward_update_gradient")
+        grad = self._columns(input).T @ D
+        self._accumulate("weight", xp.reshape(grad, self._parameters["weight"].shape))
+        if "bias" in self._parameters:
+            self._accumulate("bias", xp.sum(D, axis=0))
+
+    def backward_delta(self, input, delta):
+        input = self._input(input, "backward_delta")
+        xp = self._backend.xp
+        D = self._delta_matrix(input, delta, "backward_delta")
+        out = self.output_shape(input.shape)
+        dcols = xp.reshape(D @ self._weight_matrix().T, (*out[:-1], *self.kernel, self.chan_in))
+        return self._backend.ops.overlap_add(dcols, tuple(input.shape[1:-1]), self.stride)
+
+
+class Conv1D(_ConvNd):
+    """1-D convolution (cross-correlation, as in Torch and PyTorch) over a channels-last sequence.
+
+    ``o[n, i, c_out] = b[c_out] + sum_{j < k_size, c} w[j, c, c_out] x[n, i * stride + j, c]``
+
+    Parameters
+    ----------
+    k_size : int
+        Kernel size K.
+    chan_in, chan_out : int
+        Input and output channels.
+    stride : int, default 1
+    bias : bool, default True
+
+    Shape
+    -----
+    ``(N, L, chan_in)`` -> ``(N, L_out, chan_out)`` with ``L_out = (L - K) // stride + 1``.
+
+    Parameters (``_parameters``)
+    ----------------------------
+    weight ``(k_size, chan_in, chan_out)`` and bias ``(chan_out,)``, both
+    U(-k, k) with k = 1/sqrt(k_size * chan_in).
+    """
+
+    _d = 1
+
+
+class Conv2D(_ConvNd):
+    """2-D convolution over a channels-last image.
+
+    Parameters
+    ----------
+    k_size : int or (int, int)
+        Kernel height and width.
+    chan_in, chan_out : int
+    stride : int or (int, int), default 1
+    bias : bool, default True
+
+    Shape
+    -----
+    ``(N, H, W, chan_in)`` -> ``(N, H_out, W_out, chan_out)`` with
+    ``H_out = (H - kh) // sh + 1`` and ``W_out = (W - kw) // sw + 1``.
+
+    Parameters (``_parameters``)
+    ----------------------------
+    weight ``(kh, kw, chan_in, chan_out)`` and bias ``(chan_out,)``, both
+    U(-k, k) with k = 1/sqrt(kh * kw * chan_in).
+    """
+
+    _d = 2
