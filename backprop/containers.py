@@ -31,7 +31,7 @@ class Sequentiel(Module):
 
     def __init__(self, *modules: Module) -> None:
         super().__init__()
-        self._modules: list[Module] = []
+        self._modules: list[Module] = self._children
         self._inputs: list | None = None
         for m in modules:
             self.add(m)
@@ -41,9 +41,6 @@ class Sequentiel(Module):
         self._modules.append(_check_module("Sequentiel.add", module))
         self._inputs = None
         return self
-
-    def children(self) -> list[Module]:
-        return list(self._modules)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -109,12 +106,10 @@ class Concat(Module):
             raise ValueError("Concat: expected at least one branch")
         if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
             raise ValueError(f"Concat: axis must be a non-zero int (axis 0 is the batch), got {axis!r}")
-        self._branches = [_check_module("Concat", b) for b in branches]
+        self._branches = self._children
+        self._branches.extend(_check_module("Concat", b) for b in branches)
         self.axis = axis
         self._sizes: tuple | None = None  # (input, sizes along axis) of the last forward
-
-    def children(self) -> list[Module]:
-        return list(self._branches)
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"

@@ -2,10 +2,11 @@
 
 Forward takes the windows of the input (a strided view on NumPy, CuPy and
 PyTorch; stacked strided slices on the standard fallback), lays them out as a
-``(N * positions, kernel * C_in)`` matrix and multiplies it by the weight in
-one matmul. The weight gradient is one contraction of that matrix with delta;
-the input gradient is one matmul followed by an overlap-add (col2im) that
-loops over the kernel offsets only.
+``(N * positions, kernel * C_in)`` matrix (plus a column of ones that carries
+the bias) and multiplies it by the weight in one matmul. The weight and bias
+gradients are one contraction of that matrix with delta; the input gradient
+is one matmul followed by an overlap-add (col2im) that loops over the kernel
+offsets only.
 """
 
 from __future__ import annotations
@@ -71,14 +72,11 @@ class _ConvNd(Module):
         return (input_shape[0], *spatial, self.chan_out)
 
     def _columns(self, X):
-        """im2col matrix ``(N * positions, prod(kernel) * C_in)`` of ``X``, reused when X is the last input."""
+        """im2col matrix of ``X`` (with a ones column when there is a bias), reused when X is the last input."""
         cache = self._cache
         if cache is not None and cache[0] is X:
             return cache[1]
-        xp = self._backend.xp
-        windows = self._backend.ops.windows(X, self.kernel, self.stride)  # (N, *out, *kernel, C_in)
-        positions = prod(windows.shape[1 : 1 + self._d])
-        cols = xp.reshape(windows, (X.shape[0] * positions, prod(self.kernel) * self.chan_in))
+        cols = self._backend.ops.im2col(X, self.kernel, self.stride, ones="bias" in self._parameters)
         self._cache = (X, cols)
         return cols
 
@@ -88,10 +86,11 @@ class _ConvNd(Module):
     def forward(self, X):
         X = self._input(X, "forward")
         xp = self._backend.xp
-        Y = self._columns(X) @ self._weight_matrix()
+        W = self._weight_matrix()
         if "bias" in self._parameters:
-            Y += self._parameters["bias"]
-        return xp.reshape(Y, self.output_shape(X.shape))
+            # the bias is the weight of im2col's column of ones
+            W = xp.concat([W, xp.reshape(self._parameters["bias"], (1, self.chan_out))], axis=0)
+        return xp.reshape(self._columns(X) @ W, self.output_shape(X.shape))
 
     def _delta_matrix(self, input, delta, method):
         delta = self._check_delta(delta, self.output_shape(input.shape), method)
@@ -101,10 +100,12 @@ class _ConvNd(Module):
         input = self._input(input, "backward_update_gradient")
         xp = self._backend.xp
         D = self._delta_matrix(input, delta, "backward_update_gradient")
-        grad = self._columns(input).T @ D
-        self._accumulate("weight", xp.reshape(grad, self._parameters["weight"].shape))
+        grad = self._columns(input).T @ D  # with a bias, its gradient is the last row
+        width = prod(self.kernel) * self.chan_in
         if "bias" in self._parameters:
-            self._accumulate("bias", xp.sum(D, axis=0))
+            self._accumulate("bias", grad[width, ...])
+            grad = grad[:width, ...]
+        self._accumulate("weight", xp.reshape(grad, self._parameters["weight"].shape))
 
     def backward_delta(self, input, delta):
         input = self._input(input, "backward_delta")

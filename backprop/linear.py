@@ -47,7 +47,8 @@ class Linear(Module):
 
     def _input(self, X, method: str):
         X = self._check_array(X, method)
-        self._check_shape(X, (None, self.in_features), method)
+        if X.ndim != 2 or X.shape[1] != self.in_features:
+            self._check_shape(X, (None, self.in_features), method)
         return X
 
     def forward(self, X):
@@ -57,14 +58,16 @@ class Linear(Module):
             Y += self._parameters["bias"]
         return Y
 
+    def _inputs(self, input, delta, method):
+        input = self._input(input, method)
+        return input, self._check_delta(delta, (input.shape[0], self.out_features), method)
+
     def backward_update_gradient(self, input, delta):
-        input = self._input(input, "backward_update_gradient")
-        delta = self._check_delta(delta, (input.shape[0], self.out_features), "backward_update_gradient")
+        input, delta = self._inputs(input, delta, "backward_update_gradient")
         self._accumulate("weight", input.T @ delta)
         if "bias" in self._parameters:
             self._accumulate("bias", self._backend.xp.sum(delta, axis=0))
 
     def backward_delta(self, input, delta):
-        input = self._input(input, "backward_delta")
-        delta = self._check_delta(delta, (input.shape[0], self.out_features), "backward_delta")
+        input, delta = self._inputs(input, delta, "backward_delta")
         return delta @ self._parameters["weight"].T

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .activations import _log_softmax, _softmax
 from .module import Loss, _shape
 
 __all__ = ["BCELoss", "CELogSoftmax", "CrossEntropyLoss", "MSELoss"]
@@ -83,7 +82,7 @@ class _ClassificationLoss(Loss):
     """Targets as integer labels ``(N,)`` or one-hot / probability rows ``(N, C)``."""
 
     def _targets(self, y, yhat, method: str):
-        """Return ``(xp, Y)`` with ``Y`` a ``(N, C)`` array in yhat's dtype."""
+        """Return ``(xp, Y, hard)``: ``Y`` a ``(N, C)`` array in yhat's dtype, ``hard`` True for labels."""
         kind = self._check_prediction(yhat, method)
         xp = kind.xp
         if yhat.ndim != 2:
@@ -91,7 +90,7 @@ class _ClassificationLoss(Loss):
         self._check_target_array(y, kind, yhat, method)
         n, c = yhat.shape
         if y.ndim == 1:
-            if not xp.isdtype(y.dtype, "integral"):
+            if y.dtype not in kind.int_dtypes:
                 raise TypeError(
                     self._error(
                         method,
@@ -101,19 +100,22 @@ class _ClassificationLoss(Loss):
                 )
             if y.shape[0] != n:
                 raise ValueError(self._error(method, f"expected {n} labels for yhat of shape {(n, c)}, got {y.shape[0]}"))
-            bad = (y < 0) | (y >= c)
-            if bool(xp.any(bad)):
+            classes = xp.arange(c, dtype=y.dtype, device=kind.device(yhat))
+            Y = xp.astype(y[:, None] == classes, yhat.dtype)
+            # each row of Y holds at most one 1, and none for a label outside
+            # [0, C): one sum validates every label
+            if float(xp.sum(Y)) != n:
+                bad = (y < 0) | (y >= c)
                 first = int(y[xp.argmax(xp.astype(bad, xp.int8))])
                 raise ValueError(self._error(method, f"label {first} is out of range for {c} classes"))
-            classes = xp.arange(c, dtype=y.dtype, device=kind.device(yhat))
-            return xp, xp.astype(xp.expand_dims(y, axis=1) == classes, yhat.dtype)
+            return xp, Y, True
         if _shape(y) != _shape(yhat):
             raise ValueError(
                 self._error(method, f"expected labels of shape ({n},) or one-hot rows of shape {(n, c)}, got {_shape(y)}")
             )
         if y.dtype != yhat.dtype:
             y = xp.astype(y, yhat.dtype)
-        return xp, y
+        return xp, y, False
 
 
 class CrossEntropyLoss(_ClassificationLoss):
@@ -125,39 +127,56 @@ class CrossEntropyLoss(_ClassificationLoss):
     """
 
     def forward(self, y, yhat):
-        xp, Y = self._targets(y, yhat, "forward")
+        xp, Y, _ = self._targets(y, yhat, "forward")
         return -xp.sum(Y * yhat, axis=1)
 
     def backward(self, y, yhat):
-        _, Y = self._targets(y, yhat, "backward")
+        _, Y, _ = self._targets(y, yhat, "backward")
         return Y * (-1.0 / yhat.shape[0])
 
     def forward_backward(self, y, yhat):
-        xp, Y = self._targets(y, yhat, "forward")
+        xp, Y, _ = self._targets(y, yhat, "forward")
         return -xp.sum(Y * yhat, axis=1), Y * (-1.0 / yhat.shape[0])
 
 
 class CELogSoftmax(_ClassificationLoss):
     """Log-softmax and cross-entropy fused, on raw scores: per row ``logsumexp(z) - z[y]``.
 
-    Numerically stable for scores of any magnitude. ``y`` as for
-    :class:`CrossEntropyLoss`; for soft targets the row cost is
-    ``sum_c y_c (logsumexp(z) - z_c)``. Backward: ``(softmax(z) sum_c y_c - Y) / N``.
+    Numerically stable for scores of any magnitude (the row max is
+    subtracted before exp). ``y`` as for :class:`CrossEntropyLoss`; for soft
+    targets the row cost is ``sum_c y_c (logsumexp(z) - z_c)``.
+    Backward: ``(softmax(z) sum_c y_c - Y) / N``.
     """
 
+    def _parts(self, xp, yhat):
+        shifted = yhat - xp.max(yhat, axis=1, keepdims=True)
+        e = xp.exp(shifted)
+        total = xp.sum(e, axis=1, keepdims=True)
+        return shifted, e, total
+
+    def _cost(self, xp, Y, hard, shifted, total):
+        # sum_c Y_c (log total - shifted_c), with sum_c Y_c = 1 for labels
+        log_total = xp.log(total[:, 0])
+        picked = xp.sum(Y * shifted, axis=1)
+        return log_total - picked if hard else log_total * xp.sum(Y, axis=1) - picked
+
+    def _grad(self, xp, Y, hard, e, total):
+        S = e / total
+        if not hard:
+            S = S * xp.sum(Y, axis=1, keepdims=True)
+        return (S - Y) * (1.0 / Y.shape[0])
+
     def forward(self, y, yhat):
-        xp, Y = self._targets(y, yhat, "forward")
-        return -xp.sum(Y * _log_softmax(xp, yhat), axis=1)
+        xp, Y, hard = self._targets(y, yhat, "forward")
+        shifted, _, total = self._parts(xp, yhat)
+        return self._cost(xp, Y, hard, shifted, total)
 
     def backward(self, y, yhat):
-        xp, Y = self._targets(y, yhat, "backward")
-        return self._grad(xp, Y, _softmax(xp, yhat))
-
-    def _grad(self, xp, Y, S):
-        mass = xp.sum(Y, axis=1, keepdims=True)
-        return (S * mass - Y) * (1.0 / S.shape[0])
+        xp, Y, hard = self._targets(y, yhat, "backward")
+        _, e, total = self._parts(xp, yhat)
+        return self._grad(xp, Y, hard, e, total)
 
     def forward_backward(self, y, yhat):
-        xp, Y = self._targets(y, yhat, "forward")
-        log_s = _log_softmax(xp, yhat)
-        return -xp.sum(Y * log_s, axis=1), self._grad(xp, Y, xp.exp(log_s))
+        xp, Y, hard = self._targets(y, yhat, "forward")
+        shifted, e, total = self._parts(xp, yhat)
+        return self._cost(xp, Y, hard, shifted, total), self._grad(xp, Y, hard, e, total)

@@ -40,6 +40,7 @@ class Module:
         # store its value instead of adding it to a zero array
         self._zero_keys: set[str] = set()
         self._backend: Backend | None = None
+        self._children: list[Module] = []  # sub-modules; containers fill it
         self.training = True
 
     # ------------------------------------------------------------------ API
@@ -72,10 +73,12 @@ class Module:
 
     def zero_grad(self) -> None:
         """Reset every gradient (this module's and its children's) to zero."""
-        for key, p in self._parameters.items():
-            self._gradient[key] = self._backend.xp.zeros_like(p)
-        self._zero_keys = set(self._parameters)
-        for child in self.children():
+        zero = self._zero_keys
+        for key, g in self._gradient.items():
+            if key not in zero:
+                g[...] = 0  # in place: no allocation per step
+                zero.add(key)
+        for child in self._children:
             child.zero_grad()
 
     def update_parameters(self, gradient_step: float = 1e-3) -> None:
@@ -83,14 +86,14 @@ class Module:
         for key in self._parameters:
             if key not in self._zero_keys:
                 self._parameters[key] -= gradient_step * self._gradient[key]
-        for child in self.children():
+        for child in self._children:
             child.update_parameters(gradient_step)
 
     # ---------------------------------------------------------- structure
 
     def children(self) -> list[Module]:
-        """Direct sub-modules (containers override this)."""
-        return []
+        """Direct sub-modules."""
+        return list(self._children)
 
     def modules(self) -> Iterator[Module]:
         """This module and all its descendants, depth first."""
@@ -200,7 +203,12 @@ class Module:
         self._zero_keys.add(name)
 
     def _accumulate(self, name: str, value) -> None:
-        """``_gradient[name] += value``; ``value`` must be a fresh array (it may be stored as is)."""
+        """``_gradient[name] += value``.
+
+        ``value`` must be a fresh array that nothing else holds: when the
+        gradient is known to be zero it is stored as is (saving a zero fill
+        and an addition), and :meth:`zero_grad` later zeroes it in place.
+        """
         if name in self._zero_keys:
             self._gradient[name] = value
             self._zero_keys.discard(name)
@@ -256,15 +264,21 @@ class Module:
 
     def _check_shape(self, X, expected: tuple, method: str = "forward", what: str = "input") -> None:
         """ValueError unless ``X`` matches ``expected`` (``None`` entries match any size)."""
-        shape = _shape(X)
-        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
-            shown = (
-                "("
-                + ", ".join("N" if i == 0 and e is None else ("*" if e is None else str(e)) for i, e in enumerate(expected))
-                + ("," if len(expected) == 1 else "")
-                + ")"
-            )
-            raise ValueError(self._error(method, f"expected {what} of shape {shown}, got {shape}"))
+        shape = X.shape
+        if len(shape) == len(expected):
+            for e, s in zip(expected, shape):
+                if e is not None and e != s:
+                    break
+            else:
+                return
+        shape = tuple(shape)
+        shown = (
+            "("
+            + ", ".join("N" if i == 0 and e is None else ("*" if e is None else str(e)) for i, e in enumerate(expected))
+            + ("," if len(expected) == 1 else "")
+            + ")"
+        )
+        raise ValueError(self._error(method, f"expected {what} of shape {shown}, got {shape}"))
 
     def _check_delta(self, delta, expected_shape: tuple, method: str):
         """``delta`` must have the output's shape; returns it checked like an input."""

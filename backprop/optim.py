@@ -50,7 +50,7 @@ class Optim:
         per_row, delta = self.loss.forward_backward(batch_y, yhat)
         net.backward(batch_x, delta, input_grad=False)
         net.update_parameters(self.eps)
-        return namespace_of(per_row).mean(per_row)
+        return namespace_of(per_row).sum(per_row) * (1.0 / per_row.shape[0])
 
     def __repr__(self) -> str:
         return f"Optim(loss={self.loss!r}, eps={self.eps})"

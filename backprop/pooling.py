@@ -76,30 +76,9 @@ class _MaxPoolNd(_PoolNd):
     def backward_delta(self, input, delta):
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
-        xp = namespace_of(input)
         cache = self._cache
         Y = cache[1] if cache is not None and cache[0] is input else self.forward(input)
-        slices = self._slices(input)
-        overlapping = self._overlapping()
-        dX = xp.zeros_like(input)
-        zero = xp.zeros((), dtype=delta.dtype, device=_device(input))
-        taken = None  # windows whose gradient already went to an earlier offset
-        for i, index in enumerate(slices):
-            if i == len(slices) - 1 and taken is not None:
-                hit = xp.logical_not(taken)  # the maximum is somewhere: the last offset gets the rest
-            else:
-                hit = input[index] == Y
-                if taken is not None:
-                    hit = xp.logical_and(hit, xp.logical_not(taken))
-                    taken = xp.logical_or(taken, hit)
-                else:
-                    taken = hit
-            part = xp.where(hit, delta, zero)
-            if overlapping:
-                dX[index] += part
-            else:
-                dX[index] = part
-        return dX
+        return kind_of(input).ops.max_pool_backward(input, Y, delta, self.kernel, self.stride)
 
 
 class _AvgPoolNd(_PoolNd):
@@ -125,10 +104,6 @@ class _AvgPoolNd(_PoolNd):
             else:
                 dX[index] = part
         return dX
-
-
-def _device(x):
-    return kind_of(x).device(x)
 
 
 class MaxPool1D(_MaxPoolNd):

@@ -89,6 +89,7 @@ class ArrayKind:
     ops: Any
     array_type: type
     float_dtypes: tuple
+    int_dtypes: tuple
     has_devices: bool
 
     def device(self, x):
@@ -108,9 +109,9 @@ def _load_kind(name: str) -> ArrayKind:
         raise ValueError(f"unknown backend {name!r}; valid names are: {', '.join(BACKENDS)}")
     try:
         if name == "numpy":
-            import array_api_compat.numpy as xp
-
             from . import _numpy as ops
+
+            xp = ops.namespace
 
             array_type, has_devices = np.ndarray, False
         elif name == "torch":
@@ -142,6 +143,7 @@ def _load_kind(name: str) -> ArrayKind:
         ops=ops,
         array_type=array_type,
         float_dtypes=(xp.float32, xp.float64),
+        int_dtypes=tuple(getattr(xp, n) for n in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")),
         has_devices=has_devices,
     )
     _KINDS[name] = kind

@@ -21,3 +21,26 @@ def windows(x, kernel, strides):
 
 def overlap_add(cols, spatial, strides):
     return _standard.overlap_add(cols, spatial, strides, inplace_views=True)
+
+
+def im2col(x, kernel, strides, *, ones=False):
+    """im2col with one copy of the windows, straight into the (optionally ones-extended) matrix."""
+    w = windows(x, kernel, strides)
+    d = len(kernel)
+    lead = w.shape[: 1 + d]
+    width = 1
+    for n in w.shape[1 + d :]:
+        width *= n
+    m = 1
+    for n in lead:
+        m *= n
+    if not ones:
+        return w.reshape(m, width)
+    with x.device:
+        cols = cupy.empty((m, width + 1), dtype=x.dtype)
+    cols[:, width] = 1
+    cupy.copyto(cols.reshape(*lead, width + 1)[..., :width].reshape(w.shape), w)
+    return cols
+
+
+max_pool_backward = _standard.max_pool_backward

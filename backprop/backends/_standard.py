@@ -50,6 +50,26 @@ def windows(x, kernel, strides):
     return xp.reshape(stacked, (x.shape[0], *out, *kernel, x.shape[-1]))
 
 
+def im2col(x, kernel, strides, *, ones=False):
+    """The im2col matrix ``(N * positions, prod(kernel) * C)`` of ``x``, one row per window.
+
+    With ``ones=True`` a last column of ones is appended, so that a bias
+    folds into the convolution's matmul (and its gradient into the weight
+    gradient's): cheaper than a broadcast addition and a column sum over the
+    whole output.
+    """
+    xp = array_namespace(x)
+    w = windows(x, kernel, strides)
+    d = len(kernel)
+    m = 1
+    for n in w.shape[: 1 + d]:
+        m *= n
+    cols = xp.reshape(w, (m, -1))
+    if ones:
+        cols = xp.concat([cols, xp.ones((m, 1), dtype=x.dtype, device=device_of(x))], axis=1)
+    return cols
+
+
 def overlap_add(cols, spatial, strides, *, inplace_views=False):
     """col2im, the adjoint of :func:`windows`: ``(N, *out, *kernel, C)`` -> ``(N, *spatial, C)``.
 
@@ -76,3 +96,36 @@ def overlap_add(cols, spatial, strides, *, inplace_views=False):
         else:
             result[index] += part
     return result
+
+
+def max_pool_backward(x, y, delta, kernel, strides):
+    """Gradient of max pooling w.r.t. its input ``x`` (``(N, *spatial, C)``).
+
+    ``y`` is the pooled output and ``delta`` the gradient w.r.t. it. Each
+    window's gradient goes to one element, its first maximum in row-major
+    order (PyTorch's rule on ties); overlapping windows sum.
+    """
+    xp = array_namespace(x)
+    out = tuple(y.shape[1:-1])
+    slices = [index for _, index in offset_slices(kernel, strides, out)]
+    overlapping = any(s < k for s, k in zip(strides, kernel))
+    dx = xp.zeros_like(x)
+    taken = None  # windows whose gradient already went to an earlier offset
+    for i, index in enumerate(slices):
+        if i == len(slices) - 1 and taken is not None:
+            hit = xp.logical_not(taken)  # the maximum is somewhere: the last offset gets the rest
+        else:
+            hit = x[index] == y
+            if taken is not None:
+                hit = xp.logical_and(hit, xp.logical_not(taken))
+                taken = xp.logical_or(taken, hit)
+            else:
+                taken = hit
+        # multiply by the 0/1 mask rather than where(): a select on an
+        # unpredictable mask is several times slower on NumPy
+        part = delta * xp.astype(hit, delta.dtype)
+        if overlapping:
+            dx[index] += part
+        else:
+            dx[index] = part
+    return dx

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from . import _standard
 
 name = "torch"
@@ -19,3 +21,25 @@ def windows(x, kernel, strides):
 
 def overlap_add(cols, spatial, strides):
     return _standard.overlap_add(cols, spatial, strides, inplace_views=True)
+
+
+def im2col(x, kernel, strides, *, ones=False):
+    """im2col with one copy of the windows, straight into the (optionally ones-extended) matrix."""
+    w = windows(x, kernel, strides)
+    d = len(kernel)
+    lead = tuple(w.shape[: 1 + d])
+    width = 1
+    for n in w.shape[1 + d :]:
+        width *= n
+    m = 1
+    for n in lead:
+        m *= n
+    if not ones:
+        return w.reshape(m, width)
+    cols = torch.empty((m, width + 1), dtype=x.dtype, device=x.device)
+    cols[:, width] = 1
+    cols.view(*lead, width + 1)[..., :width].unflatten(-1, tuple(w.shape[1 + d :])).copy_(w)
+    return cols
+
+
+max_pool_backward = _standard.max_pool_backward
