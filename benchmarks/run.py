@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -154,10 +155,8 @@ def environment(threads):
         "versions": {"backprop": bp.__version__, "numpy": np.__version__},
     }
     for mod in ("torch", "sklearn", "array_api_compat", "array_api_strict", "cupy"):
-        try:
+        with contextlib.suppress(Exception):  # not installed, or no GPU for cupy
             info["versions"][mod] = __import__(mod).__version__
-        except Exception:
-            pass
     try:
         from threadpoolctl import threadpool_info
 

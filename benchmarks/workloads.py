@@ -226,7 +226,7 @@ class TorchStep:
         loss = F.binary_cross_entropy(out, y) * out.shape[1] if self.w.n_classes is None else F.cross_entropy(out, y)
         loss.backward()
         self.opt.step()
-        return loss
+        return loss.detach()
 
     def infer(self, X):
         with self.torch.no_grad():
