@@ -20,17 +20,31 @@ from .backends import (
 from .containers import Concat, Sequential, Sequentiel
 from .conv import Conv1D, Conv2D
 from .data import accuracy, load_digits, one_hot
+from .dropout import Dropout
 from .gradcheck import GradcheckError, gradcheck
 from .linear import Linear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss
 from .module import Loss, Module
-from .optim import SGD, DivergenceError, Optim
+from .optim import SGD, DivergenceError, History, Optim, evaluate
+from .optimizers import Adam, CosineLR, GradientDescent, Momentum, Optimizer, StepLR
 from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
+from .serialization import load, save
 from .shape import Flatten, Reshape, Transpose
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adam",
+    "CosineLR",
+    "Dropout",
+    "GradientDescent",
+    "History",
+    "Momentum",
+    "Optimizer",
+    "StepLR",
+    "evaluate",
+    "load",
+    "save",
     "AvgPool1D",
     "AvgPool2D",
     "Concat",

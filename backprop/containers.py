@@ -42,6 +42,10 @@ class Sequentiel(Module):
         self._inputs = None
         return self
 
+    @classmethod
+    def from_config(cls, config: dict, children: list) -> Sequentiel:
+        return cls(*children)
+
     def __len__(self) -> int:
         return len(self._modules)
 
@@ -113,6 +117,13 @@ class Concat(Module):
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
+
+    def get_config(self) -> dict:
+        return {"axis": self.axis}
+
+    @classmethod
+    def from_config(cls, config: dict, children: list) -> Concat:
+        return cls(*children, **config)
 
     def _clear_cache(self) -> None:
         self._sizes = None

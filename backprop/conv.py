@@ -46,6 +46,16 @@ class _ConvNd(Module):
             self._add_parameter("bias", uniform(-k, k, (chan_out,), rng=rng, backend=backend))
         self._cache = None
 
+    def get_config(self) -> dict:
+        one = self._d == 1
+        return {
+            "k_size": self.kernel[0] if one else list(self.kernel),
+            "chan_in": self.chan_in,
+            "chan_out": self.chan_out,
+            "stride": self.stride[0] if one else list(self.stride),
+            "bias": "bias" in self._parameters,
+        }
+
     def extra_repr(self) -> str:
         k = self.kernel[0] if self._d == 1 else self.kernel
         s = self.stride[0] if self._d == 1 else self.stride

@@ -42,6 +42,9 @@ class Linear(Module):
         if bias:
             self._add_parameter("bias", uniform(-k, k, (output,), rng=rng, backend=backend))
 
+    def get_config(self) -> dict:
+        return {"input": self.in_features, "output": self.out_features, "bias": "bias" in self._parameters}
+
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}" + ("" if "bias" in self._parameters else ", bias=False")
 

@@ -18,6 +18,9 @@ from .backends import Backend, asarray, get_backend, kind_of
 
 __all__ = ["Loss", "Module"]
 
+#: every Module subclass by name: what backprop.load rebuilds architectures from
+MODULE_TYPES: dict[str, type] = {}
+
 
 def _shape(x) -> tuple:
     return tuple(x.shape)
@@ -32,6 +35,11 @@ class Module:
     else: :meth:`zero_grad`, :meth:`update_parameters`, :meth:`parameters`,
     :meth:`to` and ``repr``.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            MODULE_TYPES[cls.__name__] = cls
 
     def __init__(self) -> None:
         self._parameters: dict[str, Any] = {}
@@ -131,6 +139,63 @@ class Module:
                 size *= d
             total += size
         return total
+
+    # ------------------------------------------------------- persistence
+
+    def get_config(self) -> dict:
+        """The constructor arguments that rebuild this module (JSON-serialisable).
+
+        Modules whose constructor takes arguments override it; containers
+        describe their children separately (see :func:`backprop.save`).
+        """
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict, children: list) -> Module:
+        """Rebuild a module from :meth:`get_config` and its rebuilt children."""
+        if children:
+            raise ValueError(f"{cls.__name__}: unexpected children in a saved architecture")
+        return cls(**config)
+
+    def state_dict(self) -> dict:
+        """Every parameter by name (``"0.weight"``, ...): the arrays themselves, not copies."""
+        return dict(self.named_parameters())
+
+    def load_state_dict(self, state: dict) -> None:
+        """Set every parameter from ``state`` (arrays of any library; floating values are cast).
+
+        Everything is checked before anything is written: missing or
+        unexpected names, shapes, non-floating dtypes and NaN or infinite
+        values each raise, and the module is then left unchanged.
+        """
+        owner = f"{self._label()}.load_state_dict"
+        slots = {name: (m, key) for name, (m, key) in zip((n for n, _ in self.named_parameters()), self.parameter_slots())}
+        if not isinstance(state, dict):
+            raise TypeError(f"{owner}: expected a dict of arrays, got {type(state).__name__}")
+        missing = [n for n in slots if n not in state]
+        unexpected = [n for n in state if n not in slots]
+        if missing or unexpected:
+            raise ValueError(f"{owner}: parameter names do not match: missing {missing}, unexpected {unexpected}")
+        staged = []
+        for name, (m, key) in slots.items():
+            try:
+                value = asarray(state[name], backend=m._backend)
+            except TypeError as exc:
+                raise TypeError(f"{owner}: parameter {name!r}: {exc}") from None
+            kind, xp = m._backend.kind, m._backend.xp
+            if value.dtype not in kind.float_dtypes:
+                raise TypeError(f"{owner}: parameter {name!r} has dtype {value.dtype}, expected a floating dtype")
+            expected = tuple(m._parameters[key].shape)
+            if tuple(value.shape) != expected:
+                raise ValueError(f"{owner}: parameter {name!r} has shape {tuple(value.shape)}, expected {expected}")
+            if not bool(xp.all(xp.isfinite(value))):
+                raise ValueError(f"{owner}: parameter {name!r} holds NaN or infinite values")
+            if value is state[name]:
+                value = xp.asarray(value, copy=True)  # the module must not share the caller's array
+            staged.append((m, key, value))
+        for m, key, value in staged:
+            m._parameters[key] = value
+            m._clear_cache()
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (on this module and its children); returns self."""

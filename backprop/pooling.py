@@ -26,6 +26,10 @@ class _PoolNd(Module):
         self.stride = self.kernel if stride is None else int_tuple(name, "stride", stride, self._d)
         self._cache = None
 
+    def get_config(self) -> dict:
+        one = self._d == 1
+        return {"k_size": self.kernel[0] if one else list(self.kernel), "stride": self.stride[0] if one else list(self.stride)}
+
     def extra_repr(self) -> str:
         if self._d == 1:
             return f"k={self.kernel[0]}, stride={self.stride[0]}"

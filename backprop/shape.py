@@ -34,6 +34,9 @@ class Reshape(Module):
             raise ValueError(f"Reshape: shape must be positive ints, got {shape!r}")
         self.shape = shape
 
+    def get_config(self) -> dict:
+        return {"shape": list(self.shape)}
+
     def extra_repr(self) -> str:
         return str(self.shape)
 
@@ -67,6 +70,9 @@ class Transpose(Module):
             raise ValueError(f"Transpose: axes must be a permutation of 0..{len(axes) - 1}, got {axes!r}")
         self.axes = axes
         self._inverse = tuple(axes.index(i) for i in range(len(axes)))
+
+    def get_config(self) -> dict:
+        return {"axes": list(self.axes)}
 
     def extra_repr(self) -> str:
         return str(self.axes)
