@@ -88,3 +88,51 @@ def test_batch_bounds_balanced():
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
     assert batch_bounds(64, 32) == [(0, 32), (32, 64)]
     assert batch_bounds(5, 32) == [(0, 5)]
+
+
+def test_history_with_validation_and_metric(backend, rng):
+    X, y = rng.normal(size=(80, 4)), rng.integers(0, 3, size=80)
+    net = bp.Sequentiel(bp.Linear(4, 8), bp.TanH(), bp.Linear(8, 3))
+    hist = bp.SGD(
+        net, bp.CELogSoftmax(), X[:60], y[:60], epochs=3, eps=0.1, seed=0, validation=(X[60:], y[60:]), metric=bp.accuracy
+    )
+    assert isinstance(hist, list) and len(hist) == 3
+    assert len(hist.val_loss) == len(hist.metric) == len(hist.time) == 3
+    assert all(0 <= a <= 1 for a in hist.metric) and hist.best_epoch in (1, 2, 3)
+    assert set(hist.as_dict()) >= {"train_loss", "val_loss", "metric", "time", "lr", "best_epoch"}
+
+
+def test_early_stopping_restores_best_parameters(backend, rng):
+    # a network that overfits: tiny noisy training set, large learning rate
+    X, y = rng.normal(size=(40, 10)), rng.integers(0, 2, size=40)
+    Xv, yv = rng.normal(size=(200, 10)), rng.integers(0, 2, size=200)
+    bp.manual_seed(0)
+    net = bp.Sequentiel(bp.Linear(10, 64), bp.TanH(), bp.Linear(64, 2))
+    hist = bp.SGD(net, bp.CELogSoftmax(), X, y, batch_size=8, epochs=200, eps=0.5, seed=0, validation=(Xv, yv), patience=5)
+    assert hist.stopped_early and len(hist) < 200
+    assert hist.best_epoch == len(hist) - 5
+    best = min(hist.val_loss)
+    assert hist.val_loss[hist.best_epoch - 1] == best
+    now, _ = bp.evaluate(net, bp.CELogSoftmax(), Xv, yv)
+    assert now == pytest.approx(best, rel=1e-5)
+
+
+def test_early_stopping_needs_validation(backend):
+    net = bp.Sequentiel(bp.Linear(2, 1))
+    with pytest.raises(ValueError, match="needs validation data"):
+        bp.SGD(net, bp.MSELoss(), np.zeros((4, 2)), np.zeros((4, 1)), patience=3)
+    with pytest.raises(ValueError, match="monitor='metric' needs a metric"):
+        bp.SGD(
+            net,
+            bp.MSELoss(),
+            np.zeros((4, 2)),
+            np.zeros((4, 1)),
+            validation=(np.zeros((2, 2)), np.zeros((2, 1))),
+            monitor="metric",
+        )
+
+
+def test_evaluate_restores_training_mode(backend, rng):
+    net = bp.Sequentiel(bp.Linear(3, 3), bp.Dropout(0.5))
+    cost, acc = bp.evaluate(net, bp.CELogSoftmax(), rng.normal(size=(10, 3)), rng.integers(0, 3, size=10), metric=bp.accuracy)
+    assert net[1].training and 0 <= acc <= 1 and cost > 0

@@ -193,7 +193,7 @@ def adam_vs_sgd(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Re
     speedup = f"{sgd_epochs / adam_epochs:.1f}x" if adam_epochs else "not reached"
     name = (
         f"seed CNN, Adam vs SGD: SGD reaches {target:.4f} in {sgd_epochs} epochs, "
-        f"Adam in {adam_epochs if adam_epochs else '>' + str(epochs)} ({speedup} fewer epochs)"
+        f"Adam in {adam_epochs if adam_epochs else '>' + str(epochs)} (speed-up {speedup})"
     )
     result = Result(name, curves["adam"].metric[-1], sum(curves["adam"].time), epochs, list(curves["adam"]))
     result.extra = {

@@ -1,0 +1,155 @@
+import math
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from conftest import assert_close, try_torch
+
+
+def one_layer(rng):
+    lin = bp.Linear(3, 2)
+    x = bp.asarray(rng.normal(size=(4, 3)))
+    d = bp.asarray(rng.normal(size=(4, 2)))
+    lin.backward_update_gradient(x, d)
+    return lin
+
+
+def host(lin):
+    return {k: bp.to_numpy(v).copy() for k, v in lin._parameters.items()}, {
+        k: bp.to_numpy(v).copy() for k, v in lin._gradient.items()
+    }
+
+
+def test_gradient_descent_with_weight_decay(f64, rng):
+    lin = one_layer(rng)
+    p, g = host(lin)
+    bp.GradientDescent(0.1, weight_decay=0.01).step(lin)
+    for k in p:
+        assert_close(lin._parameters[k], p[k] - 0.1 * (g[k] + 0.01 * p[k]), f64)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_two_steps_by_hand(f64, rng, nesterov):
+    lin = one_layer(rng)
+    p, g = host(lin)
+    opt = bp.Momentum(0.1, momentum=0.9, nesterov=nesterov)
+    opt.step(lin)
+    opt.step(lin)  # same gradient twice
+    for k in p:
+        v1 = g[k]
+        v2 = 0.9 * v1 + g[k]
+        u1 = g[k] + 0.9 * v1 if nesterov else v1
+        u2 = g[k] + 0.9 * v2 if nesterov else v2
+        assert_close(lin._parameters[k], p[k] - 0.1 * u1 - 0.1 * u2, f64)
+
+
+def test_adam_one_step_by_hand(f64, rng):
+    lin = one_layer(rng)
+    p, g = host(lin)
+    bp.Adam(0.01, betas=(0.9, 0.999), eps=1e-8).step(lin)
+    for k in p:
+        m, v = 0.1 * g[k], 0.001 * g[k] ** 2
+        expected = p[k] - 0.01 * (m / 0.1) / (np.sqrt(v / 0.001) + 1e-8)
+        assert_close(lin._parameters[k], expected, f64)
+
+
+def test_state_lives_with_the_parameters(backend, rng):
+    lin = one_layer(rng)
+    opt = bp.Adam(0.01)
+    opt.step(lin)
+    for _, buffers in opt._state.values():
+        for b in buffers:
+            assert bp.backends.kind_of(b).name == backend.name and b.dtype == backend.dtype
+
+
+def _torch_net(torch, net):
+    layers = []
+    for m in net:
+        if isinstance(m, bp.Linear):
+            t = torch.nn.Linear(m.in_features, m.out_features).double()
+            with torch.no_grad():
+                t.weight.copy_(torch.tensor(bp.to_numpy(m._parameters["weight"]).T))
+                t.bias.copy_(torch.tensor(bp.to_numpy(m._parameters["bias"])))
+            layers.append(t)
+        else:
+            layers.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+def test_matches_torch_optim_step_for_step(f64, rng, name):
+    torch = try_torch()
+    net = bp.Sequentiel(bp.Linear(5, 7), bp.TanH(), bp.Linear(7, 3))
+    tnet = _torch_net(torch, net)
+    wd = 0.01
+    ours = {
+        "sgd": bp.GradientDescent(0.05, weight_decay=wd),
+        "momentum": bp.Momentum(0.05, 0.9, weight_decay=wd),
+        "nesterov": bp.Momentum(0.05, 0.9, nesterov=True, weight_decay=wd),
+        "adam": bp.Adam(0.01, weight_decay=wd),
+    }[name]
+    params = list(tnet.parameters())
+    theirs = {
+        "sgd": lambda: torch.optim.SGD(params, lr=0.05, weight_decay=wd),
+        "momentum": lambda: torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=wd),
+        "nesterov": lambda: torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=wd),
+        "adam": lambda: torch.optim.Adam(params, lr=0.01, weight_decay=wd),
+    }[name]()
+    optim = bp.Optim(net, bp.CELogSoftmax(), optimizer=ours)
+    for step in range(5):
+        x, y = rng.normal(size=(8, 5)), rng.integers(0, 3, size=8)
+        ours_loss = float(optim.step(bp.asarray(x), bp.asarray(y)))
+        theirs.zero_grad()
+        loss = torch.nn.functional.cross_entropy(tnet(torch.tensor(x)), torch.tensor(y))
+        loss.backward()
+        theirs.step()
+        assert ours_loss == pytest.approx(loss.item(), abs=1e-10), step
+    for m, t in zip([m for m in net if isinstance(m, bp.Linear)], [t for t in tnet if isinstance(t, torch.nn.Linear)]):
+        np.testing.assert_allclose(bp.to_numpy(m._parameters["weight"]), t.weight.detach().numpy().T, atol=1e-10)
+        np.testing.assert_allclose(bp.to_numpy(m._parameters["bias"]), t.bias.detach().numpy(), atol=1e-10)
+
+
+def test_optimizer_by_name_and_errors():
+    assert isinstance(bp.optimizers.make_optimizer("adam", 0.01), bp.Adam)
+    assert bp.optimizers.make_optimizer("nesterov", 0.01).nesterov
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        bp.optimizers.make_optimizer("rmsprop", 0.1)
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        bp.Adam(lr=-1)
+    with pytest.raises(ValueError, match="momentum must be below 1"):
+        bp.Momentum(0.1, momentum=1.0)
+    with pytest.raises(ValueError, match=r"betas\[1\] must lie in \[0, 1\)"):
+        bp.Adam(betas=(0.9, 1.0))
+    assert "Adam(lr=0.001" in repr(bp.Adam())
+
+
+def test_schedules():
+    opt = bp.GradientDescent(1.0)
+    step = bp.StepLR(opt, step_size=2, gamma=0.5)
+    assert [step.step() for _ in range(5)] == [1.0, 0.5, 0.5, 0.25, 0.25]
+    opt = bp.GradientDescent(1.0)
+    cos = bp.CosineLR(opt, total_epochs=4, min_lr=0.0)
+    rates = [cos.step() for _ in range(5)]
+    assert rates[1] == pytest.approx(0.5) and rates[3] == pytest.approx(0.0) and rates[4] == pytest.approx(0.0)
+    assert rates[0] == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    with pytest.raises(TypeError, match="expected an Optimizer"):
+        bp.StepLR("adam", 2)
+
+
+def test_sgd_uses_optimizer_and_schedule(backend, rng):
+    X, y = rng.normal(size=(60, 4)), rng.integers(0, 3, size=60)
+    net = bp.Sequentiel(bp.Linear(4, 8), bp.TanH(), bp.Linear(8, 3))
+    hist = bp.SGD(
+        net,
+        bp.CELogSoftmax(),
+        X,
+        y,
+        epochs=4,
+        eps=0.1,
+        optimizer="momentum",
+        seed=0,
+        scheduler=lambda opt: bp.StepLR(opt, step_size=2, gamma=0.1),
+    )
+    assert hist.lr == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    assert hist[-1] < hist[0]
