@@ -6,6 +6,7 @@ array-api-strict, chosen with ``BACKPROP_BACKEND`` or :func:`set_backend`.
 """
 
 from .activations import LogSoftmax, ReLU, Sigmoid, Softmax, TanH
+from .autoencoder import Autoencoder, build_autoencoder, gaussian_noise, masking_noise
 from .backends import (
     Backend,
     BackendUnavailableError,
@@ -22,7 +23,7 @@ from .conv import Conv1D, Conv2D
 from .data import accuracy, load_digits, one_hot
 from .dropout import Dropout
 from .gradcheck import GradcheckError, gradcheck
-from .linear import Linear
+from .linear import Linear, TiedLinear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss
 from .module import Loss, Module
 from .optim import SGD, DivergenceError, History, Optim, evaluate
@@ -34,6 +35,11 @@ from .shape import Flatten, Reshape, Transpose
 __version__ = "0.1.0"
 
 __all__ = [
+    "Autoencoder",
+    "TiedLinear",
+    "build_autoencoder",
+    "gaussian_noise",
+    "masking_noise",
     "Adam",
     "CosineLR",
     "Dropout",

@@ -1,11 +1,8 @@
-"""``python -m backprop``: train the seed's networks on the bundled digits."""
+"""``python -m backprop``: the ``backprop`` command (see :mod:`backprop.cli`)."""
 
-from .experiments.seed import main as _main
+import sys
 
-
-def main() -> None:
-    _main()
-
+from .cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -56,26 +56,27 @@ class BCELoss(Loss):
     Backward: ``(yhat - y) / max(yhat (1 - yhat), 1e-12) / N``, finite at 0 and 1.
     """
 
-    def _per_row(self, xp, y, yhat):
+    def _per_row(self, xp, y, yhat, q):
         log_p = xp.maximum(xp.log(xp.maximum(yhat, _ARG_FLOOR)), _LOG_FLOOR)
-        log_q = xp.maximum(xp.log(xp.maximum(1 - yhat, _ARG_FLOOR)), _LOG_FLOOR)
+        log_q = xp.maximum(xp.log(xp.maximum(q, _ARG_FLOOR)), _LOG_FLOOR)
         return -_row_sum(xp, y * (log_p - log_q) + log_q)
 
-    def _grad(self, xp, y, yhat):
-        denom = xp.maximum(yhat * (1 - yhat), _GRAD_EPS)
-        return (yhat - y) / denom / yhat.shape[0]
+    def _grad(self, xp, y, yhat, q):
+        denom = xp.maximum(yhat * q, _GRAD_EPS)
+        return (yhat - y) / denom * (1.0 / yhat.shape[0])
 
     def forward(self, y, yhat):
         xp, y = self._dense_target(y, yhat, "forward")
-        return self._per_row(xp, y, yhat)
+        return self._per_row(xp, y, yhat, 1 - yhat)
 
     def backward(self, y, yhat):
         xp, y = self._dense_target(y, yhat, "backward")
-        return self._grad(xp, y, yhat)
+        return self._grad(xp, y, yhat, 1 - yhat)
 
     def forward_backward(self, y, yhat):
         xp, y = self._dense_target(y, yhat, "forward")
-        return self._per_row(xp, y, yhat), self._grad(xp, y, yhat)
+        q = 1 - yhat  # shared by the cost and its gradient
+        return self._per_row(xp, y, yhat, q), self._grad(xp, y, yhat, q)
 
 
 class _ClassificationLoss(Loss):

@@ -157,6 +157,20 @@ class Module:
             raise ValueError(f"{cls.__name__}: unexpected children in a saved architecture")
         return cls(**config)
 
+    def get_references(self) -> dict:
+        """Modules this one uses without owning them (e.g. a tied weight's layer), by name."""
+        return {}
+
+    def set_reference(self, name: str, module: Module) -> None:
+        """Point reference ``name`` at ``module`` (used by :func:`backprop.load`)."""
+        raise ValueError(f"{self._label()} has no reference {name!r}")
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """``(path, module)`` for this module (path ``""``) and every descendant (``"0"``, ``"0.1"``, ...)."""
+        yield prefix.rstrip("."), self
+        for name, child in self._named_children():
+            yield from child.named_modules(f"{prefix}{name}.")
+
     def state_dict(self) -> dict:
         """Every parameter by name (``"0.weight"``, ...): the arrays themselves, not copies."""
         return dict(self.named_parameters())

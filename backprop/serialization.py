@@ -22,15 +22,41 @@ _ARCH, _FORMAT, _PARAM = "__architecture__", "__format__", "param/"
 
 def architecture(module: Module) -> dict:
     """The JSON-serialisable description that :func:`load` rebuilds ``module`` from."""
-    node = {"type": type(module).__name__, "config": module.get_config()}
-    children = module.children()
-    if children:
-        node["children"] = [architecture(c) for c in children]
-    return node
+    paths = {id(m): path for path, m in module.named_modules()}
+
+    def describe(m: Module) -> dict:
+        node = {"type": type(m).__name__, "config": m.get_config()}
+        refs = {}
+        for name, target in m.get_references().items():
+            if id(target) not in paths:
+                raise ValueError(
+                    f"backprop.save: {m._label()} refers to {target._label()}, which is not part of the saved network"
+                )
+            refs[name] = paths[id(target)]
+        if refs:
+            node["references"] = refs
+        children = m.children()
+        if children:
+            node["children"] = [describe(c) for c in children]
+        return node
+
+    return describe(module)
 
 
 def build(node: dict) -> Module:
-    """A fresh module (new parameters) from :func:`architecture`'s description."""
+    """A fresh module (new parameters) from :func:`architecture`'s description, references resolved."""
+    pending = []
+    root = _build(node, pending)
+    modules = dict(root.named_modules())
+    for m, refs in pending:
+        for name, path in refs.items():
+            if path not in modules:
+                raise ValueError(f"{m._label()}: reference {name!r} points to {path!r}, which does not exist")
+            m.set_reference(name, modules[path])
+    return root
+
+
+def _build(node: dict, pending: list) -> Module:
     if not isinstance(node, dict) or not isinstance(node.get("type"), str):
         raise ValueError(f"malformed architecture entry: {node!r}")
     cls = MODULE_TYPES.get(node["type"])
@@ -39,11 +65,14 @@ def build(node: dict) -> Module:
             f"unknown layer type {node['type']!r}; import the module that defines it before loading "
             f"(known types: {', '.join(sorted(MODULE_TYPES))})"
         )
-    children = [build(c) for c in node.get("children", [])]
+    children = [_build(c, pending) for c in node.get("children", [])]
     try:
-        return cls.from_config(dict(node.get("config", {})), children)
-    except (TypeError, ValueError) as exc:
+        module = cls.from_config(dict(node.get("config", {})), children)
+    except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"cannot rebuild {node['type']} from {node.get('config')!r}: {exc}") from None
+    if node.get("references"):
+        pending.append((module, dict(node["references"])))
+    return module
 
 
 def save(module: Module, path) -> None:

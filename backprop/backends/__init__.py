@@ -232,6 +232,10 @@ class Backend:
 
             torch.cuda.synchronize(self.device)
 
+    def __reduce__(self):
+        # pickled by description: the namespace and library modules are not picklable
+        return _make_backend, (self.name, _device_label(self.device), self.dtype_name)
+
     def describe(self) -> str:
         """A short label such as ``numpy:cpu/float32``."""
         return f"{self.name}:{_device_label(self.device)}/{self.dtype_name}"

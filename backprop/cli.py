@@ -1,0 +1,387 @@
+"""The ``backprop`` command (also ``python -m backprop``).
+
+``backprop``                 the main job: the seed's networks on the bundled digits
+``backprop train``           train one network (the seed's CNN on the digits by default)
+``backprop evaluate PATH``   accuracy and confusion matrix of a saved network
+``backprop experiment autoencoder --out DIR``   the autoencoder study
+``backprop info``            version, backends, devices, BLAS threads
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import __version__
+from .backends import BACKENDS, DTYPES, BackendUnavailableError, use_backend
+from .backends import namespace_of as backend_xp
+
+MODELS = ("mlp", "cnn", "cnn2d", "autoencoder")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+
+
+class UsageError(Exception):
+    """A bad value on the command line (reported on one line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors on one line instead of the whole usage text."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _backend_context(args):
+    return use_backend(args.backend, device=args.device, dtype=args.dtype)
+
+
+def load_data(args):
+    """``(X_train, X_test, y_train, y_test)`` from ``--data`` files or the bundled digits."""
+    from .data import load_digits, read_mnist, read_usps, train_test_split
+
+    if not args.data:
+        if args.dataset != "digits":
+            raise UsageError(f"unknown dataset {args.dataset!r}; the bundled one is 'digits' (or pass --data FILE)")
+        return load_digits(seed=args.seed), (8, 8)
+    if len(args.data) == 1:
+        X, y = read_usps(args.data[0])
+    else:
+        X, y = read_mnist(args.data[0], args.data[1])
+    side = int(round(X.shape[1] ** 0.5))
+    return train_test_split(X, y, seed=args.seed), (side, side) if side * side == X.shape[1] else None
+
+
+def build_model(name: str, n_features: int, n_classes: int, image_shape):
+    """The network for ``--model``, sized for the data."""
+    from . import (
+        Conv1D,
+        Conv2D,
+        Flatten,
+        Linear,
+        MaxPool1D,
+        MaxPool2D,
+        ReLU,
+        Reshape,
+        Sequentiel,
+        TanH,
+        build_autoencoder,
+    )
+
+    if name == "mlp":
+        return Sequentiel(Linear(n_features, 100), TanH(), Linear(100, n_classes))
+    if name == "cnn":
+        if n_features < 4:
+            raise UsageError(f"the CNN needs at least 4 input values, got {n_features}")
+        pooled = (n_features - 2) // 2
+        return Sequentiel(
+            Reshape((n_features, 1)),
+            Conv1D(3, 1, 32),
+            MaxPool1D(2, 2),
+            Flatten(),
+            Linear(pooled * 32, 100),
+            ReLU(),
+            Linear(100, n_classes),
+        )
+    if name == "cnn2d":
+        if image_shape is None:
+            raise UsageError(f"cnn2d needs square images; {n_features} values per sample is not a square")
+        h, w = image_shape
+        out_h, out_w = (h - 2) // 2, (w - 2) // 2
+        return Sequentiel(
+            Reshape((h, w, 1)),
+            Conv2D(3, 1, 16),
+            ReLU(),
+            MaxPool2D(2),
+            Flatten(),
+            Linear(out_h * out_w * 16, 100),
+            ReLU(),
+            Linear(100, n_classes),
+        )
+    return build_autoencoder((n_features, 100, 10)).network
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_main(args) -> int:
+    from .experiments.seed import main
+
+    with _backend_context(args):
+        main(verbose=False)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import SGD, BCELoss, CELogSoftmax, accuracy, manual_seed, save
+
+    progress = not args.quiet and sys.stderr.isatty()
+    with _backend_context(args) as backend:
+        (X_tr, X_te, y_tr, y_te), image_shape = load_data(args)
+        xp = backend.xp
+        n_classes = int(xp.max(y_tr)) + 1
+        manual_seed(args.seed)
+        net = build_model(args.model, X_tr.shape[1], n_classes, image_shape)
+        autoencoder = args.model == "autoencoder"
+        loss = BCELoss() if autoencoder else CELogSoftmax()
+        Y_tr, Y_te = (X_tr, X_te) if autoencoder else (y_tr, y_te)
+        lr = args.lr if args.lr is not None else (1e-2 if args.optimizer == "adam" else 0.1)
+        if not args.quiet:
+            print(
+                f"training {args.model} on {args.data[0] if args.data else args.dataset} "
+                f"({X_tr.shape[0]} train / {X_te.shape[0]} test, {X_tr.shape[1]} values each) "
+                f"with {args.optimizer} (lr {lr}) on {backend.describe()}",
+                flush=True,
+            )
+        t0 = time.perf_counter()
+        history = SGD(
+            net,
+            loss,
+            X_tr,
+            Y_tr,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            eps=lr,
+            seed=args.seed,
+            optimizer=args.optimizer,
+            validation=(X_te, Y_te),
+            metric=None if autoencoder else accuracy,
+            restore_best=False,
+            progress=progress,
+        )
+        seconds = time.perf_counter() - t0
+        net.eval()
+        if autoencoder:
+            summary = f"test BCE {history.val_loss[-1]:.4f}"
+        else:
+            summary = f"test accuracy {accuracy(net.forward(X_te), y_te):.4f}"
+        print(f"{args.model}: {summary}  (final training cost {history[-1]:.4f}, {len(history)} epochs, {seconds:.1f} s)")
+        if args.save:
+            save(net, args.save)
+            if not args.quiet:
+                print(f"saved the network to {args.save}")
+        if args.plot:
+            plot_history(history, args.plot, f"{args.model} on {args.dataset if not args.data else args.data[0]}")
+            if not args.quiet:
+                print(f"saved the training curves to {args.plot}")
+    return 0
+
+
+def plot_history(history, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = range(1, len(history) + 1)
+    panels = 2 if history.metric else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(epochs, list(history), label="training cost")
+    if history.val_loss:
+        ax.plot(epochs, history.val_loss, label="test cost")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cost")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if history.metric:
+        ax = axes[0][1]
+        ax.plot(epochs, history.metric, color="C2")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def cmd_evaluate(args) -> int:
+    from . import accuracy, load, to_numpy
+
+    with _backend_context(args):
+        net = load(args.path).eval()
+        (_, X_te, _, y_te), _ = load_data(args)
+        scores = net.forward(X_te)
+        n_classes = int(backend_xp(scores).max(y_te)) + 1
+        if scores.ndim != 2 or scores.shape[1] < n_classes:
+            raise UsageError(
+                f"{args.path} does not look like a classifier for {n_classes} classes (output shape {tuple(scores.shape)})"
+            )
+        from sklearn.metrics import confusion_matrix
+
+        from .data import predict_classes
+
+        pred = to_numpy(predict_classes(scores))
+        truth = to_numpy(y_te)
+        print(f"{args.path}: test accuracy {accuracy(scores, y_te):.4f} on {X_te.shape[0]} samples")
+        matrix = confusion_matrix(truth, pred, labels=list(range(scores.shape[1])))
+        width = max(4, len(str(matrix.max())) + 1)
+        print("confusion matrix (rows: true digit, columns: predicted)")
+        print(" " * 4 + "".join(f"{c:>{width}}" for c in range(matrix.shape[1])))
+        for r, row in enumerate(matrix):
+            print(f"{r:>3} " + "".join(f"{v:>{width}}" for v in row))
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from .experiments import autoencoder
+
+    with _backend_context(args):
+        argv = ["--out", str(args.out), "--seed", str(args.seed)] + (["--quick"] if args.quick else [])
+        if args.quiet or not sys.stderr.isatty():
+            argv.append("--no-progress")
+        autoencoder.main(argv)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .backends import _make_backend, available_backends
+
+    print(f"backprop {__version__}")
+    print(f"python {sys.version.split()[0]}")
+    for name, reason in available_backends().items():
+        if reason is None:
+            devices = _devices(name, _make_backend)
+            print(f"  {name:17s} usable   devices: {', '.join(devices)}   dtypes: {', '.join(DTYPES)}")
+        else:
+            print(f"  {name:17s} unusable ({reason})")
+    try:
+        from threadpoolctl import threadpool_info
+
+        for pool in threadpool_info():
+            print(
+                f"  threads: {pool.get('internal_api')} {pool.get('version') or ''} "
+                f"{pool.get('num_threads')} threads ({pool.get('filepath', '').rsplit('/', 1)[-1]})"
+            )
+    except ImportError:
+        print("  threads: install threadpoolctl (comes with scikit-learn) to see the BLAS thread pools")
+    return 0
+
+
+def _devices(name, make):
+    if name == "numpy":
+        return ["cpu"]
+    if name == "array_api_strict":
+        return ["CPU_DEVICE", "device1", "device2"]
+    if name == "torch":
+        found = ["cpu"]
+        index = 0
+        while True:
+            try:
+                make("torch", f"cuda:{index}")
+            except (BackendUnavailableError, ValueError):
+                return found
+            found.append(f"cuda:{index}")
+            index += 1
+    found, index = [], 0
+    while True:
+        try:
+            make("cupy", f"cuda:{index}")
+        except (BackendUnavailableError, ValueError):
+            return found
+        found.append(f"cuda:{index}")
+        index += 1
+
+
+# ------------------------------------------------------------------ parser
+
+
+def _common(p, *, data=True, sub=True):
+    # in sub-commands the shared options default to "not given", so that
+    # `backprop --backend torch train` and `backprop train --backend torch` agree
+    keep = {"default": argparse.SUPPRESS} if sub else {}
+    p.add_argument(
+        "--backend", choices=BACKENDS, help="array library (default: BACKPROP_BACKEND or numpy)", **(keep or {"default": None})
+    )
+    p.add_argument("--device", help="e.g. cpu, cuda, cuda:1, device1 (array_api_strict)", **(keep or {"default": None}))
+    p.add_argument("--dtype", choices=DTYPES, help="float32 (default) or float64", **(keep or {"default": None}))
+    p.add_argument(
+        "--seed", type=int, help="seed of weights, shuffles and the test split (default 0)", **(keep or {"default": 0})
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar, only the final summary", **(keep or {"default": False}))
+    if data:
+        p.add_argument("--dataset", default="digits", help="the bundled data set: digits (scikit-learn's 8x8)")
+        p.add_argument(
+            "--data",
+            nargs="+",
+            metavar="FILE",
+            help="your own data instead: a USPS text file, or MNIST IDX images and labels files",
+        )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="backprop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"backprop {__version__}")
+    _common(p, data=False, sub=False)
+    sub = p.add_subparsers(dest="command")
+
+    t = sub.add_parser("train", help="train a network (the seed's CNN on the digits by default)")
+    t.add_argument("--model", choices=MODELS, default="cnn")
+    t.add_argument("--epochs", type=_positive(int), default=30)
+    t.add_argument("--batch-size", type=_positive(int), default=32)
+    t.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default 0.1, 0.01 for adam)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    t.add_argument("--save", metavar="PATH", help="save the trained network (.npz)")
+    t.add_argument("--plot", metavar="PATH", help="save the training curves (.png)")
+    _common(t)
+
+    e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a saved network")
+    e.add_argument("path", help="a file written by backprop train --save (or backprop.save)")
+    _common(e)
+
+    x = sub.add_parser("experiment", help="run a study")
+    x.add_argument("name", choices=["autoencoder"])
+    x.add_argument("--out", required=True, help="directory for the report, results and figures")
+    x.add_argument("--quick", action="store_true", help="a reduced run, in seconds")
+    _common(x, data=False)
+
+    sub.add_parser("info", help="version, backends, devices and threads")
+    return p
+
+
+COMMANDS = {None: cmd_main, "train": cmd_train, "evaluate": cmd_evaluate, "experiment": cmd_experiment, "info": cmd_info}
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if getattr(args, "data", None) and len(args.data) > 2:
+        p.error("--data takes one USPS file, or two MNIST files (images, labels)")
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"backprop: error: {exc}", file=sys.stderr)
+        return 2
+    except (
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        BackendUnavailableError,
+        ImportError,
+        FloatingPointError,
+    ) as exc:
+        print(f"backprop: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("backprop: interrupted", file=sys.stderr)
+        return 130

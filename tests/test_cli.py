@@ -1,0 +1,142 @@
+"""The backprop command, through subprocess, on quick settings."""
+
+import gzip
+import pathlib
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "backprop", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_train_save_plot_evaluate(tmp_path):
+    model, plot = tmp_path / "cnn.npz", tmp_path / "curves.png"
+    out = run("train", "--epochs", "3", "--quiet", "--save", str(model), "--plot", str(plot))
+    assert out.returncode == 0, out.stderr
+    assert "cnn: test accuracy" in out.stdout and "Traceback" not in out.stderr
+    accuracy = float(out.stdout.split("test accuracy ")[1].split()[0])
+    assert plot.stat().st_size > 5000
+    ev = run("evaluate", str(model))
+    assert ev.returncode == 0, ev.stderr
+    assert f"test accuracy {accuracy:.4f}" in ev.stdout
+    assert "confusion matrix" in ev.stdout and len(ev.stdout.splitlines()) >= 12
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn2d", "autoencoder"])
+def test_train_other_models(model):
+    out = run("train", "--model", model, "--epochs", "2", "--quiet", "--optimizer", "adam")
+    assert out.returncode == 0, out.stderr
+    assert ("test BCE" if model == "autoencoder" else "test accuracy") in out.stdout
+
+
+def test_backend_option_before_or_after_the_command():
+    for args in (["--backend", "array_api_strict", "train"], ["train", "--backend", "array_api_strict"]):
+        out = run(*args, "--model", "mlp", "--epochs", "1")
+        assert out.returncode == 0, out.stderr
+        assert "array_api_strict:CPU_DEVICE/float32" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--epochs", "0"], "expected a positive int"),
+        (["train", "--model", "rnn"], "invalid choice: 'rnn'"),
+        (["train", "--backend", "jax"], "invalid choice: 'jax'"),
+        (["train", "--data", "/nonexistent/usps.txt"], "no such file: /nonexistent/usps.txt"),
+        (["evaluate", "/nonexistent/model.npz"], "no such file"),
+        (["train", "--device", "cuda", "--epochs", "1"], "CPU only"),
+    ],
+)
+def test_errors_are_one_line(args, message):
+    out = run(*args)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_info():
+    out = run("info")
+    assert out.returncode == 0, out.stderr
+    assert f"backprop {bp.__version__}" in out.stdout and "numpy" in out.stdout and "usable" in out.stdout
+
+
+def test_experiment_quick(tmp_path):
+    out = run("experiment", "autoencoder", "--out", str(tmp_path), "--quick")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "report.md").exists()
+
+
+def write_usps(path, X, y):
+    lines = [f"{len(y)} {X.shape[1]}"] + [f"{label} " + " ".join(f"{v:.4f}" for v in row) for row, label in zip(X, y)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_idx(path, array, code):
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(">" + "i" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") if str(path).endswith(".gz") else open(path, "wb") as f:
+        f.write(header + array.astype(">u1" if code == 0x08 else ">f4").tobytes())
+
+
+def test_usps_reader_and_training(tmp_path):
+    rng = np.random.default_rng(0)
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X = np.repeat(np.repeat(digits.images, 2, axis=1), 2, axis=2).reshape(-1, 256)[:400] / 8.0 - 1.0  # 16x16, [-1, 1]
+    y = digits.target[:400]
+    path = tmp_path / "usps.txt"
+    write_usps(path, X, y)
+    Xr, yr = bp.data.read_usps(path)
+    assert tuple(Xr.shape) == (400, 256)
+    host = bp.to_numpy(Xr)
+    assert host.min() == 0 and host.max() == pytest.approx(1)
+    np.testing.assert_array_equal(bp.to_numpy(yr), y)
+    out = run("train", "--data", str(path), "--epochs", "2", "--quiet", "--model", "cnn2d")
+    assert out.returncode == 0, out.stderr
+    del rng
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ("3 0.1 0.2\n", "line 3: expected 4 grey values, got 2"),
+        ("3 0.1 zero 0.3 0.4\n", "line 3: expected a label and grey values"),
+        ("2.5 0.1 0.2 0.3 0.4\n", "line 3: the label '2.5' is not a non-negative integer"),
+    ],
+)
+def test_usps_reader_malformed_lines(tmp_path, bad, message):
+    path = tmp_path / "bad.txt"
+    path.write_text("2 4\n1 0.0 0.5 1.0 0.5\n" + bad)
+    with pytest.raises(ValueError, match=message):
+        bp.data.read_usps(path)
+    out = run("train", "--data", str(path))
+    assert out.returncode == 1 and message.split(":")[0] in out.stderr and "Traceback" not in out.stderr
+
+
+def test_idx_reader(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(30, 28, 28)).astype(np.uint8)
+    labels = rng.integers(0, 10, size=30).astype(np.uint8)
+    write_idx(tmp_path / "images.idx3-ubyte.gz", images, 0x08)
+    write_idx(tmp_path / "labels.idx1-ubyte", labels, 0x08)
+    X, y = bp.data.read_mnist(tmp_path / "images.idx3-ubyte.gz", tmp_path / "labels.idx1-ubyte")
+    assert tuple(X.shape) == (30, 784)
+    np.testing.assert_allclose(bp.to_numpy(X), images.reshape(30, 784) / images.max(), rtol=1e-6)
+    np.testing.assert_array_equal(bp.to_numpy(y), labels)
+    (tmp_path / "junk").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        bp.data.read_idx(tmp_path / "junk")
+    short = (tmp_path / "labels.idx1-ubyte").read_bytes()[:-3]
+    (tmp_path / "short").write_bytes(short)
+    with pytest.raises(ValueError, match="expected 30 bytes of data"):
+        bp.data.read_idx(tmp_path / "short")

@@ -1,0 +1,70 @@
+"""The scikit-learn estimators: scikit-learn's own checks, pipelines, grid search."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from backprop.sklearn import AutoencoderTransformer, NeuralNetClassifier, NeuralNetRegressor  # noqa: E402
+
+# small and fast settings: scikit-learn's checks fit each estimator many times on tiny data
+ESTIMATORS = [
+    NeuralNetClassifier(hidden_layer_sizes=(16,), epochs=60, learning_rate=1e-2, random_state=0),
+    NeuralNetRegressor(hidden_layer_sizes=(16,), epochs=100, learning_rate=1e-2, random_state=0),
+    AutoencoderTransformer(n_components=2, hidden_layer_sizes=(8,), epochs=20, learning_rate=1e-2, random_state=0),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_pipeline_grid_search_on_digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    pipe = Pipeline([("scale", StandardScaler()), ("net", NeuralNetClassifier(epochs=30, learning_rate=1e-3, random_state=0))])
+    grid = GridSearchCV(pipe, {"net__hidden_layer_sizes": [(32,), (100,)]}, cv=3)
+    grid.fit(X_tr, y_tr)
+    accuracy = grid.score(X_te, y_te)
+    assert accuracy >= 0.96, accuracy
+    assert grid.best_params_["net__hidden_layer_sizes"] in [(32,), (100,)]
+
+
+def test_cross_val_score_and_labels():
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = NeuralNetClassifier(hidden_layer_sizes=(16,), epochs=100, learning_rate=1e-2, random_state=0)
+    scores = cross_val_score(clf, StandardScaler().fit_transform(X), names, cv=3)
+    assert scores.mean() > 0.85
+    clf.fit(X, names)
+    assert set(clf.predict(X)) <= set(names) and list(clf.classes_) == sorted(set(names))
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0, rtol=1e-9)
+    clone = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clone.predict_proba(X), clf.predict_proba(X))
+
+
+def test_regressor_and_transformer_shapes():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0])
+    reg = NeuralNetRegressor(hidden_layer_sizes=(16,), epochs=150, learning_rate=1e-2, random_state=0).fit(X, y)
+    assert reg.predict(X).shape == (80,) and reg.score(X, y) > 0.9
+    reg2 = NeuralNetRegressor(hidden_layer_sizes=(8,), epochs=5, random_state=0).fit(X, np.c_[y, -y])
+    assert reg2.predict(X).shape == (80, 2)
+    ae = AutoencoderTransformer(n_components=2, epochs=20, random_state=0).fit(X)
+    codes = ae.transform(X)
+    assert codes.shape == (80, 2) and ae.inverse_transform(codes).shape == (80, 4)
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be positive ints"):
+        NeuralNetClassifier(hidden_layer_sizes=(0,)).fit(X, y > 0)
