@@ -253,7 +253,8 @@ def SGD(
     Notes
     -----
     Batch costs stay on the device during an epoch and are read once at its
-    end, so a GPU step never waits for the host.
+    end, and integer labels are range-checked during the first epoch only, so
+    after it a GPU step never waits for the host.
     """
     _positive_int("batch_size", batch_size)
     _positive_int("epochs", epochs, minimum=0)
@@ -279,9 +280,12 @@ def SGD(
     history = History()
     best, best_state, waited = None, None, 0
     bar = _progress(epochs) if progress else None
+    check_labels = getattr(loss, "check_labels", None)
     net.train()
     try:
         for epoch in range(1, epochs + 1):
+            if epoch == 2 and check_labels:
+                loss.check_labels = False  # every label was checked once, in the first epoch
             t0 = time.perf_counter()
             history.lr.append(optim.eps)
             if shuffle:
@@ -324,6 +328,8 @@ def SGD(
                 history.stopped_early = True
                 break
     finally:
+        if check_labels is not None:
+            loss.check_labels = check_labels
         if bar is not None:
             bar.close()
     if best_state is not None and history.best_epoch != len(history):

@@ -136,3 +136,29 @@ def test_evaluate_restores_training_mode(backend, rng):
     net = bp.Sequentiel(bp.Linear(3, 3), bp.Dropout(0.5))
     cost, acc = bp.evaluate(net, bp.CELogSoftmax(), rng.normal(size=(10, 3)), rng.integers(0, 3, size=10), metric=bp.accuracy)
     assert net[1].training and 0 <= acc <= 1 and cost > 0
+
+
+def test_sgd_checks_labels_in_the_first_epoch_only(backend, rng):
+    X = rng.normal(size=(20, 3))
+    y = rng.integers(0, 3, size=20)
+    loss = bp.CELogSoftmax()
+    net = bp.Sequentiel(bp.Linear(3, 3))
+    calls = []
+    original = type(loss)._targets
+
+    def spy(self, y_, yhat, method):
+        calls.append(self.check_labels)
+        return original(self, y_, yhat, method)
+
+    type(loss)._targets = spy
+    try:
+        bp.SGD(net, loss, X, y, batch_size=10, epochs=3, eps=0.1, seed=0)
+    finally:
+        type(loss)._targets = original
+    assert calls == [True, True, False, False, False, False]
+    assert loss.check_labels  # restored
+    bad = y.copy()
+    bad[13] = 7
+    with pytest.raises(ValueError, match="label 7 is out of range for 3 classes"):
+        bp.SGD(net, loss, X, bad, batch_size=10, epochs=3, eps=0.1, seed=0)
+    assert loss.check_labels
