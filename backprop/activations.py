@@ -39,15 +39,7 @@ class _Activation(Module):
         return self._compute(namespace_of(input), input)
 
     def _backward_inputs(self, input, delta):
-        input = self._check_array(input, "backward_delta")
-        delta = self._check_array(delta, "backward_delta", "delta")
-        if tuple(delta.shape) != tuple(input.shape):
-            raise ValueError(
-                self._error(
-                    "backward_delta", f"expected delta of the input's shape {tuple(input.shape)}, got {tuple(delta.shape)}"
-                )
-            )
-        return input, delta
+        return self._check_delta_like_input(input, delta, "backward_delta")
 
 
 class TanH(_Activation):

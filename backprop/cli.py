@@ -281,20 +281,11 @@ def _devices(name, make):
         return ["cpu"]
     if name == "array_api_strict":
         return ["CPU_DEVICE", "device1", "device2"]
-    if name == "torch":
-        found = ["cpu"]
-        index = 0
-        while True:
-            try:
-                make("torch", f"cuda:{index}")
-            except (BackendUnavailableError, ValueError):
-                return found
-            found.append(f"cuda:{index}")
-            index += 1
-    found, index = [], 0
-    while True:
+    found = ["cpu"] if name == "torch" else []
+    index = 0
+    while True:  # CUDA devices, until one is missing
         try:
-            make("cupy", f"cuda:{index}")
+            make(name, f"cuda:{index}")
         except (BackendUnavailableError, ValueError):
             return found
         found.append(f"cuda:{index}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .backends import Backend, asarray, backend_like, get_backend, kind_of
+from .backends import Backend, asarray, backend_like, get_backend, kind_of, to_numpy
 
 __all__ = ["accuracy", "load_digits", "one_hot", "predict_classes", "read_idx", "read_mnist", "read_usps", "train_test_split"]
 
@@ -169,16 +169,12 @@ def read_mnist(images_path, labels_path, *, backend: Backend | None = None):
 
 
 def train_test_split(X, y, *, test_size: float = 0.25, seed: int = 0):
-    """Stratified split of backend arrays (scikit-learn's ``train_test_split`` on the host indices)."""
+    """Stratified split of backend arrays (scikit-learn's ``train_test_split`` on the row indices)."""
     sk = _sklearn()
-    n = X.shape[0]
-    labels = kind_of(y)
-    from .backends import to_numpy
-
     train_idx, test_idx = sk.model_selection.train_test_split(
-        list(range(n)), test_size=test_size, random_state=seed, stratify=to_numpy(y)
+        list(range(X.shape[0])), test_size=test_size, random_state=seed, stratify=to_numpy(y)
     )
-    xp = labels.xp
+    xp = kind_of(X).xp
     b = backend_like(X)
     tr = asarray(train_idx, dtype="int64", backend=b)
     te = asarray(test_idx, dtype="int64", backend=b)

@@ -50,14 +50,7 @@ class Dropout(Module):
         return X * mask
 
     def backward_delta(self, input, delta):
-        input = self._check_array(input, "backward_delta")
-        delta = self._check_array(delta, "backward_delta", "delta")
-        if tuple(delta.shape) != tuple(input.shape):
-            raise ValueError(
-                self._error(
-                    "backward_delta", f"expected delta of the input's shape {tuple(input.shape)}, got {tuple(delta.shape)}"
-                )
-            )
+        input, delta = self._check_delta_like_input(input, delta, "backward_delta")
         cache = self._cache
         if cache is None or cache[0] is not input:
             if not self.training or self.p == 0:

@@ -359,6 +359,23 @@ class Module:
         )
         raise ValueError(self._error(method, f"expected {what} of shape {shown}, got {shape}"))
 
+    def _check_window_fits(self, X, kernel: tuple, method: str) -> None:
+        """ValueError if a spatial axis of ``X`` (``(N, *spatial, C)``) is shorter than the kernel."""
+        for axis, (size, k) in enumerate(zip(X.shape[1:-1], kernel)):
+            if size < k:
+                what = "length" if len(kernel) == 1 else ("height", "width")[axis]
+                raise ValueError(self._error(method, f"input {what} {size} is shorter than kernel_size {k}"))
+
+    def _check_delta_like_input(self, input, delta, method: str):
+        """Check ``input`` and ``delta`` for an element-wise module; returns both."""
+        input = self._check_array(input, method)
+        delta = self._check_array(delta, method, "delta")
+        if tuple(delta.shape) != tuple(input.shape):
+            raise ValueError(
+                self._error(method, f"expected delta of the input's shape {tuple(input.shape)}, got {tuple(delta.shape)}")
+            )
+        return input, delta
+
     def _check_delta(self, delta, expected_shape: tuple, method: str):
         """``delta`` must have the output's shape; returns it checked like an input."""
         delta = self._check_array(delta, method, "delta")

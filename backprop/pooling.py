@@ -41,10 +41,7 @@ class _PoolNd(Module):
         if X.ndim != d + 2:
             layout = "(N, L, C)" if d == 1 else "(N, H, W, C)"
             raise ValueError(self._error(method, f"expected input of shape {layout}, got {tuple(X.shape)}"))
-        for axis, (size, k) in enumerate(zip(X.shape[1:-1], self.kernel)):
-            if size < k:
-                what = "length" if d == 1 else ("height", "width")[axis]
-                raise ValueError(self._error(method, f"input {what} {size} is shorter than kernel_size {k}"))
+        self._check_window_fits(X, self.kernel, method)
         return X
 
     def output_shape(self, input_shape) -> tuple:

@@ -27,13 +27,8 @@ def im2col(x, kernel, strides, *, ones=False):
     """im2col with one copy of the windows, straight into the (optionally ones-extended) matrix."""
     w = windows(x, kernel, strides)
     d = len(kernel)
-    lead = w.shape[: 1 + d]
-    width = 1
-    for n in w.shape[1 + d :]:
-        width *= n
-    m = 1
-    for n in lead:
-        m *= n
+    lead = tuple(w.shape[: 1 + d])
+    m, width = _standard.im2col_shape(w, d)
     if not ones:
         return w.reshape(m, width)
     with x.device:

@@ -53,8 +53,7 @@ def im2col(x, kernel, strides, *, ones=False):
     w = windows(x, kernel, strides)  # strided view (N, *out, *kernel, C)
     d = len(kernel)
     lead = w.shape[: 1 + d]
-    width = int(np.prod(w.shape[1 + d :]))
-    m = int(np.prod(lead))
+    m, width = _standard.im2col_shape(w, d)
     if not ones:
         return w.reshape(m, width)
     cols = np.empty((m, width + 1), dtype=x.dtype)

@@ -50,6 +50,16 @@ def windows(x, kernel, strides):
     return xp.reshape(stacked, (x.shape[0], *out, *kernel, x.shape[-1]))
 
 
+def im2col_shape(w, d: int) -> tuple:
+    """``(positions, window size)`` of the im2col matrix of windows ``w`` ``(N, *out, *kernel, C)``."""
+    m = width = 1
+    for n in w.shape[: 1 + d]:
+        m *= n
+    for n in w.shape[1 + d :]:
+        width *= n
+    return m, width
+
+
 def im2col(x, kernel, strides, *, ones=False):
     """The im2col matrix ``(N * positions, prod(kernel) * C)`` of ``x``, one row per window.
 
@@ -60,10 +70,7 @@ def im2col(x, kernel, strides, *, ones=False):
     """
     xp = array_namespace(x)
     w = windows(x, kernel, strides)
-    d = len(kernel)
-    m = 1
-    for n in w.shape[: 1 + d]:
-        m *= n
+    m, _ = im2col_shape(w, len(kernel))
     cols = xp.reshape(w, (m, -1))
     if ones:
         cols = xp.concat([cols, xp.ones((m, 1), dtype=x.dtype, device=device_of(x))], axis=1)

@@ -28,12 +28,7 @@ def im2col(x, kernel, strides, *, ones=False):
     w = windows(x, kernel, strides)
     d = len(kernel)
     lead = tuple(w.shape[: 1 + d])
-    width = 1
-    for n in w.shape[1 + d :]:
-        width *= n
-    m = 1
-    for n in lead:
-        m *= n
+    m, width = _standard.im2col_shape(w, d)
     if not ones:
         return w.reshape(m, width)
     cols = torch.empty((m, width + 1), dtype=x.dtype, device=x.device)
