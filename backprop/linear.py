@@ -75,6 +75,19 @@ class Linear(Module):
         input, delta = self._inputs(input, delta, "backward_delta")
         return delta @ self._parameters["weight"].T
 
+    def backward(self, input, delta, *, input_grad: bool = True):
+        cls = type(self)
+        if cls.backward_update_gradient is not Linear.backward_update_gradient or (
+            cls.backward_delta is not Linear.backward_delta
+        ):
+            return super().backward(input, delta, input_grad=input_grad)  # a subclass redefined a rule
+        # both rules with one validation of the arguments (this is the hot path of every training step)
+        input, delta = self._inputs(input, delta, "backward")
+        self._accumulate("weight", input.T @ delta)
+        if "bias" in self._parameters:
+            self._accumulate("bias", self._backend.xp.sum(delta, axis=0))
+        return delta @ self._parameters["weight"].T if input_grad else None
+
 
 class TiedLinear(Module):
     """Decoder layer sharing the transpose of a :class:`Linear`'s weight: ``Y = X W^T + b``.

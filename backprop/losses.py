@@ -89,6 +89,13 @@ class _ClassificationLoss(Loss):
     """
 
     check_labels = True
+    _arange = None  # (key, arange(C)) of the last call: the same every step
+
+    def _classes(self, xp, kind, c, dtype, device):
+        key = (kind.name, c, dtype, str(device))
+        if self._arange is None or self._arange[0] != key:
+            self._arange = (key, xp.arange(c, dtype=dtype, device=device))
+        return self._arange[1]
 
     def _targets(self, y, yhat, method: str):
         """Return ``(xp, Y, hard)``: ``Y`` a ``(N, C)`` array in yhat's dtype, ``hard`` True for labels."""
@@ -109,8 +116,7 @@ class _ClassificationLoss(Loss):
                 )
             if y.shape[0] != n:
                 raise ValueError(self._error(method, f"expected {n} labels for yhat of shape {(n, c)}, got {y.shape[0]}"))
-            classes = xp.arange(c, dtype=y.dtype, device=kind.device(yhat))
-            Y = xp.astype(y[:, None] == classes, yhat.dtype)
+            Y = xp.astype(y[:, None] == self._classes(xp, kind, c, y.dtype, kind.device(yhat)), yhat.dtype)
             # each row of Y holds at most one 1, and none for a label outside
             # [0, C): one sum validates every label
             if self.check_labels and float(xp.sum(Y)) != n:

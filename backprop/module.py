@@ -81,19 +81,17 @@ class Module:
 
     def zero_grad(self) -> None:
         """Reset every gradient (this module's and its children's) to zero."""
-        zero = self._zero_keys
-        for key, g in self._gradient.items():
-            if key not in zero:
-                g[...] = 0  # in place: no allocation per step
-                zero.add(key)
+        for g in self._gradient.values():
+            g[...] = 0  # in place: no allocation per step
+        self._zero_keys = set(self._gradient)
         for child in self._children:
             child.zero_grad()
 
     def update_parameters(self, gradient_step: float = 1e-3) -> None:
         """Gradient descent step ``p <- p - gradient_step * grad`` on every parameter, in place."""
         for key in self._parameters:
-            if key not in self._zero_keys:
-                self._parameters[key] -= gradient_step * self._gradient[key]
+            # no shortcut for zero gradients: a module may write _gradient directly (the seed's style)
+            self._parameters[key] -= gradient_step * self._gradient[key]
         for child in self._children:
             child.update_parameters(gradient_step)
 

@@ -143,3 +143,35 @@ def test_concat_errors(backend):
     with pytest.raises(ValueError, match="expected delta with 4 entries along axis -1"):
         cat.backward_delta(x, bp.asarray(np.zeros((4, 3))))
     assert "axis=-1" in repr(cat)
+
+
+class SeedStyleLinear(bp.Module):
+    """A user module written as in the seed: it adds to _gradient directly, without the helpers."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self._add_parameter("w", bp.asarray(np.full((n_in, n_out), 0.1)))
+
+    def forward(self, X):
+        return X @ self._parameters["w"]
+
+    def backward_update_gradient(self, input, delta):
+        self._gradient["w"] += input.T @ delta
+
+    def backward_delta(self, input, delta):
+        return delta @ self._parameters["w"].T
+
+
+def test_user_module_in_the_seed_style_trains(f64, rng):
+    layer = SeedStyleLinear(3, 2)
+    net = bp.Sequentiel(layer, bp.TanH(), bp.Linear(2, 2))
+    assert bp.gradcheck(net, bp.asarray(rng.normal(size=(4, 3))))
+    before = bp.to_numpy(layer._parameters["w"]).copy()
+    opt = bp.Optim(net, bp.CELogSoftmax(), eps=0.5)
+    for optimizer in (None, "adam"):
+        opt = bp.Optim(net, bp.CELogSoftmax(), eps=0.5, optimizer=optimizer)
+        opt.step(bp.asarray(rng.normal(size=(8, 3))), bp.asarray(rng.integers(0, 2, size=8)))
+        assert not np.allclose(bp.to_numpy(layer._parameters["w"]), before)
+        before = bp.to_numpy(layer._parameters["w"]).copy()
+    net.zero_grad()
+    assert not bp.to_numpy(layer._gradient["w"]).any()
