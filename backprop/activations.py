@@ -68,8 +68,13 @@ class Sigmoid(_Activation):
         # s = 1 / (1 + e) for x >= 0 and e / (1 + e) below, with e = exp(-|x|) <= 1:
         # the numerator is max(e, [x >= 0]). Arithmetic instead of where():
         # a select on an unpredictable mask is several times slower on NumPy.
-        e = xp.exp(-xp.abs(X))
-        return xp.maximum(e, xp.astype(X >= 0, X.dtype)) / (1 + e)
+        e = xp.abs(X)
+        e *= -1.0
+        e = xp.exp(e)  # exp(-|x|), never overflows
+        s = xp.maximum(e, xp.astype(X >= 0, X.dtype))
+        e += 1.0
+        s /= e
+        return s
 
     def backward_delta(self, input, delta):
         input, delta = self._backward_inputs(input, delta)
