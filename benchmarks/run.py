@@ -304,6 +304,42 @@ def table(results, mode="train"):
     return "\n".join(lines)
 
 
+def markdown(results) -> str:
+    """The run as Markdown: machine, tables (training and inference), the promised ratios."""
+    env = results["environment"]
+    blas = (
+        env["blas"]
+        if isinstance(env["blas"], str)
+        else ", ".join(
+            f"{b['internal_api']} {b.get('version') or ''} ({b['num_threads']} threads)".replace("  ", " ") for b in env["blas"]
+        )
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    lines = [
+        f"Machine: {env['platform']}, {env['cpu_count']} CPUs, {env['threads']} threads for BLAS and PyTorch"
+        + (f", GPU {env['gpu']}" if env.get("gpu") else "")
+        + ".",
+        f"Libraries: {versions}. BLAS pools: {blas}.",
+        f"float32 GEMM (NumPy's BLAS, 1024x1024): {results['gemm_gflops']:.1f} GFLOP/s.",
+        "",
+        "Samples per second (median of the timed blocks), the spread (interquartile range over median)",
+        "and, in parentheses, the ratio to native PyTorch on the CPU in the same run.",
+        "",
+        "### Training step (forward, cost, backward, update)",
+        table(results, "train"),
+        "",
+        "### Inference (forward only)",
+        table(results, "infer"),
+        "",
+        "### The promised ratios (training step, backprop on NumPy)",
+        "",
+        *[f"- {line}" for line in check_targets(results)],
+    ]
+    if results["skipped"]:
+        lines += ["", "Skipped: " + "; ".join(results["skipped"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def plot(results, path):
     import matplotlib
 
@@ -381,10 +417,11 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     plot(results, args.out / "throughput.png")
+    (args.out / "report.md").write_text(markdown(results))
     print(table(results, "train"))
     print(table(results, "infer"))
     if results["skipped"]:
         print("\nskipped:\n  " + "\n  ".join(results["skipped"]))
     print("\ntargets (training step):\n  " + "\n  ".join(check_targets(results)))
-    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'throughput.png'}")
+    print(f"\nwrote {args.out / 'results.json'}, {args.out / 'report.md'} and {args.out / 'throughput.png'}")
     return results
