@@ -309,7 +309,7 @@ def SGD(
                 line += f"  val cost {val:.5f}"
                 if score is not None:
                     history.metric.append(score)
-                    line += f"  metric {score:.4f}"
+                    line += f"  {getattr(metric, '__name__', 'metric')} {score:.4f}"
                 current = val if monitor == "val_loss" else -score
                 if best is None or current < best:
                     best, waited, history.best_epoch = current, 0, epoch
