@@ -9,7 +9,63 @@ from .module import Module
 __all__ = ["Linear", "TiedLinear"]
 
 
-class Linear(Module):
+class _Affine(Module):
+    """``Y = X W + b`` with ``W`` ``(in_features, out_features)``: the maths and checks shared by
+    :class:`Linear` (which owns ``W``) and :class:`TiedLinear` (which borrows a Linear's ``W^T``)."""
+
+    in_features: int
+    out_features: int
+
+    def _weight(self):
+        """The ``(in_features, out_features)`` matrix of the map."""
+        raise NotImplementedError
+
+    def _accumulate_weight(self, input, delta) -> None:
+        """Add ``input^T delta``, the gradient of the map's matrix, to whoever owns the weight."""
+        raise NotImplementedError
+
+    def _input(self, X, method: str):
+        X = self._check_array(X, method)
+        if X.ndim != 2 or X.shape[1] != self.in_features:
+            self._check_shape(X, (None, self.in_features), method)
+        return X
+
+    def _inputs(self, input, delta, method):
+        input = self._input(input, method)
+        return input, self._check_delta(delta, (input.shape[0], self.out_features), method)
+
+    def forward(self, X):
+        X = self._input(X, "forward")
+        Y = X @ self._weight()
+        if "bias" in self._parameters:
+            Y += self._parameters["bias"]
+        return Y
+
+    def _update_gradient(self, input, delta) -> None:
+        self._accumulate_weight(input, delta)
+        if "bias" in self._parameters:
+            self._accumulate("bias", self._backend.xp.sum(delta, axis=0))
+
+    def backward_update_gradient(self, input, delta):
+        self._update_gradient(*self._inputs(input, delta, "backward_update_gradient"))
+
+    def backward_delta(self, input, delta):
+        input, delta = self._inputs(input, delta, "backward_delta")
+        return delta @ self._weight().T
+
+    def backward(self, input, delta, *, input_grad: bool = True):
+        cls = type(self)
+        if cls.backward_update_gradient is not _Affine.backward_update_gradient or (
+            cls.backward_delta is not _Affine.backward_delta
+        ):
+            return super().backward(input, delta, input_grad=input_grad)  # a subclass redefined a rule
+        # both rules with one validation of the arguments (this is the hot path of every training step)
+        input, delta = self._inputs(input, delta, "backward")
+        self._update_gradient(input, delta)
+        return delta @ self._weight().T if input_grad else None
+
+
+class Linear(_Affine):
     """Affine map ``Y = X W + b``.
 
     Parameters
@@ -48,48 +104,14 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}" + ("" if "bias" in self._parameters else ", bias=False")
 
-    def _input(self, X, method: str):
-        X = self._check_array(X, method)
-        if X.ndim != 2 or X.shape[1] != self.in_features:
-            self._check_shape(X, (None, self.in_features), method)
-        return X
+    def _weight(self):
+        return self._parameters["weight"]
 
-    def forward(self, X):
-        X = self._input(X, "forward")
-        Y = X @ self._parameters["weight"]
-        if "bias" in self._parameters:
-            Y += self._parameters["bias"]
-        return Y
-
-    def _inputs(self, input, delta, method):
-        input = self._input(input, method)
-        return input, self._check_delta(delta, (input.shape[0], self.out_features), method)
-
-    def backward_update_gradient(self, input, delta):
-        input, delta = self._inputs(input, delta, "backward_update_gradient")
+    def _accumulate_weight(self, input, delta) -> None:
         self._accumulate("weight", input.T @ delta)
-        if "bias" in self._parameters:
-            self._accumulate("bias", self._backend.xp.sum(delta, axis=0))
-
-    def backward_delta(self, input, delta):
-        input, delta = self._inputs(input, delta, "backward_delta")
-        return delta @ self._parameters["weight"].T
-
-    def backward(self, input, delta, *, input_grad: bool = True):
-        cls = type(self)
-        if cls.backward_update_gradient is not Linear.backward_update_gradient or (
-            cls.backward_delta is not Linear.backward_delta
-        ):
-            return super().backward(input, delta, input_grad=input_grad)  # a subclass redefined a rule
-        # both rules with one validation of the arguments (this is the hot path of every training step)
-        input, delta = self._inputs(input, delta, "backward")
-        self._accumulate("weight", input.T @ delta)
-        if "bias" in self._parameters:
-            self._accumulate("bias", self._backend.xp.sum(delta, axis=0))
-        return delta @ self._parameters["weight"].T if input_grad else None
 
 
-class TiedLinear(Module):
+class TiedLinear(_Affine):
     """Decoder layer sharing the transpose of a :class:`Linear`'s weight: ``Y = X W^T + b``.
 
     Parameters
@@ -115,12 +137,19 @@ class TiedLinear(Module):
         if not isinstance(linear, Linear):
             raise TypeError(f"TiedLinear: expected a Linear to share weights with, got {type(linear).__name__}")
         self.linear = linear
-        self._placeholder = False
         self.in_features, self.out_features = linear.out_features, linear.in_features
-        self._backend = linear._backend
         if bias:
             k = 1.0 / self.in_features**0.5
             self._add_parameter("bias", uniform(-k, k, (self.out_features,), rng=rng, backend=linear._backend))
+
+    @property
+    def _backend(self):
+        # always the shared weight's, also after its owner moved (module.to)
+        return self.linear._backend
+
+    @_backend.setter
+    def _backend(self, value) -> None:
+        pass  # derived from the tied Linear
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}, tied" + ("" if "bias" in self._parameters else ", bias=False")
@@ -131,9 +160,7 @@ class TiedLinear(Module):
     @classmethod
     def from_config(cls, config: dict, children: list) -> TiedLinear:
         # a stand-in Linear keeps the shapes until backprop.load ties the real one (set_reference)
-        with_placeholder = cls(Linear(config["output"], config["input"]), bias=config.get("bias", True))
-        with_placeholder._placeholder = True
-        return with_placeholder
+        return cls(Linear(config["output"], config["input"]), bias=config.get("bias", True))
 
     def get_references(self) -> dict:
         return {"linear": self.linear}
@@ -144,36 +171,10 @@ class TiedLinear(Module):
         if (module.out_features, module.in_features) != (self.in_features, self.out_features):
             raise ValueError(f"{self._label()}: cannot tie to {module._label()} (shapes differ)")
         self.linear = module
-        self._placeholder = False
 
-    def _sync_backend(self) -> None:
-        # the shared weight may have moved with its owner (module.to)
-        if self._backend is not self.linear._backend and not self._parameters:
-            self._backend = self.linear._backend
+    def _weight(self):
+        return self.linear._parameters["weight"].T
 
-    def _inputs(self, input, delta, method):
-        self._sync_backend()
-        input = self._check_array(input, method)
-        if input.ndim != 2 or input.shape[1] != self.in_features:
-            self._check_shape(input, (None, self.in_features), method)
-        return input, self._check_delta(delta, (input.shape[0], self.out_features), method)
-
-    def forward(self, X):
-        self._sync_backend()
-        X = self._check_array(X, "forward")
-        if X.ndim != 2 or X.shape[1] != self.in_features:
-            self._check_shape(X, (None, self.in_features), "forward")
-        Y = X @ self.linear._parameters["weight"].T
-        if "bias" in self._parameters:
-            Y += self._parameters["bias"]
-        return Y
-
-    def backward_update_gradient(self, input, delta):
-        input, delta = self._inputs(input, delta, "backward_update_gradient")
+    def _accumulate_weight(self, input, delta) -> None:
+        # the owner's weight is the transpose of this map's matrix: (X^T delta)^T = delta^T X
         self.linear._accumulate("weight", delta.T @ input)
-        if "bias" in self._parameters:
-            self._accumulate("bias", self._backend.xp.sum(delta, axis=0))
-
-    def backward_delta(self, input, delta):
-        input, delta = self._inputs(input, delta, "backward_delta")
-        return delta @ self.linear._parameters["weight"]
