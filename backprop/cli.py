@@ -69,51 +69,20 @@ def load_data(args):
 
 
 def build_model(name: str, n_features: int, n_classes: int, image_shape):
-    """The network for ``--model``, sized for the data."""
-    from . import (
-        Conv1D,
-        Conv2D,
-        Flatten,
-        Linear,
-        MaxPool1D,
-        MaxPool2D,
-        ReLU,
-        Reshape,
-        Sequentiel,
-        TanH,
-        build_autoencoder,
-    )
+    """The network for ``--model``, sized for the data (the seed's networks, see :mod:`backprop.experiments.seed`)."""
+    from .autoencoder import build_autoencoder
+    from .experiments.seed import cnn2d_network, mlp_network, seed_cnn_network
 
     if name == "mlp":
-        return Sequentiel(Linear(n_features, 100), TanH(), Linear(100, n_classes))
+        return mlp_network(n_features, n_classes)
     if name == "cnn":
         if n_features < 4:
             raise UsageError(f"the CNN needs at least 4 input values, got {n_features}")
-        pooled = (n_features - 2) // 2
-        return Sequentiel(
-            Reshape((n_features, 1)),
-            Conv1D(3, 1, 32),
-            MaxPool1D(2, 2),
-            Flatten(),
-            Linear(pooled * 32, 100),
-            ReLU(),
-            Linear(100, n_classes),
-        )
+        return seed_cnn_network(n_features, n_classes)
     if name == "cnn2d":
         if image_shape is None:
             raise UsageError(f"cnn2d needs square images; {n_features} values per sample is not a square")
-        h, w = image_shape
-        out_h, out_w = (h - 2) // 2, (w - 2) // 2
-        return Sequentiel(
-            Reshape((h, w, 1)),
-            Conv2D(3, 1, 16),
-            ReLU(),
-            MaxPool2D(2),
-            Flatten(),
-            Linear(out_h * out_w * 16, 100),
-            ReLU(),
-            Linear(100, n_classes),
-        )
+        return cnn2d_network(image_shape, n_classes)
     return build_autoencoder((n_features, 100, 10)).network
 
 

@@ -70,17 +70,6 @@ def binary_classifier(*, epochs: int = 40, seed: int = 0, verbose: bool = False)
     return Result(f"binary: digit {BINARY_DIGIT} vs rest (tanh/sigmoid, MSE)", acc, seconds, epochs, losses)
 
 
-def mlp(*, epochs: int = 40, seed: int = 0, verbose: bool = False) -> Result:
-    """Seed part 4: Linear(64, 100) -> TanH -> Linear(100, 10) trained with CELogSoftmax."""
-    manual_seed(seed)
-    X_tr, X_te, y_tr, y_te = load_digits(seed=seed)
-    net = Sequentiel(Linear(64, 100), TanH(), Linear(100, 10))
-    t0 = time.perf_counter()
-    losses = SGD(net, CELogSoftmax(), X_tr, y_tr, batch_size=32, epochs=epochs, eps=0.2, seed=seed, verbose=verbose)
-    seconds = time.perf_counter() - t0
-    return Result("multi-class MLP 64-100-10 (CELogSoftmax)", accuracy(net.forward(X_te), y_te), seconds, epochs, losses)
-
-
 def _classifier(name: str, net, *, epochs: int, eps: float, seed: int, verbose: bool) -> Result:
     X_tr, X_te, y_tr, y_te = load_digits(seed=seed)
     t0 = time.perf_counter()
@@ -89,16 +78,33 @@ def _classifier(name: str, net, *, epochs: int, eps: float, seed: int, verbose: 
     return Result(name, accuracy(net.forward(X_te), y_te), seconds, epochs, losses)
 
 
-def seed_cnn_network() -> Sequentiel:
-    """Seed part 6 on 8x8 digits read as a length-64 sequence with one channel."""
+def mlp_network(n_features: int = 64, n_classes: int = 10) -> Sequentiel:
+    """Seed part 4: Linear(n_features, 100) -> TanH -> Linear(100, n_classes)."""
+    return Sequentiel(Linear(n_features, 100), TanH(), Linear(100, n_classes))
+
+
+def mlp(*, epochs: int = 40, seed: int = 0, verbose: bool = False) -> Result:
+    """Seed part 4: Linear(64, 100) -> TanH -> Linear(100, 10) trained with CELogSoftmax."""
+    manual_seed(seed)
+    return _classifier(
+        "multi-class MLP 64-100-10 (CELogSoftmax)", mlp_network(), epochs=epochs, eps=0.2, seed=seed, verbose=verbose
+    )
+
+
+def seed_cnn_network(n_features: int = 64, n_classes: int = 10) -> Sequentiel:
+    """Seed part 6 on images read as sequences of ``n_features`` pixels with one channel.
+
+    ``Conv1D(3,1,32) -> MaxPool1D(2,2) -> Flatten -> Linear(32 * (n_features - 2) // 2, 100) -> ReLU ->
+    Linear(100, n_classes)``: 992 inputs to the first Linear on the 8x8 digits, 4064 on 16x16 images.
+    """
     return Sequentiel(
-        Reshape((64, 1)),
+        Reshape((n_features, 1)),
         Conv1D(3, 1, 32),
         MaxPool1D(2, 2),
         Flatten(),
-        Linear(992, 100),
+        Linear((n_features - 2) // 2 * 32, 100),
         ReLU(),
-        Linear(100, 10),
+        Linear(100, n_classes),
     )
 
 
@@ -110,17 +116,19 @@ def cnn(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
     )
 
 
-def cnn2d_network() -> Sequentiel:
-    """A 2-D convolution on the 8x8 images (channels last)."""
+def cnn2d_network(image_shape: tuple = (8, 8), n_classes: int = 10) -> Sequentiel:
+    """A 2-D convolution on ``(height, width)`` images (channels last):
+    ``Conv2D(3,1,16) -> ReLU -> MaxPool2D(2) -> Flatten -> Linear -> ReLU -> Linear``."""
+    h, w = image_shape
     return Sequentiel(
-        Reshape((8, 8, 1)),
+        Reshape((h, w, 1)),
         Conv2D(3, 1, 16),
         ReLU(),
         MaxPool2D(2),
         Flatten(),
-        Linear(144, 100),
+        Linear((h - 2) // 2 * ((w - 2) // 2) * 16, 100),
         ReLU(),
-        Linear(100, 10),
+        Linear(100, n_classes),
     )
 
 
