@@ -401,12 +401,14 @@ def _plt():
     return plt
 
 
-def _images(ax_row, images, title):
+def _images(ax_row, images, title=None):
+    """One 8x8 digit per axis, without ticks; ``title`` labels the row."""
     for ax, img in zip(ax_row, images):
         ax.imshow(img.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
-    ax_row[0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+    if title is not None:
+        ax_row[0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
 
 
 def _figure_reconstructions(path, X_te, models, mse_ae, k_ref, n=10):
@@ -478,11 +480,7 @@ def _figure_denoising(path, rows, clean, noisy, clean_net, dae_net):
         label = fig.add_subplot(grid[r, 1])
         label.axis("off")
         label.text(0.9, 0.5, title, ha="right", va="center", fontsize=9)
-        for c in range(8):
-            a = fig.add_subplot(grid[r, 2 + c])
-            a.imshow(images[c].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-            a.set_xticks([])
-            a.set_yticks([])
+        _images([fig.add_subplot(grid[r, 2 + c]) for c in range(8)], images)
     fig.suptitle("Denoising: error against noise, and examples at the training noise", fontsize=10)
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.12, top=0.9)
     fig.savefig(path, dpi=100)
