@@ -233,14 +233,11 @@ class Module:
                 m._parameters = {k: asarray(p, backend=target) for k, p in m._parameters.items()}
                 m._gradient = {k: asarray(g, backend=target) for k, g in m._gradient.items()}
                 m._backend = target
-            m._on_move(target)
+            m._clear_cache()  # cached arrays live on the old device
         return self
 
-    def _on_move(self, backend: Backend) -> None:
-        """Hook for modules that hold arrays other than parameters (caches are dropped)."""
-        self._clear_cache()
-
     def _clear_cache(self) -> None:
+        """Drop arrays kept from the last forward (containers override it for theirs)."""
         if hasattr(self, "_cache"):
             self._cache = None
 

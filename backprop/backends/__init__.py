@@ -411,10 +411,22 @@ def use_backend(name: str | None = None, device=None, dtype=None):
         _context_backend.reset(token)
 
 
+_LIKE: dict[tuple, Backend] = {}
+
+
 def backend_like(x) -> Backend:
-    """The :class:`Backend` of an existing floating array: its library, device and dtype."""
+    """The :class:`Backend` of an existing floating array: its library, device and dtype.
+
+    Cached by (library, device, dtype): Dropout asks for it on every batch,
+    and resolving a device can query the driver.
+    """
     kind = kind_of(x)
-    return _make_backend(kind.name, kind.device(x), _dtype_name(x.dtype))
+    device = kind.device(x)
+    key = (kind.name, str(device), str(x.dtype))
+    backend = _LIKE.get(key)
+    if backend is None:
+        backend = _LIKE[key] = _make_backend(kind.name, device, _dtype_name(x.dtype))
+    return backend
 
 
 def available_backends() -> dict[str, str | None]:
