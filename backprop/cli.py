@@ -14,8 +14,7 @@ import sys
 import time
 
 from . import __version__
-from .backends import BACKENDS, DTYPES, BackendUnavailableError, use_backend
-from .backends import namespace_of as backend_xp
+from .backends import BACKENDS, DTYPES, BackendUnavailableError, namespace_of, use_backend
 
 MODELS = ("mlp", "cnn", "cnn2d", "autoencoder")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -189,7 +188,7 @@ def cmd_evaluate(args) -> int:
         net = load(args.path).eval()
         (_, X_te, _, y_te), _ = load_data(args)
         scores = net.forward(X_te)
-        n_classes = int(backend_xp(scores).max(y_te)) + 1
+        n_classes = int(namespace_of(y_te).max(y_te)) + 1
         if scores.ndim != 2 or scores.shape[1] < n_classes:
             raise UsageError(
                 f"{args.path} does not look like a classifier for {n_classes} classes (output shape {tuple(scores.shape)})"

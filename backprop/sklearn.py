@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .activations import ReLU, Sigmoid, Softmax, TanH
 from .autoencoder import build_autoencoder
-from .backends import host_rng, to_numpy, use_backend
+from .backends import asarray, host_rng, to_numpy, use_backend
 from .containers import Sequentiel
 from .dropout import Dropout
 from .linear import Linear
@@ -136,8 +136,6 @@ class _NeuralNetBase(BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=("float64", "float32"))
         with self._context():
-            from .backends import asarray
-
             return self.network_.forward(asarray(X))
 
     def __sklearn_tags__(self):
@@ -308,15 +306,11 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=("float64", "float32"))
         with self._context():
-            from .backends import asarray
-
             return to_numpy(self.encoder_.forward(asarray(X))).astype(X.dtype, copy=False)
 
     def inverse_transform(self, Z):
         check_is_fitted(self)
         with self._context():
-            from .backends import asarray
-
             return to_numpy(self.decoder_.forward(asarray(Z)))
 
     def get_feature_names_out(self, input_features=None):

@@ -434,13 +434,10 @@ def available_backends() -> dict[str, str | None]:
     result = {}
     for name in BACKENDS:
         try:
-            _make_backend(name, "cuda" if name == "torch" else None)
+            _make_backend(name)  # the library's default device (the CPU for torch)
             result[name] = None
         except (BackendUnavailableError, ValueError) as exc:
-            if name == "torch" and "CUDA" in str(exc):
-                result[name] = None  # torch on the CPU is usable
-            else:
-                result[name] = str(exc)
+            result[name] = str(exc)
     return result
 
 
