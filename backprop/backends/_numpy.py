@@ -6,9 +6,8 @@ import types
 
 import array_api_compat.numpy as _compat
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from . import _standard
+from . import _standard, _strided
 
 name = "numpy"
 
@@ -36,30 +35,16 @@ namespace.max = _max
 
 def windows(x, kernel, strides):
     """im2col as a strided view (no copy): ``(N, *spatial, C)`` -> ``(N, *out, *kernel, C)``."""
-    d = len(kernel)
-    view = sliding_window_view(x, kernel, axis=tuple(range(1, d + 1)))
-    # view: (N, *(S - K + 1), C, *kernel); keep every stride-th window
-    view = view[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
-    axes = (0, *range(1, d + 1), *range(d + 2, 2 * d + 2), d + 1)
-    return np.transpose(view, axes)
-
-
-def overlap_add(cols, spatial, strides):
-    return _standard.overlap_add(cols, spatial, strides, inplace_views=True)
+    return _strided.windows(np, x, kernel, strides)
 
 
 def im2col(x, kernel, strides, *, ones=False):
     """im2col with one copy of the windows, straight into the (optionally ones-extended) matrix."""
-    w = windows(x, kernel, strides)  # strided view (N, *out, *kernel, C)
-    d = len(kernel)
-    lead = w.shape[: 1 + d]
-    m, width = _standard.im2col_shape(w, d)
-    if not ones:
-        return w.reshape(m, width)
-    cols = np.empty((m, width + 1), dtype=x.dtype)
-    cols[:, width] = 1
-    np.copyto(cols.reshape(*lead, width + 1)[..., :width].reshape(w.shape), w)
-    return cols
+    return _strided.im2col(np, x, kernel, strides, ones=ones)
+
+
+def overlap_add(cols, spatial, strides):
+    return _standard.overlap_add(cols, spatial, strides, inplace_views=True)
 
 
 def max_pool_backward(x, y, delta, kernel, strides):
