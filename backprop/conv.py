@@ -11,9 +11,9 @@ offsets only.
 
 from __future__ import annotations
 
-from ._checks import int_tuple, positive_int, prod
+from ._checks import positive_int, prod
+from ._windowed import _Windowed
 from .backends import get_backend, uniform
-from .module import Module
 
 __all__ = ["Conv1D", "Conv2D"]
 
@@ -23,7 +23,7 @@ def output_size(length: int, k_size: int, stride: int) -> int:
     return (length - k_size) // stride + 1
 
 
-class _ConvNd(Module):
+class _ConvNd(_Windowed):
     """Convolution over ``d`` spatial axes of a channels-last input ``(N, *spatial, C_in)``.
 
     The im2col matrix of the last forward is kept (keyed by the input object)
@@ -35,8 +35,7 @@ class _ConvNd(Module):
     def __init__(self, k_size, chan_in: int, chan_out: int, stride=1, bias: bool = True, *, rng=None):
         super().__init__()
         name = type(self).__name__
-        self.kernel = int_tuple(name, "k_size", k_size, self._d)
-        self.stride = int_tuple(name, "stride", stride, self._d)
+        self._set_window(k_size, stride)
         self.chan_in = positive_int(name, "chan_in", chan_in)
         self.chan_out = positive_int(name, "chan_out", chan_out)
         k = 1.0 / (prod(self.kernel) * chan_in) ** 0.5
@@ -47,36 +46,18 @@ class _ConvNd(Module):
         self._cache = None
 
     def get_config(self) -> dict:
-        one = self._d == 1
-        return {
-            "k_size": self.kernel[0] if one else list(self.kernel),
-            "chan_in": self.chan_in,
-            "chan_out": self.chan_out,
-            "stride": self.stride[0] if one else list(self.stride),
-            "bias": "bias" in self._parameters,
-        }
+        return {**self._window_config(), "chan_in": self.chan_in, "chan_out": self.chan_out, "bias": "bias" in self._parameters}
 
     def extra_repr(self) -> str:
-        k = self.kernel[0] if self._d == 1 else self.kernel
-        s = self.stride[0] if self._d == 1 else self.stride
-        text = f"k={k}, {self.chan_in} -> {self.chan_out}, stride={s}"
+        text = f"k={self._shown(self.kernel)}, {self.chan_in} -> {self.chan_out}, stride={self._shown(self.stride)}"
         return text + ("" if "bias" in self._parameters else ", bias=False")
 
     def _input(self, X, method: str):
-        X = self._check_array(X, method)
-        d = self._d
-        layout = "(N, L, C_in)" if d == 1 else "(N, H, W, C_in)"
-        if X.ndim != d + 2 or X.shape[-1] != self.chan_in:
-            raise ValueError(
-                self._error(method, f"expected input of shape {layout.replace('C_in', str(self.chan_in))}, got {tuple(X.shape)}")
-            )
-        self._check_window_fits(X, self.kernel, method)
-        return X
+        return self._check_layout(X, method, self.chan_in)
 
     def output_shape(self, input_shape) -> tuple:
         """Shape of the output for an input of ``input_shape``."""
-        spatial = tuple(output_size(s, k, st) for s, k, st in zip(input_shape[1:-1], self.kernel, self.stride))
-        return (input_shape[0], *spatial, self.chan_out)
+        return (input_shape[0], *self._out_spatial(input_shape), self.chan_out)
 
     def _columns(self, X):
         """im2col matrix of ``X`` (with a ones column when there is a bias), reused when X is the last input."""

@@ -8,47 +8,33 @@ an axis (measured several times slower on NumPy).
 
 from __future__ import annotations
 
-from ._checks import int_tuple
+from ._windowed import _Windowed
 from .backends import kind_of, namespace_of
-from .backends._standard import offset_slices, output_shape
-from .module import Module
+from .backends._standard import offset_slices
 
 __all__ = ["AvgPool1D", "AvgPool2D", "MaxPool1D", "MaxPool2D"]
 
 
-class _PoolNd(Module):
-    _d = 1
-
+class _PoolNd(_Windowed):
     def __init__(self, k_size, stride=None) -> None:
         super().__init__()
-        name = type(self).__name__
-        self.kernel = int_tuple(name, "k_size", k_size, self._d)
-        self.stride = self.kernel if stride is None else int_tuple(name, "stride", stride, self._d)
+        self._set_window(k_size, k_size if stride is None else stride)
         self._cache = None
 
     def get_config(self) -> dict:
-        one = self._d == 1
-        return {"k_size": self.kernel[0] if one else list(self.kernel), "stride": self.stride[0] if one else list(self.stride)}
+        return self._window_config()
 
     def extra_repr(self) -> str:
-        if self._d == 1:
-            return f"k={self.kernel[0]}, stride={self.stride[0]}"
-        return f"k={self.kernel}, stride={self.stride}"
+        return self._window_repr()
 
     def _input(self, X, method: str):
-        X = self._check_array(X, method)
-        d = self._d
-        if X.ndim != d + 2:
-            layout = "(N, L, C)" if d == 1 else "(N, H, W, C)"
-            raise ValueError(self._error(method, f"expected input of shape {layout}, got {tuple(X.shape)}"))
-        self._check_window_fits(X, self.kernel, method)
-        return X
+        return self._check_layout(X, method)
 
     def output_shape(self, input_shape) -> tuple:
-        return (input_shape[0], *output_shape(input_shape[1:-1], self.kernel, self.stride), input_shape[-1])
+        return (input_shape[0], *self._out_spatial(input_shape), input_shape[-1])
 
     def _slices(self, X) -> list:
-        out = output_shape(tuple(X.shape[1:-1]), self.kernel, self.stride)
+        out = self._out_spatial(X.shape)
         return [index for _, index in offset_slices(self.kernel, self.stride, out)]
 
     def _overlapping(self) -> bool:
