@@ -60,8 +60,8 @@ def accuracy(scores, labels) -> float:
     if type(labels) is not type(scores):
         labels = asarray(labels, backend=backend_like(scores))
     if labels.ndim == 2:
-        labels = xp.argmax(labels, axis=1)
-    pred = xp.argmax(scores, axis=1)
+        labels = predict_classes(labels)
+    pred = predict_classes(scores)
     return float(xp.mean(xp.astype(pred == xp.astype(labels, pred.dtype), xp.float64)))
 
 
