@@ -2,7 +2,7 @@
 
 Every layer is a :class:`Module` with its own forward pass and its two
 backward rules; one implementation runs on NumPy, CuPy, PyTorch tensors and
-array-api-strict, chosen with ``BACKPROP_BACKEND`` or :func:`set_backend`.
+JAX and array-api-strict, chosen with ``BACKPROP_BACKEND`` or :func:`set_backend`.
 """
 
 from .activations import LogSoftmax, ReLU, Sigmoid, Softmax, TanH
@@ -26,8 +26,24 @@ from .gradcheck import GradcheckError, gradcheck
 from .linear import Linear, TiedLinear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss
 from .module import Loss, Module
-from .optim import SGD, DivergenceError, History, Optim, evaluate
-from .optimizers import Adam, CosineLR, GradientDescent, Momentum, Optimizer, StepLR
+from .optim import (
+    SGD,
+    Adam,
+    Callback,
+    Checkpoint,
+    CosineLR,
+    DivergenceError,
+    EarlyStopping,
+    GradientDescent,
+    History,
+    Momentum,
+    Optim,
+    Optimizer,
+    StepLR,
+    Trainer,
+    Validation,
+    evaluate,
+)
 from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
 from .serialization import load, save
 from .shape import Flatten, Reshape, Transpose
@@ -41,6 +57,11 @@ __all__ = [
     "gaussian_noise",
     "masking_noise",
     "Adam",
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "Trainer",
+    "Validation",
     "CosineLR",
     "Dropout",
     "GradientDescent",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import int_tuple
-from .backends._standard import output_shape
+from .backends.base import offset_slices, output_shape
 from .module import Module
 
 
@@ -42,3 +42,8 @@ class _Windowed(Module):
     def _out_spatial(self, input_shape) -> tuple:
         """``(S - K) // stride + 1`` on each spatial axis."""
         return output_shape(tuple(input_shape[1:-1]), self.kernel, self.stride)
+
+    def _slices(self, input_shape) -> list:
+        """The index of every kernel offset's strided slice (see :func:`~backprop.backends.base.offset_slices`)."""
+        out = self._out_spatial(input_shape)
+        return [index for _, index in offset_slices(self.kernel, self.stride, out)]

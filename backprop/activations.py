@@ -1,11 +1,11 @@
 """Element-wise and row-wise transfer functions (modules without parameters).
 
 Activations whose derivative is cheapest from their output (tanh, sigmoid,
-softmax) keep the last ``(input, output)`` pair: when ``backward_delta`` is
-given that same input object, the output is reused instead of recomputing a
-transcendental function; any other input is recomputed from scratch. In a
-:class:`~backprop.Sequentiel` both arrays are held by the network anyway, so
-the cache costs no memory.
+softmax) recompute it from the input in the public ``backward_delta``. Inside
+a container (the internal ``_forward``/``_backward`` pair, whose input is the
+library's own array) they keep the output of the last forward and reuse it
+when backward comes for that same input: the container holds both arrays
+anyway, so this costs no memory.
 """
 
 from __future__ import annotations
@@ -17,29 +17,55 @@ __all__ = ["LogSoftmax", "ReLU", "Sigmoid", "Softmax", "TanH"]
 
 
 class _Activation(Module):
-    """Shared plumbing: check the input, cache ``(input, output)``."""
+    """Shared plumbing: check the input; keep ``(input, output)`` on the internal path."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._cache = None
+        self._saved = None
 
     def _compute(self, xp, X):
         raise NotImplementedError
 
+    def _rule(self, xp, Y, delta):
+        """dL/dinput from the output ``Y`` and ``delta``."""
+        raise NotImplementedError
+
+    #: the fewest axes an input may have (the softmaxes work along the last one)
+    _min_ndim = 0
+
+    def _checked(self, X, method: str):
+        X = self._check_array(X, method)
+        if X.ndim < self._min_ndim:
+            raise ValueError(self._error(method, f"expected input of shape (N, C), got {tuple(X.shape)}"))
+        return X
+
     def forward(self, X):
-        X = self._check_array(X, "forward")
-        Y = self._compute(namespace_of(X), X)
-        self._cache = (X, Y)
+        X = self._checked(X, "forward")
+        return self._compute(namespace_of(X), X)
+
+    def _forward(self, X):
+        Y = self.forward(X)
+        self._saved = (X, Y)
         return Y
 
-    def _output_for(self, input):
-        cache = self._cache
-        if cache is not None and cache[0] is input:
-            return cache[1]
-        return self._compute(namespace_of(input), input)
+    def backward_delta(self, input, delta):
+        input, delta = self._check_delta_like_input(self._checked(input, "backward_delta"), delta, "backward_delta")
+        xp = namespace_of(input)
+        return self._rule(xp, self._compute(xp, input), delta)
 
-    def _backward_inputs(self, input, delta):
-        return self._check_delta_like_input(input, delta, "backward_delta")
+    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        if not input_grad:
+            return None
+        if type(self).backward_delta is not _Activation.backward_delta:
+            return self.backward_delta(input, delta)  # a subclass with its own rule
+        input, delta = self._check_delta_like_input(input, delta, "backward")
+        xp = namespace_of(input)
+        saved = self._saved
+        Y = saved[1] if saved is not None and saved[0] is input else self._compute(xp, input)
+        return self._rule(xp, Y, delta)
+
+    def _clear_cache(self) -> None:
+        self._saved = None
 
 
 class TanH(_Activation):
@@ -51,9 +77,7 @@ class TanH(_Activation):
     def _compute(self, xp, X):
         return xp.tanh(X)
 
-    def backward_delta(self, input, delta):
-        input, delta = self._backward_inputs(input, delta)
-        Y = self._output_for(input)
+    def _rule(self, xp, Y, delta):
         return delta * (1 - Y * Y)
 
 
@@ -76,9 +100,7 @@ class Sigmoid(_Activation):
         s /= e
         return s
 
-    def backward_delta(self, input, delta):
-        input, delta = self._backward_inputs(input, delta)
-        S = self._output_for(input)
+    def _rule(self, xp, S, delta):
         return delta * S * (1 - S)
 
 
@@ -88,15 +110,22 @@ class ReLU(_Activation):
     The derivative at 0 is taken as 0 (PyTorch's convention).
     """
 
-    def forward(self, X):
-        X = self._check_array(X, "forward")
-        return namespace_of(X).maximum(X, 0)
+    def _compute(self, xp, X):
+        return xp.maximum(X, 0)
+
+    def _forward(self, X):
+        return self.forward(X)  # the rule needs the input only
 
     def backward_delta(self, input, delta):
-        input, delta = self._backward_inputs(input, delta)
-        xp = namespace_of(input)
+        input, delta = self._check_delta_like_input(input, delta, "backward_delta")
+        return self._rule(namespace_of(input), input, delta)
+
+    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        return self.backward_delta(input, delta) if input_grad else None
+
+    def _rule(self, xp, X, delta):
         # a multiply by the 0/1 mask, not where(): see Sigmoid
-        return delta * xp.astype(input > 0, delta.dtype)
+        return delta * xp.astype(X > 0, delta.dtype)
 
 
 def _log_softmax(xp, Z):
@@ -117,13 +146,12 @@ class Softmax(_Activation):
     Backward: ``s * (delta - sum(delta * s))`` per row.
     """
 
+    _min_ndim = 1
+
     def _compute(self, xp, X):
         return _softmax(xp, X)
 
-    def backward_delta(self, input, delta):
-        input, delta = self._backward_inputs(input, delta)
-        xp = namespace_of(input)
-        S = self._output_for(input)
+    def _rule(self, xp, S, delta):
         return S * (delta - xp.sum(delta * S, axis=-1, keepdims=True))
 
 
@@ -134,11 +162,10 @@ class LogSoftmax(_Activation):
     any magnitude. Backward: ``delta - softmax(z) * sum(delta)`` per row.
     """
 
+    _min_ndim = 1
+
     def _compute(self, xp, X):
         return _log_softmax(xp, X)
 
-    def backward_delta(self, input, delta):
-        input, delta = self._backward_inputs(input, delta)
-        xp = namespace_of(input)
-        S = xp.exp(self._output_for(input))
-        return delta - S * xp.sum(delta, axis=-1, keepdims=True)
+    def _rule(self, xp, Y, delta):
+        return delta - xp.exp(Y) * xp.sum(delta, axis=-1, keepdims=True)

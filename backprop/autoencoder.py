@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .activations import Sigmoid, TanH
-from .backends import backend_like, bernoulli, normal
+from .backends import backend_of, bernoulli, normal
 from .containers import Sequentiel
 from .linear import Linear, TiedLinear
 from .module import Module
@@ -66,9 +66,9 @@ def gaussian_noise(X, std: float, *, clip: bool = True, rng=None):
     """``X`` plus N(0, std^2) noise, clipped to [0, 1] by default (pixel data)."""
     if std < 0:
         raise ValueError(f"gaussian_noise: std must be non-negative, got {std!r}")
-    noisy = X + normal(tuple(X.shape), std, rng=rng, backend=backend_like(X))
+    noisy = X + normal(tuple(X.shape), std, rng=rng, backend=backend_of(X))
     if clip:
-        noisy = backend_like(X).xp.clip(noisy, 0.0, 1.0)
+        noisy = backend_of(X).xp.clip(noisy, 0.0, 1.0)
     return noisy
 
 
@@ -76,4 +76,4 @@ def masking_noise(X, fraction: float, *, rng=None):
     """``X`` with each entry set to 0 with probability ``fraction`` (masking corruption)."""
     if not 0 <= fraction <= 1:
         raise ValueError(f"masking_noise: fraction must lie in [0, 1], got {fraction!r}")
-    return X * bernoulli(1 - fraction, tuple(X.shape), rng=rng, backend=backend_like(X))
+    return X * bernoulli(1 - fraction, tuple(X.shape), rng=rng, backend=backend_of(X))

@@ -221,13 +221,14 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .backends import _make_backend, available_backends
+    from .backends import available_backends, backend_class
+    from .backends.base import _device_label
 
     print(f"backprop {__version__}")
     print(f"python {sys.version.split()[0]}")
     for name, reason in available_backends().items():
         if reason is None:
-            devices = _devices(name, _make_backend)
+            devices = [_device_label(d) for d in backend_class(name).devices()]
             print(f"  {name:17s} usable   devices: {', '.join(devices)}   dtypes: {', '.join(DTYPES)}")
         else:
             print(f"  {name:17s} unusable ({reason})")
@@ -242,22 +243,6 @@ def cmd_info(args) -> int:
     except ImportError:
         print("  threads: install threadpoolctl (comes with scikit-learn) to see the BLAS thread pools")
     return 0
-
-
-def _devices(name, make):
-    if name == "numpy":
-        return ["cpu"]
-    if name == "array_api_strict":
-        return ["CPU_DEVICE", "device1", "device2"]
-    found = ["cpu"] if name == "torch" else []
-    index = 0
-    while True:  # CUDA devices, until one is missing
-        try:
-            make(name, f"cuda:{index}")
-        except (BackendUnavailableError, ValueError):
-            return found
-        found.append(f"cuda:{index}")
-        index += 1
 
 
 # ------------------------------------------------------------------ parser

@@ -18,16 +18,12 @@ from .backends import get_backend, uniform
 __all__ = ["Conv1D", "Conv2D"]
 
 
-def output_size(length: int, k_size: int, stride: int) -> int:
-    """``(length - k_size) // stride + 1``: positions where a window fits."""
-    return (length - k_size) // stride + 1
-
-
 class _ConvNd(_Windowed):
     """Convolution over ``d`` spatial axes of a channels-last input ``(N, *spatial, C_in)``.
 
-    The im2col matrix of the last forward is kept (keyed by the input object)
-    for the weight gradient: it is exactly what that gradient needs.
+    Inside a container, the im2col matrix of the last forward is kept (keyed
+    by the input object) for the weight gradient: it is exactly what that
+    gradient needs. The public backward rules rebuild it from their input.
     """
 
     _d = 1
@@ -43,7 +39,7 @@ class _ConvNd(_Windowed):
         self._add_parameter("weight", uniform(-k, k, (*self.kernel, chan_in, chan_out), rng=rng, backend=backend))
         if bias:
             self._add_parameter("bias", uniform(-k, k, (chan_out,), rng=rng, backend=backend))
-        self._cache = None
+        self._saved = None  # (input, im2col matrix) of the last internal forward
 
     def get_config(self) -> dict:
         return {**self._window_config(), "chan_in": self.chan_in, "chan_out": self.chan_out, "bias": "bias" in self._parameters}
@@ -60,50 +56,67 @@ class _ConvNd(_Windowed):
         return (input_shape[0], *self._out_spatial(input_shape), self.chan_out)
 
     def _columns(self, X):
-        """im2col matrix of ``X`` (with a ones column when there is a bias), reused when X is the last input."""
-        cache = self._cache
-        if cache is not None and cache[0] is X:
-            return cache[1]
-        cols = self._backend.ops.im2col(X, self.kernel, self.stride, ones="bias" in self._parameters)
-        self._cache = (X, cols)
-        return cols
+        """im2col matrix of ``X``, with a ones column when there is a bias."""
+        return self._backend.im2col(X, self.kernel, self.stride, ones="bias" in self._parameters)
 
     def _weight_matrix(self):
         return self._backend.xp.reshape(self._parameters["weight"], (prod(self.kernel) * self.chan_in, self.chan_out))
 
-    def forward(self, X):
-        X = self._input(X, "forward")
+    def _apply(self, X, cols):
         xp = self._backend.xp
         W = self._weight_matrix()
         if "bias" in self._parameters:
             # the bias is the weight of im2col's column of ones
             W = xp.concat([W, xp.reshape(self._parameters["bias"], (1, self.chan_out))], axis=0)
-        return xp.reshape(self._columns(X) @ W, self.output_shape(X.shape))
+        return xp.reshape(cols @ W, self.output_shape(X.shape))
+
+    def forward(self, X):
+        X = self._input(X, "forward")
+        return self._apply(X, self._columns(X))
+
+    def _forward(self, X):
+        X = self._input(X, "forward")
+        cols = self._columns(X)
+        self._saved = (X, cols)
+        return self._apply(X, cols)
+
+    def _clear_cache(self) -> None:
+        self._saved = None
 
     def _delta_matrix(self, input, delta, method):
         delta = self._check_delta(delta, self.output_shape(input.shape), method)
         return self._backend.xp.reshape(delta, (-1, self.chan_out))
 
-    def backward_update_gradient(self, input, delta):
-        input = self._input(input, "backward_update_gradient")
+    def _update_gradient(self, cols, D) -> None:
         xp = self._backend.xp
-        D = self._delta_matrix(input, delta, "backward_update_gradient")
-        grad = self._columns(input).T @ D  # with a bias, its gradient is the last row
+        grad = cols.T @ D  # with a bias, its gradient is the last row
         width = prod(self.kernel) * self.chan_in
         if "bias" in self._parameters:
             self._accumulate("bias", grad[width, ...])
             grad = grad[:width, ...]
         self._accumulate("weight", xp.reshape(grad, self._parameters["weight"].shape))
 
+    def _input_gradient(self, input, D):
+        out = self.output_shape(input.shape)
+        dcols = self._backend.xp.reshape(D @ self._weight_matrix().T, (*out[:-1], *self.kernel, self.chan_in))
+        return self._backend.overlap_add(dcols, tuple(input.shape[1:-1]), self.stride)
+
+    def backward_update_gradient(self, input, delta):
+        input = self._input(input, "backward_update_gradient")
+        D = self._delta_matrix(input, delta, "backward_update_gradient")
+        self._update_gradient(self._columns(input), D)
+
     def backward_delta(self, input, delta):
         input = self._input(input, "backward_delta")
-        xp = self._backend.xp
-        D = self._delta_matrix(input, delta, "backward_delta")
-        out = self.output_shape(input.shape)
-        dcols = xp.reshape(D @ self._weight_matrix().T, (*out[:-1], *self.kernel, self.chan_in))
-        return self._backend.ops.overlap_add(dcols, tuple(input.shape[1:-1]), self.stride)
+        return self._input_gradient(input, self._delta_matrix(input, delta, "backward_delta"))
 
-
+    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        input = self._input(input, "backward")
+        D = self._delta_matrix(input, delta, "backward")
+        if param_grad:
+            saved = self._saved
+            self._update_gradient(saved[1] if saved is not None and saved[0] is input else self._columns(input), D)
+        return self._input_gradient(input, D) if input_grad else None
 class Conv1D(_ConvNd):
     """1-D convolution (cross-correlation, as in Torch and PyTorch) over a channels-last sequence.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .backends import Backend, asarray, backend_like, get_backend, kind_of, to_numpy
+from .backends import Backend, asarray, backend_of, get_backend, kind_of, to_numpy
 
 __all__ = ["accuracy", "load_digits", "one_hot", "predict_classes", "read_idx", "read_mnist", "read_usps", "train_test_split"]
 
@@ -43,7 +43,7 @@ def one_hot(y, n_classes: int, *, dtype=None):
         raise ValueError(f"one_hot: expected integer labels of shape (n,), got shape {tuple(y.shape)} dtype {y.dtype}")
     if y.shape[0] and (int(xp.min(y)) < 0 or int(xp.max(y)) >= n_classes):
         raise ValueError(f"one_hot: labels must lie in [0, {n_classes}), got [{int(xp.min(y))}, {int(xp.max(y))}]")
-    classes = xp.arange(n_classes, dtype=y.dtype, device=kind.device(y))
+    classes = xp.arange(n_classes, dtype=y.dtype, device=kind.device_of(y))
     target = dtype if dtype is not None else get_backend().dtype_name
     target = getattr(xp, target) if isinstance(target, str) else target
     return xp.astype(xp.expand_dims(y, axis=1) == classes, target)
@@ -58,7 +58,7 @@ def accuracy(scores, labels) -> float:
     """Fraction of rows whose largest score is at the label (labels as integers or one-hot rows)."""
     xp = kind_of(scores).xp
     if type(labels) is not type(scores):
-        labels = asarray(labels, backend=backend_like(scores))
+        labels = asarray(labels, backend=backend_of(scores))
     if labels.ndim == 2:
         labels = predict_classes(labels)
     pred = predict_classes(scores)
@@ -175,7 +175,7 @@ def train_test_split(X, y, *, test_size: float = 0.25, seed: int = 0):
         list(range(X.shape[0])), test_size=test_size, random_state=seed, stratify=to_numpy(y)
     )
     xp = kind_of(X).xp
-    b = backend_like(X)
+    b = backend_of(X)
     tr = asarray(train_idx, dtype="int64", backend=b)
     te = asarray(test_idx, dtype="int64", backend=b)
     return xp.take(X, tr, axis=0), xp.take(X, te, axis=0), xp.take(y, tr, axis=0), xp.take(y, te, axis=0)

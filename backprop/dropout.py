@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .backends import backend_like, bernoulli, host_rng
+from .backends import backend_of, bernoulli, host_rng
 from .module import Module
 
 __all__ = ["Dropout"]
@@ -21,9 +21,14 @@ class Dropout(Module):
         Where masks come from: the library's seeded host generator by
         default, so runs are reproducible on every backend.
 
-    Shape: any -> same. The mask of the last training forward is kept
-    (keyed by the input object): backward applies the same mask.
+    Shape: any -> same. A mask is random and cannot be recomputed, so the
+    masks of the last few training forwards are kept, keyed by the input
+    object (a Dropout used several times in one network has one per use):
+    backward applies the mask that forward drew for that input, and raises
+    if there is none.
     """
+
+    _KEEP = 4  # masks kept: as many uses of one Dropout per pass as a network is likely to make
 
     def __init__(self, p: float = 0.5, *, rng=None) -> None:
         super().__init__()
@@ -31,7 +36,7 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must lie in [0, 1), got {p!r}")
         self.p = float(p)
         self._rng = host_rng(rng) if rng is not None else None
-        self._cache = None
+        self._masks: list = []  # (input, mask or None), newest last
 
     def get_config(self) -> dict:
         return {"p": self.p}
@@ -39,27 +44,34 @@ class Dropout(Module):
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
+    def _clear_cache(self) -> None:
+        self._masks = []
+
+    def _draws_random_numbers(self) -> bool:
+        return self.training and self.p > 0
+
     def forward(self, X):
         X = self._check_array(X, "forward")
+        masks = [entry for entry in self._masks if entry[0] is not X]
         if not self.training or self.p == 0:
-            self._cache = (X, None)
+            self._masks = masks  # the identity: backward needs no mask
             return X
-        keep = bernoulli(1 - self.p, tuple(X.shape), rng=self._rng, backend=backend_like(X))
+        keep = bernoulli(1 - self.p, tuple(X.shape), rng=self._rng, backend=backend_of(X))
         mask = keep * (1 / (1 - self.p))
-        self._cache = (X, mask)
+        self._masks = masks[-(self._KEEP - 1) :] + [(X, mask)]
         return X * mask
 
     def backward_delta(self, input, delta):
         input, delta = self._check_delta_like_input(input, delta, "backward_delta")
-        cache = self._cache
-        if cache is None or cache[0] is not input:
-            if not self.training or self.p == 0:
-                return delta
-            raise ValueError(
-                self._error(
-                    "backward_delta",
-                    "no dropout mask for this input: call forward on it first "
-                    "(the mask of a training forward is random and cannot be recomputed)",
-                )
+        for saved, mask in reversed(self._masks):
+            if saved is input:
+                return delta * mask
+        if not self.training or self.p == 0:
+            return delta
+        raise ValueError(
+            self._error(
+                "backward_delta",
+                "no dropout mask for this input: call forward on it first "
+                "(the mask of a training forward is random and cannot be recomputed)",
             )
-        return delta if cache[1] is None else delta * cache[1]
+        )

@@ -147,9 +147,11 @@ class TiedLinear(_Affine):
         # always the shared weight's, also after its owner moved (module.to)
         return self.linear._backend
 
-    @_backend.setter
-    def _backend(self, value) -> None:
-        pass  # derived from the tied Linear
+    def _move_backend(self, target) -> None:
+        pass  # derived from the tied Linear, which moves itself
+
+    def _has_parameters(self) -> bool:
+        return True  # the tied weight's gradient, even without a bias
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}, tied" + ("" if "bias" in self._parameters else ", bias=False")

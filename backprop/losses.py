@@ -101,7 +101,6 @@ class _ClassificationLoss(Loss):
     a GPU step does not wait for the host.
     """
 
-    check_labels = True
     _arange = None  # (key, arange(C)) of the last call: the same every step
 
     def _classes(self, xp, kind, c, dtype, device):
@@ -129,10 +128,10 @@ class _ClassificationLoss(Loss):
                 )
             if y.shape[0] != n:
                 raise ValueError(self._error(method, f"expected {n} labels for yhat of shape {(n, c)}, got {y.shape[0]}"))
-            Y = xp.astype(y[:, None] == self._classes(xp, kind, c, y.dtype, kind.device(yhat)), yhat.dtype)
+            Y = xp.astype(y[:, None] == self._classes(xp, kind, c, y.dtype, kind.device_of(yhat)), yhat.dtype)
             # each row of Y holds at most one 1, and none for a label outside
             # [0, C): one sum validates every label
-            if self.check_labels and float(xp.sum(Y)) != n:
+            if self._check_values() and float(xp.sum(Y)) != n:
                 bad = (y < 0) | (y >= c)
                 first = int(y[xp.argmax(xp.astype(bad, xp.int8))])
                 raise ValueError(self._error(method, f"label {first} is out of range for {c} classes"))

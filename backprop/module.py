@@ -7,14 +7,25 @@ A module knows its own forward pass and its two backward rules:
 
 ``_parameters`` and ``_gradient`` are dicts with the same keys and shapes.
 Gradients accumulate until :meth:`Module.zero_grad`.
+
+State between passes (the rule is written out in ``docs/architecture.md``):
+the public methods compute from the arrays they are given and rely on
+nothing kept from an earlier call, except what cannot be recomputed
+(Dropout's mask) and what containers hold (below). Containers and the
+training step call the internal pair :meth:`Module._forward` /
+:meth:`Module._backward`, with arrays the library created and never handed
+out: there a module may reuse what its last ``_forward`` computed, keyed by
+the identity of that input.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections.abc import Iterator
 from typing import Any
 
-from .backends import Backend, asarray, get_backend, kind_of
+from .backends import Backend, asarray, backend_of, get_backend, kind_of, make_backend
 
 __all__ = ["Loss", "Module"]
 
@@ -24,6 +35,11 @@ MODULE_TYPES: dict[str, type] = {}
 
 def _shape(x) -> tuple:
     return tuple(x.shape)
+
+
+def _fresh_copy(x):
+    """A copy of ``x`` that nobody else holds (``x`` itself for an immutable library)."""
+    return backend_of(x).copy(x)
 
 
 class Module:
@@ -36,6 +52,9 @@ class Module:
     :meth:`to` and ``repr``.
     """
 
+    #: the backend of the parameters (set by the first _add_parameter)
+    _backend: Backend | None = None
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
@@ -47,8 +66,8 @@ class Module:
         # keys whose gradient is known to be zero: the next accumulation may
         # store its value instead of adding it to a zero array
         self._zero_keys: set[str] = set()
-        self._backend: Backend | None = None
         self._children: list[Module] = []  # sub-modules; containers fill it
+        self._version = 0  # bumped by every parameter write made through the library
         self.training = True
 
     # ------------------------------------------------------------------ API
@@ -79,21 +98,81 @@ class Module:
         self.backward_update_gradient(input, delta)
         return self.backward_delta(input, delta) if input_grad else None
 
+    # ------------------------------------------- internal pair (containers)
+
+    def _forward(self, X):
+        """Forward for a container or the training step: ``X`` is the library's own array.
+
+        Nobody else holds ``X``, and it stays unchanged until the matching
+        :meth:`_backward`; a module may keep what it computes from it.
+        """
+        return self.forward(X)
+
+    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        """Backward for a container: ``input`` is the object of a :meth:`_forward` call, unchanged since.
+
+        Accumulates the parameter gradients when ``param_grad``, returns the
+        input gradient when ``input_grad`` (else None).
+        """
+        if param_grad:
+            return self.backward(input, delta, input_grad=input_grad)
+        return self.backward_delta(input, delta) if input_grad else None
+
+    def _draws_random_numbers(self) -> bool:
+        """Whether forward draws host random numbers now (such a network cannot be compiled)."""
+        return False
+
+    def _has_parameters(self) -> bool:
+        """Whether backward accumulates a gradient anywhere (containers ask, to skip needless input gradients)."""
+        return bool(self._parameters)
+
+    # ------------------------------------------------------------ updates
+
     def zero_grad(self) -> None:
-        """Reset every gradient (this module's and its children's) to zero."""
-        for g in self._gradient.values():
-            g[...] = 0  # in place: no allocation per step
-        self._zero_keys = set(self._gradient)
-        for child in self._children:
-            child.zero_grad()
+        """Reset every gradient (this module's and its descendants', each once) to zero."""
+        for m in self.unique_modules():
+            for key, g in m._gradient.items():
+                m._gradient[key] = m._backend.zero_(g)
+            m._zero_keys = set(m._gradient)
 
     def update_parameters(self, gradient_step: float = 1e-3) -> None:
-        """Gradient descent step ``p <- p - gradient_step * grad`` on every parameter, in place."""
-        for key in self._parameters:
-            # no shortcut for zero gradients: a module may write _gradient directly (the seed's style)
-            self._parameters[key] -= gradient_step * self._gradient[key]
-        for child in self._children:
-            child.update_parameters(gradient_step)
+        """Gradient descent step ``p <- p - gradient_step * grad`` on every parameter, each once.
+
+        A module used twice in a network is updated once, with the sum of the
+        gradients of both uses. A descendant that redefines this method is
+        updated by its own rule.
+        """
+        for m in self.unique_modules():
+            if m is not self and type(m).update_parameters is not Module.update_parameters:
+                m.update_parameters(gradient_step)
+                continue
+            for key in m._parameters:
+                # no shortcut for zero gradients: a module may write _gradient directly (the assignment's style)
+                m.set_parameter(key, m._backend.sub_(m._parameters[key], gradient_step * m._gradient[key]))
+
+    # ------------------------------------------ parameters, for optimizers
+
+    @property
+    def backend(self) -> Backend | None:
+        """The :class:`~backprop.backends.Backend` of this module's parameters (None without parameters)."""
+        return self._backend
+
+    def get_parameter(self, key: str):
+        """The parameter array ``key`` of this module (not a copy)."""
+        return self._parameters[key]
+
+    def get_gradient(self, key: str):
+        """The accumulated gradient of parameter ``key``."""
+        return self._gradient[key]
+
+    def set_parameter(self, key: str, value) -> None:
+        """Store ``value`` (an array of this module's backend and shape) as parameter ``key``.
+
+        The write every update rule goes through: it marks the values of
+        earlier forward passes as stale for the containers holding them.
+        """
+        self._parameters[key] = value
+        self._version += 1
 
     # ---------------------------------------------------------- structure
 
@@ -102,34 +181,48 @@ class Module:
         return list(self._children)
 
     def modules(self) -> Iterator[Module]:
-        """This module and all its descendants, depth first."""
+        """This module and all its descendants, depth first (a shared module once per use)."""
         yield self
         for child in self.children():
             yield from child.modules()
 
+    def unique_modules(self) -> list[Module]:
+        """This module and its descendants, each once, in order of first appearance."""
+        seen: dict[int, Module] = {}
+        for m in self.modules():
+            seen.setdefault(id(m), m)
+        return list(seen.values())
+
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
-        """``(name, array)`` for every parameter, children's names prefixed by their index."""
-        for key, p in self._parameters.items():
-            yield prefix + key, p
-        for name, child in self._named_children():
-            yield from child.named_parameters(f"{prefix}{name}.")
+        """``(name, array)`` for every parameter, children's names prefixed by their index.
+
+        A module used twice is named once, at its first place.
+        """
+        seen: set[int] = set()
+        for path, m in self.named_modules(prefix):
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            m._ensure_backend()
+            for key, p in m._parameters.items():
+                yield (f"{path}.{key}" if path else key), p
 
     def _named_children(self) -> list[tuple[str, Module]]:
         return [(str(i), c) for i, c in enumerate(self.children())]
 
     def parameters(self) -> list:
-        """Every parameter array of this module and its children."""
+        """Every parameter array of this module and its children, each once."""
         return [p for _, p in self.named_parameters()]
 
     def parameter_slots(self) -> Iterator[tuple[Module, str]]:
-        """``(module, key)`` for every parameter: where optimizers read and write."""
-        for key in self._parameters:
-            yield self, key
-        for child in self.children():
-            yield from child.parameter_slots()
+        """``(module, key)`` for every parameter, each once: where optimizers read and write."""
+        for m in self.unique_modules():
+            m._ensure_backend()
+            for key in m._parameters:
+                yield m, key
 
     def n_parameters(self) -> int:
-        """Number of scalar parameters."""
+        """Number of scalar parameters (a shared module counted once)."""
         total = 0
         for p in self.parameters():
             size = 1
@@ -137,6 +230,11 @@ class Module:
                 size *= d
             total += size
         return total
+
+    def _ensure_backend(self) -> None:
+        # a module that fills _parameters by hand (the assignment's style) gets its backend from them
+        if self._backend is None and self._parameters:
+            self._backend = backend_of(next(iter(self._parameters.values())))
 
     # ------------------------------------------------------- persistence
 
@@ -164,49 +262,53 @@ class Module:
         raise ValueError(f"{self._label()} has no reference {name!r}")
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """``(path, module)`` for this module (path ``""``) and every descendant (``"0"``, ``"0.1"``, ...)."""
+        """``(path, module)`` for this module (path ``""``) and every descendant (``"0"``, ``"0.1"``, ...).
+
+        A module used twice appears at each of its places.
+        """
         yield prefix.rstrip("."), self
         for name, child in self._named_children():
             yield from child.named_modules(f"{prefix}{name}.")
 
     def state_dict(self) -> dict:
-        """Every parameter by name (``"0.weight"``, ...): the arrays themselves, not copies."""
-        return dict(self.named_parameters())
+        """Every parameter by name (``"0.weight"``, ...), as copies: later training does not change them."""
+        return {name: _fresh_copy(p) for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Set every parameter from ``state`` (arrays of any library; floating values are cast).
+        """Set every parameter from copies of the arrays in ``state`` (any library; floating values are cast).
 
         Everything is checked before anything is written: missing or
         unexpected names, shapes, non-floating dtypes and NaN or infinite
-        values each raise, and the module is then left unchanged.
+        values each raise, and the module is then left unchanged. The module
+        never shares an array with ``state``.
         """
         owner = f"{self._label()}.load_state_dict"
-        slots = {name: (m, key) for name, (m, key) in zip((n for n, _ in self.named_parameters()), self.parameter_slots())}
         if not isinstance(state, dict):
             raise TypeError(f"{owner}: expected a dict of arrays, got {type(state).__name__}")
+        names = [n for n, _ in self.named_parameters()]
+        slots = dict(zip(names, self.parameter_slots()))
         missing = [n for n in slots if n not in state]
         unexpected = [n for n in state if n not in slots]
         if missing or unexpected:
             raise ValueError(f"{owner}: parameter names do not match: missing {missing}, unexpected {unexpected}")
         staged = []
         for name, (m, key) in slots.items():
+            b = m._backend
             try:
-                value = asarray(state[name], backend=m._backend)
+                value = asarray(state[name], backend=b)
             except TypeError as exc:
                 raise TypeError(f"{owner}: parameter {name!r}: {exc}") from None
-            kind, xp = m._backend.kind, m._backend.xp
-            if value.dtype not in kind.float_dtypes:
+            if value.dtype not in b.float_dtypes:
                 raise TypeError(f"{owner}: parameter {name!r} has dtype {value.dtype}, expected a floating dtype")
             expected = tuple(m._parameters[key].shape)
             if tuple(value.shape) != expected:
                 raise ValueError(f"{owner}: parameter {name!r} has shape {tuple(value.shape)}, expected {expected}")
-            if not bool(xp.all(xp.isfinite(value))):
+            if not bool(b.xp.all(b.xp.isfinite(value))):
                 raise ValueError(f"{owner}: parameter {name!r} holds NaN or infinite values")
-            if value is state[name]:
-                value = xp.asarray(value, copy=True)  # the module must not share the caller's array
-            staged.append((m, key, value))
+            staged.append((m, key, _fresh_copy(value)))
         for m, key, value in staged:
-            m._parameters[key] = value
+            m.set_parameter(key, value)
+        for m in self.unique_modules():
             m._clear_cache()
 
     def train(self, mode: bool = True) -> Module:
@@ -225,21 +327,23 @@ class Module:
         >>> net.to("torch", device="cuda")
         >>> net.to(dtype="float64")
         """
-        from .backends import _build
-
-        target = _build(backend, device, dtype)
-        for m in self.modules():
-            if m._parameters:
-                m._parameters = {k: asarray(p, backend=target) for k, p in m._parameters.items()}
-                m._gradient = {k: asarray(g, backend=target) for k, g in m._gradient.items()}
-                m._backend = target
+        target = make_backend(backend, device, dtype)
+        for m in self.unique_modules():
+            m._ensure_backend()
+            if m._parameters and m._backend != target:
+                for key, p in m._parameters.items():
+                    m.set_parameter(key, _fresh_copy(asarray(p, backend=target)))
+                m._gradient = {k: _fresh_copy(asarray(g, backend=target)) for k, g in m._gradient.items()}
+                m._move_backend(target)
             m._clear_cache()  # cached arrays live on the old device
         return self
 
     def _clear_cache(self) -> None:
-        """Drop arrays kept from the last forward (containers override it for theirs)."""
-        if hasattr(self, "_cache"):
-            self._cache = None
+        """Drop arrays kept from the last forward (modules that keep some override it)."""
+
+    def _move_backend(self, target: Backend) -> None:
+        """Record that the parameters now live on ``target`` (see :meth:`to`)."""
+        self._backend = target
 
     # ------------------------------------------------------------- repr
 
@@ -275,6 +379,7 @@ class Module:
         self._parameters[name] = value
         self._gradient[name] = b.xp.zeros_like(value)
         self._zero_keys.add(name)
+        self._version += 1
 
     def _accumulate(self, name: str, value) -> None:
         """``_gradient[name] += value``.
@@ -287,53 +392,47 @@ class Module:
             self._gradient[name] = value
             self._zero_keys.discard(name)
         else:
-            self._gradient[name] += value
+            self._gradient[name] = self._backend.add_(self._gradient[name], value)
 
     def _error(self, method: str, message: str) -> str:
         return f"{self._label()}.{method}: {message}"
 
-    def _check_array(self, X, method: str = "forward", what: str = "input"):
-        """Check ``X`` against this module's parameters: library, device, dtype.
+    def _check_array(self, X, method: str = "forward", what: str = "input", like=None):
+        """Check ``X``: a real floating array on the parameters' library and device.
 
         Returns ``X``, cast to the parameters' dtype when it is of another real
-        floating precision. Modules without parameters only require a real
-        floating array and return it unchanged.
+        floating precision. A module without parameters checks ``X`` against
+        the array ``like`` instead (its input, when ``X`` is a delta), or only
+        requires a real floating array.
         """
         b = self._backend
-        if b is None:
-            try:
-                kind = kind_of(X)
-            except TypeError as exc:
-                raise TypeError(self._error(method, f"{what}: {exc}")) from None
-            if X.dtype not in kind.float_dtypes:
-                raise TypeError(self._error(method, f"expected a real floating {what}, got dtype {X.dtype}"))
-            return X
-        kind = b.kind
-        if type(X) is not kind.array_type:
-            try:
-                other = kind_of(X)
-            except TypeError as exc:
-                raise TypeError(self._error(method, f"{what}: {exc}")) from None
-            if other is not kind:
-                raise TypeError(
+        if b is not None and type(X) is b.array_type and X.dtype == b.dtype and (not b.has_devices or b.on_device(X)):
+            return X  # the common case, checked in a few attribute reads
+        try:
+            cls = kind_of(X)
+        except TypeError as exc:
+            raise TypeError(self._error(method, f"{what}: {exc}")) from None
+        if X.dtype not in cls.float_dtypes:
+            raise TypeError(self._error(method, f"expected a real floating {what}, got dtype {X.dtype}"))
+        ref = b if b is not None else (backend_of(like) if like is not None else None)
+        if ref is not None:
+            where = f"the parameters live on {ref.describe()}" if b is not None else f"the input is on {ref.describe()}"
+            if cls is not type(ref):
+                found = f"{what} is a {cls.name} array"
+            elif not ref.on_device(X):
+                found = f"{what} is on device {cls.device_of(X)}"
+            else:
+                found = None
+            if found is not None:
+                raise (TypeError if cls is not type(ref) else ValueError)(
                     self._error(
                         method,
-                        f"{what} is a {other.name} array but the parameters live on {b.describe()}; "
-                        "move it with backprop.asarray(x) or move the module with module.to(...)",
+                        f"{found} but {where}; move it with backprop.asarray(x)"
+                        + (" or move the module with module.to(...)" if b is not None else ""),
                     )
                 )
-        if kind.has_devices and X.device != b.device:
-            raise ValueError(
-                self._error(
-                    method,
-                    f"{what} is on device {X.device} but the parameters live on {b.describe()}; "
-                    "move it with backprop.asarray(x) or move the module with module.to(...)",
-                )
-            )
-        if X.dtype != b.dtype:
-            if X.dtype in kind.float_dtypes:
-                return b.xp.astype(X, b.dtype)
-            raise TypeError(self._error(method, f"expected a real floating {what}, got dtype {X.dtype}"))
+        if b is not None and X.dtype != b.dtype:
+            return b.xp.astype(X, b.dtype)
         return X
 
     def _check_shape(self, X, expected: tuple, method: str = "forward", what: str = "input") -> None:
@@ -364,21 +463,24 @@ class Module:
     def _check_delta_like_input(self, input, delta, method: str):
         """Check ``input`` and ``delta`` for an element-wise module; returns both."""
         input = self._check_array(input, method)
-        delta = self._check_array(delta, method, "delta")
+        delta = self._check_array(delta, method, "delta", like=input)
         if tuple(delta.shape) != tuple(input.shape):
             raise ValueError(
                 self._error(method, f"expected delta of the input's shape {tuple(input.shape)}, got {tuple(delta.shape)}")
             )
         return input, delta
 
-    def _check_delta(self, delta, expected_shape: tuple, method: str):
-        """``delta`` must have the output's shape; returns it checked like an input."""
-        delta = self._check_array(delta, method, "delta")
+    def _check_delta(self, delta, expected_shape: tuple, method: str, input=None):
+        """``delta`` must have the output's shape; returns it checked like ``input``."""
+        delta = self._check_array(delta, method, "delta", like=input)
         if _shape(delta) != tuple(expected_shape):
             raise ValueError(
                 self._error(method, f"expected delta of the output's shape {tuple(expected_shape)}, got {_shape(delta)}")
             )
         return delta
+
+
+_TARGETS_CHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar("backprop_targets_checked", default=False)
 
 
 class Loss:
@@ -387,8 +489,32 @@ class Loss:
     ``forward(y, yhat)`` returns one value per row, shape ``(N,)``;
     ``backward(y, yhat)`` returns the gradient, shaped like ``yhat``, of the
     **batch mean** of those values, so a learning rate does not depend on the
-    batch size.
+    batch size. A loss never modifies its arguments.
+
+    Checks of the targets' *values* (label ranges) read a number back from
+    the device. The training loop validates every target once, up front, and
+    runs its steps inside :meth:`targets_checked`, where those checks are
+    skipped: a GPU step then never waits for the host. The switch belongs to
+    the current thread (a context variable), so a loss shared by two
+    trainings is safe.
     """
+
+    #: whether the value checks run at all (set False on an instance to skip them always)
+    check_labels = True
+
+    @staticmethod
+    @contextlib.contextmanager
+    def targets_checked():
+        """Context manager: the targets used inside were validated already; skip value checks."""
+        token = _TARGETS_CHECKED.set(True)
+        try:
+            yield
+        finally:
+            _TARGETS_CHECKED.reset(token)
+
+    def _check_values(self) -> bool:
+        """Whether value checks (label ranges) should run now."""
+        return self.check_labels and not _TARGETS_CHECKED.get()
 
     def __call__(self, y, yhat):
         return self.forward(y, yhat)
@@ -432,7 +558,7 @@ class Loss:
                     method, f"y is a {other.name} array but yhat is a {kind.name} array; move it with backprop.asarray(y)"
                 )
             )
-        if kind.has_devices and y.device != yhat.device:
+        if kind.device_of(y) != kind.device_of(yhat):
             raise ValueError(
                 self._error(method, f"y is on device {y.device} but yhat is on {yhat.device}; move it with backprop.asarray(y)")
             )

@@ -9,8 +9,7 @@ an axis (measured several times slower on NumPy).
 from __future__ import annotations
 
 from ._windowed import _Windowed
-from .backends import kind_of, namespace_of
-from .backends._standard import offset_slices
+from .backends import backend_of
 
 __all__ = ["AvgPool1D", "AvgPool2D", "MaxPool1D", "MaxPool2D"]
 
@@ -19,7 +18,6 @@ class _PoolNd(_Windowed):
     def __init__(self, k_size, stride=None) -> None:
         super().__init__()
         self._set_window(k_size, k_size if stride is None else stride)
-        self._cache = None
 
     def get_config(self) -> dict:
         return self._window_config()
@@ -33,45 +31,56 @@ class _PoolNd(_Windowed):
     def output_shape(self, input_shape) -> tuple:
         return (input_shape[0], *self._out_spatial(input_shape), input_shape[-1])
 
-    def _slices(self, X) -> list:
-        out = self._out_spatial(X.shape)
-        return [index for _, index in offset_slices(self.kernel, self.stride, out)]
-
-    def _overlapping(self) -> bool:
-        return any(s < k for s, k in zip(self.stride, self.kernel))
-
     def _delta(self, input, delta, method):
-        return self._check_delta(delta, self.output_shape(input.shape), method)
+        return self._check_delta(delta, self.output_shape(input.shape), method, input=input)
+
+    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        return self.backward_delta(input, delta) if input_grad else None
 
 
 class _MaxPoolNd(_PoolNd):
-    """Max pooling. The output of the last forward is kept (keyed by the input object) for the backward mask."""
+    """Max pooling. Inside a container, the output of the last forward is kept (keyed by the
+    input object) for the backward mask; the public backward recomputes it from its input."""
+
+    def __init__(self, k_size, stride=None) -> None:
+        super().__init__(k_size, stride)
+        self._saved = None
 
     def forward(self, X):
         X = self._input(X, "forward")
-        xp = namespace_of(X)
-        slices = self._slices(X)
-        if len(slices) == 1:
-            Y = xp.asarray(X[slices[0]], copy=True)
-        else:
-            Y = xp.maximum(X[slices[0]], X[slices[1]])
-            for index in slices[2:]:
-                Y = xp.maximum(Y, X[index])
-        self._cache = (X, Y)
+        return backend_of(X).max_pool(X, self.kernel, self.stride)
+
+    def _forward(self, X):
+        Y = self.forward(X)
+        self._saved = (X, Y)
         return Y
+
+    def _clear_cache(self) -> None:
+        self._saved = None
+
+    def _pool_gradient(self, input, delta, Y):
+        return backend_of(input).max_pool_backward(input, Y, delta, self.kernel, self.stride)
 
     def backward_delta(self, input, delta):
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
-        cache = self._cache
-        Y = cache[1] if cache is not None and cache[0] is input else self.forward(input)
-        return kind_of(input).ops.max_pool_backward(input, Y, delta, self.kernel, self.stride)
+        return self._pool_gradient(input, delta, backend_of(input).max_pool(input, self.kernel, self.stride))
+
+    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        if not input_grad:
+            return None
+        input = self._input(input, "backward")
+        delta = self._delta(input, delta, "backward")
+        saved = self._saved
+        if saved is None or saved[0] is not input:
+            return self._pool_gradient(input, delta, backend_of(input).max_pool(input, self.kernel, self.stride))
+        return self._pool_gradient(input, delta, saved[1])
 
 
 class _AvgPoolNd(_PoolNd):
     def forward(self, X):
         X = self._input(X, "forward")
-        slices = self._slices(X)
+        slices = self._slices(X.shape)
         total = X[slices[0]]
         for index in slices[1:]:
             total = total + X[index]
@@ -80,17 +89,8 @@ class _AvgPoolNd(_PoolNd):
     def backward_delta(self, input, delta):
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
-        xp = namespace_of(input)
-        slices = self._slices(input)
-        part = delta * (1.0 / len(slices))
-        dX = xp.zeros_like(input)
-        overlapping = self._overlapping()
-        for index in slices:
-            if overlapping:
-                dX[index] += part
-            else:
-                dX[index] = part
-        return dX
+        part = delta * (1.0 / len(self._slices(input.shape)))
+        return backend_of(input).spread(part, tuple(input.shape), self.kernel, self.stride)
 
 
 class MaxPool1D(_MaxPoolNd):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 
-from .backends import decode_text, load_npz, save_npz_atomic, use_backend
+from .backends import use_backend
+from .backends.npz import decode_text, load_npz, save_npz_atomic
 from .module import MODULE_TYPES, Module
 
 __all__ = ["load", "save"]

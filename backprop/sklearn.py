@@ -107,7 +107,7 @@ class _NeuralNetBase(BaseEstimator):
         return net.add(Linear(sizes[-1] if sizes else n_in, n_out, rng=rng))
 
     def _optimizer(self):
-        from .optimizers import Adam, GradientDescent, Momentum
+        from .optim import Adam, GradientDescent, Momentum
 
         rules = {"adam": Adam, "sgd": GradientDescent, "momentum": Momentum}
         if self.optimizer not in rules:

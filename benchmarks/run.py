@@ -37,7 +37,7 @@ class Contender:
 
 def _backprop_contender(w, batch, backend_name, device=None, label=None):
     try:
-        backend = bp.backends._make_backend(backend_name, device, "float32")
+        backend = bp.backends.make_backend(backend_name, device, "float32")
     except (BackendUnavailableError, ValueError) as exc:
         return None, f"{label or backend_name}: {exc}"
     with bp.use_backend(backend):

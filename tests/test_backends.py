@@ -3,11 +3,12 @@ import pytest
 
 import backprop as bp
 from backprop import backends
+from backprop.backends import registry
 from conftest import assert_like
 
 
 def test_unknown_backend_lists_valid_names():
-    with pytest.raises(ValueError, match="valid names are: numpy, cupy, torch, array_api_strict"):
+    with pytest.raises(ValueError, match="valid names are: numpy, cupy, torch, jax, array_api_strict"):
         bp.set_backend("tensorflow")
 
 
@@ -32,9 +33,9 @@ def test_missing_library_names_the_extra(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
-    monkeypatch.delitem(backends._KINDS, "cupy", raising=False)
+    monkeypatch.delitem(registry._CLASSES, "cupy", raising=False)
     with pytest.raises(backends.BackendUnavailableError, match=r"backprop\[cuda12\]"):
-        backends._make_backend("cupy")
+        backends.make_backend("cupy")
 
 
 def test_cupy_without_device_is_a_clear_error():
@@ -49,7 +50,7 @@ def test_cupy_without_device_is_a_clear_error():
     if n:
         pytest.skip("a CUDA device is present")
     with pytest.raises(backends.BackendUnavailableError, match="no CUDA device"):
-        backends._make_backend("cupy")
+        backends.make_backend("cupy")
 
 
 def test_torch_cuda_without_gpu_is_a_clear_error():
@@ -57,24 +58,24 @@ def test_torch_cuda_without_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     with pytest.raises(backends.BackendUnavailableError, match="CUDA"):
-        backends._make_backend("torch", "cuda")
+        backends.make_backend("torch", "cuda")
 
 
 def test_environment_selects_backend(monkeypatch):
-    monkeypatch.setattr(backends, "_global_backend", None)
+    monkeypatch.setattr(backends, "_global", None)
     monkeypatch.setenv("BACKPROP_BACKEND", "array_api_strict")
     monkeypatch.setenv("BACKPROP_DTYPE", "float64")
     monkeypatch.delenv("BACKPROP_DEVICE", raising=False)
     b = bp.get_backend()
     assert (b.name, b.dtype_name) == ("array_api_strict", "float64")
-    monkeypatch.setattr(backends, "_global_backend", None)
+    monkeypatch.setattr(backends, "_global", None)
     monkeypatch.setenv("BACKPROP_BACKEND", "nope")
     with pytest.raises(ValueError, match="environment"):
         bp.get_backend()
 
 
 def test_set_and_use_backend_nest(monkeypatch):
-    monkeypatch.setattr(backends, "_global_backend", None)
+    monkeypatch.setattr(backends, "_global", None)
     monkeypatch.delenv("BACKPROP_BACKEND", raising=False)
     monkeypatch.delenv("BACKPROP_DTYPE", raising=False)
     bp.set_backend("numpy", dtype="float64")
@@ -89,7 +90,8 @@ def test_set_and_use_backend_nest(monkeypatch):
 
 def test_record_fields(backend):
     assert backend.name in backends.BACKENDS
-    assert backend.xp is backend.kind.xp
+    assert backend.xp is type(backend).xp
+    assert backends.kind_of(bp.asarray([1.0])) is type(backend)
     assert backend.dtype == getattr(backend.xp, backend.dtype_name)
     assert backend.describe().startswith(backend.name + ":")
 

@@ -36,17 +36,14 @@ def test_gradient_goes_through_the_same_mask(f64, rng):
     mask = out / bp.to_numpy(x)
     assert_close(g, d * mask, f64)
     # with the mask fixed, the layer is linear: finite differences agree
-    drop2 = bp.Dropout(0.4, rng=1)
-    drop2.forward(x)
-    fixed = drop2._cache[1]
+    fixed = bp.asarray(mask)
 
     class Fixed(bp.Module):
         def forward(self, X):
             return X * fixed
 
         def backward_delta(self, input, delta):
-            drop2._cache = (input, fixed)
-            return drop2.backward_delta(input, delta)
+            return delta * fixed
 
     assert bp.gradcheck(Fixed(), x)
 

@@ -28,7 +28,7 @@ def test_optim_validates():
         bp.Optim("net", bp.MSELoss())
     with pytest.raises(TypeError, match="loss must be a Loss"):
         bp.Optim(net, bp.TanH())
-    with pytest.raises(ValueError, match="eps must be a positive number"):
+    with pytest.raises(ValueError, match=r"learning rate \(eps\) must be a positive number"):
         bp.Optim(net, bp.MSELoss(), eps=0)
 
 
@@ -138,27 +138,28 @@ def test_evaluate_restores_training_mode(backend, rng):
     assert net[1].training and 0 <= acc <= 1 and cost > 0
 
 
-def test_sgd_checks_labels_in_the_first_epoch_only(backend, rng):
+def test_sgd_checks_labels_once_up_front(backend, rng):
     X = rng.normal(size=(20, 3))
     y = rng.integers(0, 3, size=20)
     loss = bp.CELogSoftmax()
     net = bp.Sequentiel(bp.Linear(3, 3))
     calls = []
-    original = type(loss)._targets
+    original = type(loss)._check_values
 
-    def spy(self, y_, yhat, method):
-        calls.append(self.check_labels)
-        return original(self, y_, yhat, method)
+    def spy(self):
+        calls.append(original(self))
+        return calls[-1]
 
-    type(loss)._targets = spy
+    type(loss)._check_values = spy
     try:
         bp.SGD(net, loss, X, y, batch_size=10, epochs=3, eps=0.1, seed=0)
     finally:
-        type(loss)._targets = original
-    assert calls == [True, True, False, False, False, False]
-    assert loss.check_labels  # restored
+        type(loss)._check_values = original
+    # one check of every label, up front; none in the 6 steps
+    assert calls == [True, False, False, False, False, False, False]
     bad = y.copy()
     bad[13] = 7
+    before = bp.to_numpy(net[0].get_parameter("weight")).copy()
     with pytest.raises(ValueError, match="label 7 is out of range for 3 classes"):
         bp.SGD(net, loss, X, bad, batch_size=10, epochs=3, eps=0.1, seed=0)
-    assert loss.check_labels
+    np.testing.assert_array_equal(bp.to_numpy(net[0].get_parameter("weight")), before)  # refused before any step

@@ -58,8 +58,9 @@ def test_state_lives_with_the_parameters(backend, rng):
     lin = one_layer(rng)
     opt = bp.Adam(0.01)
     opt.step(lin)
+    assert opt._state
     for _, buffers in opt._state.values():
-        for b in buffers:
+        for b in buffers.values():
             assert bp.backends.kind_of(b).name == backend.name and b.dtype == backend.dtype
 
 
@@ -111,10 +112,10 @@ def test_matches_torch_optim_step_for_step(f64, rng, name):
 
 
 def test_optimizer_by_name_and_errors():
-    assert isinstance(bp.optimizers.make_optimizer("adam", 0.01), bp.Adam)
-    assert bp.optimizers.make_optimizer("nesterov", 0.01).nesterov
+    assert isinstance(bp.optim.make_optimizer("adam", 0.01), bp.Adam)
+    assert bp.optim.make_optimizer("nesterov", 0.01).nesterov
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        bp.optimizers.make_optimizer("rmsprop", 0.1)
+        bp.optim.make_optimizer("rmsprop", 0.1)
     with pytest.raises(ValueError, match="lr must be a positive number"):
         bp.Adam(lr=-1)
     with pytest.raises(ValueError, match="momentum must be below 1"):

@@ -1,10 +1,16 @@
-"""The backend primitives: every native fast path against the standard-only oracle."""
+"""The backend primitives: every native fast path against the standard-only oracle.
+
+The oracle is the base class's method (written against the standard only),
+called on the backend under test: ``Backend.windows(backend, ...)``.
+"""
+
+import inspect
 
 import numpy as np
 import pytest
 
 import backprop as bp
-from backprop.backends import _standard
+from backprop.backends import BACKENDS, Backend, BackendUnavailableError, backend_class
 from conftest import assert_close
 
 CASES = [  # (input shape, kernel, strides)
@@ -22,14 +28,14 @@ CASES = [  # (input shape, kernel, strides)
 @pytest.mark.parametrize("shape,kernel,strides", CASES)
 def test_windows_and_overlap_add(backend, rng, shape, kernel, strides):
     x = bp.asarray(rng.normal(size=shape))
-    native = backend.ops.windows(x, kernel, strides)
-    ref = _standard.windows(x, kernel, strides)
+    native = backend.windows(x, kernel, strides)
+    ref = Backend.windows(backend, x, kernel, strides)
     assert tuple(native.shape) == tuple(ref.shape)
     np.testing.assert_array_equal(bp.to_numpy(native), bp.to_numpy(ref))
     cols = bp.asarray(rng.normal(size=tuple(ref.shape)))
     assert_close(
-        backend.ops.overlap_add(cols, shape[1:-1], strides),
-        bp.to_numpy(_standard.overlap_add(cols, shape[1:-1], strides)),
+        backend.overlap_add(cols, shape[1:-1], strides),
+        bp.to_numpy(Backend.overlap_add(backend, cols, shape[1:-1], strides)),
         backend,
     )
 
@@ -38,8 +44,8 @@ def test_windows_and_overlap_add(backend, rng, shape, kernel, strides):
 @pytest.mark.parametrize("ones", [False, True])
 def test_im2col(backend, rng, shape, kernel, strides, ones):
     x = bp.asarray(rng.normal(size=shape))
-    native = backend.ops.im2col(x, kernel, strides, ones=ones)
-    ref = _standard.im2col(x, kernel, strides, ones=ones)
+    native = backend.im2col(x, kernel, strides, ones=ones)
+    ref = Backend.im2col(backend, x, kernel, strides, ones=ones)
     assert tuple(native.shape) == tuple(ref.shape)
     np.testing.assert_array_equal(bp.to_numpy(native), bp.to_numpy(ref))
     if ones:
@@ -53,8 +59,59 @@ def test_max_pool_backward_with_ties(backend, rng, shape, kernel, strides):
     pool = (bp.MaxPool1D if len(kernel) == 1 else bp.MaxPool2D)(kernel, strides)
     y = pool(x)
     delta = bp.asarray(rng.normal(size=tuple(y.shape)))
-    native = backend.ops.max_pool_backward(x, y, delta, kernel, strides)
-    ref = _standard.max_pool_backward(x, y, delta, kernel, strides)
+    native = backend.max_pool_backward(x, y, delta, kernel, strides)
+    ref = Backend.max_pool_backward(backend, x, y, delta, kernel, strides)
     assert_close(native, bp.to_numpy(ref), backend)
     # every window hands its whole gradient to exactly one element
     assert_close(bp.to_numpy(native).sum(), bp.to_numpy(delta).sum(), backend, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape,kernel,strides", CASES)
+def test_max_pool_and_spread(backend, rng, shape, kernel, strides):
+    x = bp.asarray(rng.normal(size=shape))
+    assert_close(backend.max_pool(x, kernel, strides), bp.to_numpy(Backend.max_pool(backend, x, kernel, strides)), backend)
+    out = Backend.windows(backend, x, kernel, strides).shape[1 : 1 + len(kernel)]
+    part = bp.asarray(rng.normal(size=(shape[0], *out, shape[-1])))
+    # spread is the adjoint of summing the offset slices: <spread(p), x> = <p, sum_offsets x[slice]>
+    lhs = float(bp.to_numpy(backend.spread(part, shape, kernel, strides) * x).sum())
+    windows = bp.to_numpy(Backend.windows(backend, x, kernel, strides))
+    summed = windows.sum(axis=tuple(range(1 + len(kernel), 1 + 2 * len(kernel))))
+    rhs = float((bp.to_numpy(part) * summed).sum())
+    assert abs(lhs - rhs) <= 1e-4 * (1 + abs(rhs))
+
+
+def test_writes_return_the_result_and_keep_the_argument_on_mutable_libraries(backend):
+    xp = backend.xp
+    a = bp.asarray([1.0, 2.0, 3.0])
+    b = backend.add_(a, bp.asarray([1.0, 1.0, 1.0]))
+    assert_close(b, [2.0, 3.0, 4.0], backend)
+    if backend.mutable:
+        assert b is a  # in place: no allocation per step
+    b = backend.sub_(b, bp.asarray([2.0, 2.0, 2.0]))
+    b = backend.scale_(b, 2.0)
+    assert_close(b, [0.0, 2.0, 4.0], backend)
+    b = backend.add_at(b, (slice(0, 2),), bp.asarray([1.0, 1.0]))
+    b = backend.set_at(b, (slice(2, 3),), bp.asarray([9.0]))
+    assert_close(b, [1.0, 3.0, 9.0], backend)
+    b = backend.zero_(b)
+    assert not bp.to_numpy(b).any()
+    assert xp.asarray(b).shape == (3,)
+
+
+def _primitives(cls) -> dict:
+    return {
+        name: inspect.signature(getattr(cls, name))
+        for name, value in vars(Backend).items()
+        if (inspect.isfunction(value) or isinstance(value, classmethod)) and not name.startswith("_")
+    }
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_every_backend_offers_the_base_signatures(name):
+    try:
+        cls = backend_class(name)
+    except BackendUnavailableError as exc:
+        pytest.skip(f"{name} unavailable: {exc}")
+    base = _primitives(Backend)
+    for method, signature in base.items():
+        assert inspect.signature(getattr(cls, method)) == signature, f"{cls.__name__}.{method}"

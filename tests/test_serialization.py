@@ -6,6 +6,7 @@ import pytest
 
 import backprop as bp
 from backprop import backends
+from backprop.backends import npz
 
 
 def make_net():
@@ -90,7 +91,7 @@ def _saved(tmp_path):
 
 
 def _rewrite(path, target, **changes):
-    arrays = backends.load_npz(path)
+    arrays = npz.load_npz(path)
     arrays.update(changes)
     np.savez(target, **arrays)
 
@@ -123,7 +124,7 @@ def test_refuses_truncated_and_mismatched_files(tmp_path):
     with pytest.raises(ValueError, match="holds NaN or infinite values"):
         bp.load(nan)
     unknown = tmp_path / "unknown.npz"
-    text = backends.decode_text(backends.load_npz(path)["__architecture__"]).replace('"Dropout"', '"Dropin"')
+    text = npz.decode_text(npz.load_npz(path)["__architecture__"]).replace('"Dropout"', '"Dropin"')
     _rewrite(path, unknown, __architecture__=np.frombuffer(text.encode(), dtype=np.uint8))
     with pytest.raises(ValueError, match="unknown layer type 'Dropin'"):
         bp.load(unknown)

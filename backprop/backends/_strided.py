@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from . import _standard
+from .base import im2col_shape
 
 
 def windows(lib, x, kernel, strides):
@@ -27,7 +27,7 @@ def im2col(lib, x, kernel, strides, *, ones=False):
     w = windows(lib, x, kernel, strides)
     d = len(kernel)
     lead = tuple(w.shape[: 1 + d])
-    m, width = _standard.im2col_shape(w, d)
+    m, width = im2col_shape(w.shape, d)
     if not ones:
         return w.reshape(m, width)
     # CuPy allocates on the current device: make it x's (NumPy has no device to enter)

@@ -1,0 +1,370 @@
+"""The :class:`Backend` base class: one array library, one device, one floating dtype.
+
+Everything here is written against the Python Array API standard only, so it
+is both the fallback for a library without native fast paths
+(``array_api_strict``) and the oracle those fast paths are tested against.
+Each array library has one subclass in its own file (``numpy.py``,
+``torch.py``, ...) that imports the library, says how to recognise its
+arrays and devices, and overrides what the library does natively.
+
+Layout convention for the window primitives (channels last, like the
+assignment's 1-D layout): ``x`` is ``(N, *spatial, C)`` with one spatial axis
+for 1-D layers and two for 2-D layers; ``kernel`` and ``strides`` are tuples
+with one entry per spatial axis. Python loops run over kernel offsets only,
+never over the batch or over positions.
+
+Writes
+------
+Every write the library makes to an array it keeps (a gradient accumulated,
+a parameter updated, an optimizer buffer, an index update) goes through
+:meth:`Backend.add_`, :meth:`Backend.sub_`, :meth:`Backend.scale_`,
+:meth:`Backend.zero_`, :meth:`Backend.add_at` or :meth:`Backend.set_at`.
+They *return* the result, which the caller stores back in place of its
+argument: libraries whose arrays can be written (``mutable``) update the
+argument itself and return it, immutable ones (JAX) return a new array. One
+code path is thus right on both.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Backend", "BackendUnavailableError", "DTYPES", "offset_slices", "output_shape"]
+
+DTYPES = ("float32", "float64")
+_INT_NAMES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested array library is not installed or has no usable device."""
+
+
+def output_shape(spatial, kernel, strides) -> tuple:
+    """Spatial output sizes ``(S - K) // stride + 1`` for each axis."""
+    return tuple((s - k) // st + 1 for s, k, st in zip(spatial, kernel, strides))
+
+
+def offset_slices(kernel, strides, out_shape):
+    """Yield ``(offset, index)`` for every kernel offset.
+
+    ``x[index]`` (``x`` of shape ``(N, *spatial, C)``) is the ``(N, *out_shape, C)``
+    array of the input values that sit at ``offset`` inside each window: one
+    strided slice per spatial axis, so every index occurs once per offset.
+    """
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        index = (slice(None),)
+        for o, st, n in zip(offset, strides, out_shape):
+            index += (slice(o, o + st * (n - 1) + 1, st),)
+        yield offset, index + (slice(None),)
+
+
+def im2col_shape(shape, d: int) -> tuple:
+    """``(positions, window size)`` of the im2col matrix of windows of ``shape`` ``(N, *out, *kernel, C)``."""
+    m = width = 1
+    for n in shape[: 1 + d]:
+        m *= n
+    for n in shape[1 + d :]:
+        width *= n
+    return m, width
+
+
+class Backend:
+    """An array library on one device with one floating dtype.
+
+    Class attributes describe the library (set by each subclass); an
+    instance fixes the device and the dtype that new parameters and data
+    use. Build one with :func:`backprop.backends.make_backend`.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"numpy"``, ``"torch"``, ...).
+    xp : module
+        The library's Array API namespace.
+    device : object
+        The library's device object.
+    dtype, dtype_name
+        ``xp.float32`` or ``xp.float64``, and its name.
+    """
+
+    name: ClassVar[str] = "standard"
+    xp: ClassVar[Any] = None
+    array_type: ClassVar[type] = object
+    #: arrays can be written in place (False for JAX)
+    mutable: ClassVar[bool] = True
+    #: arrays carry a ``.device`` (False for NumPy < 2)
+    has_devices: ClassVar[bool] = True
+
+    def __init__(self, device=None, dtype="float32") -> None:
+        dtype_name = dtype if isinstance(dtype, str) else dtype_name_of(dtype)
+        if dtype_name not in DTYPES:
+            raise ValueError(f"unsupported dtype {dtype!r}; valid dtypes are: {', '.join(DTYPES)}")
+        self._check_dtype(dtype_name)
+        self.device = self.resolve_device(device)
+        self.dtype_name = dtype_name
+        self.dtype = getattr(self.xp, dtype_name)
+
+    # ----------------------------------------------------------- library facts
+
+    #: the library's real floating and integer dtypes (set for each subclass from its namespace)
+    float_dtypes: ClassVar[tuple] = ()
+    int_dtypes: ClassVar[tuple] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.xp is not None:
+            cls.float_dtypes = (cls.xp.float32, cls.xp.float64)
+            cls.int_dtypes = tuple(getattr(cls.xp, n) for n in _INT_NAMES if hasattr(cls.xp, n))
+
+    @classmethod
+    def owns(cls, x) -> bool:
+        """True for an array of this library."""
+        return isinstance(x, cls.array_type)
+
+    @classmethod
+    def device_of(cls, x):
+        """The device ``x`` lives on."""
+        return x.device
+
+    @classmethod
+    def devices(cls) -> list:
+        """Every device of this library visible here, as the library counts them."""
+        return list(cls.xp.__array_namespace_info__().devices())
+
+    @classmethod
+    def resolve_device(cls, spec):
+        """The library's device object for a user's spec (None: the library's default)."""
+        info = cls.xp.__array_namespace_info__()
+        if spec is None:
+            return info.default_device()
+        for d in info.devices():
+            if d == spec or str(d) == str(spec) or _device_label(d) == str(spec):
+                return d
+        labels = ", ".join(repr(_device_label(d)) for d in info.devices())
+        raise ValueError(f"backend {cls.name!r}: unknown device {spec!r}; valid devices are: {labels}")
+
+    def _check_dtype(self, dtype_name: str) -> None:
+        """Refuse a dtype the library cannot hold as asked (JAX float64 without x64)."""
+
+    # -------------------------------------------------------- description
+
+    def describe(self) -> str:
+        """A short label such as ``numpy:cpu/float32``."""
+        return f"{self.name}:{_device_label(self.device)}/{self.dtype_name}"
+
+    def __repr__(self) -> str:
+        return f"Backend({self.describe()})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Backend) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple:
+        return (self.name, _device_label(self.device), self.dtype_name)
+
+    def __reduce__(self):
+        # pickled by description: namespaces and device objects do not pickle
+        from . import make_backend
+
+        return make_backend, (self.name, _device_label(self.device), self.dtype_name)
+
+    # ----------------------------------------------------------- transfers
+
+    @classmethod
+    def to_host(cls, x) -> np.ndarray:
+        """``x`` as a NumPy array in host memory."""
+        return np.asarray(x.to_device(cls.resolve_device(None)))
+
+    def from_host(self, a: np.ndarray):
+        """A host NumPy array as an array of this library on this device (same dtype)."""
+        return self.xp.asarray(np.ascontiguousarray(a), device=self.device)
+
+    def to_device(self, x):
+        """An array of this library moved to this backend's device."""
+        return x.to_device(self.device)
+
+    def on_device(self, x) -> bool:
+        """True when ``x`` (an array of this library) lives on this backend's device."""
+        return self.device_of(x) == self.device
+
+    def synchronize(self, *arrays) -> None:
+        """Wait until the device has finished its queued work (and ``arrays`` are computed).
+
+        A no-op on CPU libraries that compute eagerly.
+        """
+
+    #: :meth:`compile` really compiles (False: it returns the function unchanged)
+    compiles: ClassVar[bool] = False
+
+    def compile(self, fn):
+        """``fn`` (arrays in, arrays out, no host reads) compiled as one program, where the library can."""
+        return fn
+
+    # ------------------------------------------------------------ writes
+
+    def add_(self, target, value):
+        """``target + value``, written into ``target`` when the library allows it."""
+        if not self.mutable:
+            return target + value
+        target += value
+        return target
+
+    def sub_(self, target, value):
+        """``target - value``, written into ``target`` when the library allows it."""
+        if not self.mutable:
+            return target - value
+        target -= value
+        return target
+
+    def scale_(self, target, factor):
+        """``target * factor``, written into ``target`` when the library allows it."""
+        if not self.mutable:
+            return target * factor
+        target *= factor
+        return target
+
+    def zero_(self, target):
+        """Zeros shaped like ``target``, written into it when the library allows it."""
+        if not self.mutable:
+            return self.xp.zeros_like(target)
+        target[...] = 0
+        return target
+
+    def add_at(self, target, index, value):
+        """``target[index] += value`` (``index`` basic: slices and ints, each element once)."""
+        if not self.mutable:
+            return target.at[index].add(value)
+        target[index] += value
+        return target
+
+    def set_at(self, target, index, value):
+        """``target[index] = value`` (basic indexing)."""
+        if not self.mutable:
+            return target.at[index].set(value)
+        target[index] = value
+        return target
+
+    def copy(self, x):
+        """A copy of ``x`` that no one else holds (``x`` itself for immutable libraries)."""
+        return x if not self.mutable else self.xp.asarray(x, copy=True)
+
+    # ------------------------------------------------------ window primitives
+
+    def windows(self, x, kernel, strides):
+        """im2col: ``(N, *spatial, C)`` -> ``(N, *out, *kernel, C)``, stacking the strided slice of every offset."""
+        xp = self.xp
+        out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
+        parts = [x[index] for _, index in offset_slices(kernel, strides, out)]
+        stacked = xp.stack(parts, axis=-2)  # (N, *out, prod(kernel), C)
+        return xp.reshape(stacked, (x.shape[0], *out, *kernel, x.shape[-1]))
+
+    def im2col(self, x, kernel, strides, *, ones: bool = False):
+        """The im2col matrix ``(N * positions, prod(kernel) * C)`` of ``x``, one row per window.
+
+        With ``ones=True`` a last column of ones is appended, so that a bias
+        folds into the convolution's matmul (and its gradient into the weight
+        gradient's): cheaper than a broadcast addition and a column sum over
+        the whole output.
+        """
+        xp = self.xp
+        w = self.windows(x, kernel, strides)
+        m, _ = im2col_shape(w.shape, len(kernel))
+        cols = xp.reshape(w, (m, -1))
+        if ones:
+            cols = xp.concat([cols, xp.ones((m, 1), dtype=x.dtype, device=self.device_of(x))], axis=1)
+        return cols
+
+    def overlap_add(self, cols, spatial, strides):
+        """col2im, the adjoint of :meth:`windows`: ``(N, *out, *kernel, C)`` -> ``(N, *spatial, C)``.
+
+        Each window's values are added back where they were read; windows that
+        overlap (stride < kernel) sum, positions no window reads (gaps when
+        stride > kernel, and the unused tail) stay exactly zero.
+        """
+        d = len(spatial)
+        n, c = cols.shape[0], cols.shape[-1]
+        out = tuple(cols.shape[1 : 1 + d])
+        kernel = tuple(cols.shape[1 + d : 1 + 2 * d])
+        result = self.xp.zeros((n, *spatial, c), dtype=cols.dtype, device=self.device_of(cols))
+        lead = (slice(None),) * (1 + d)
+        for offset, index in offset_slices(kernel, strides, out):
+            result = self.add_at(result, index, cols[lead + offset + (slice(None),)])
+        return result
+
+    def spread(self, part, shape, kernel, strides):
+        """``(N, *spatial, C)`` zeros plus ``part`` (``(N, *out, C)``) added at every kernel offset.
+
+        The adjoint of summing the strided slices of every offset: average
+        pooling's backward.
+        """
+        xp = self.xp
+        result = xp.zeros(shape, dtype=part.dtype, device=self.device_of(part))
+        out = tuple(part.shape[1:-1])
+        overlapping = any(s < k for s, k in zip(strides, kernel))
+        for _, index in offset_slices(kernel, strides, out):
+            result = self.add_at(result, index, part) if overlapping else self.set_at(result, index, part)
+        return result
+
+    def max_pool(self, x, kernel, strides):
+        """Max over windows: ``(N, *spatial, C)`` -> ``(N, *out, C)`` (an element-wise maximum of the offset slices)."""
+        xp = self.xp
+        out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
+        slices = [index for _, index in offset_slices(kernel, strides, out)]
+        if len(slices) == 1:
+            return xp.asarray(x[slices[0]], copy=True)
+        y = xp.maximum(x[slices[0]], x[slices[1]])
+        for index in slices[2:]:
+            y = xp.maximum(y, x[index])
+        return y
+
+    def max_pool_backward(self, x, y, delta, kernel, strides):
+        """Gradient of max pooling w.r.t. its input ``x`` (``(N, *spatial, C)``).
+
+        ``y`` is the pooled output and ``delta`` the gradient w.r.t. it. Each
+        window's gradient goes to one element, its first maximum in row-major
+        order (PyTorch's rule on ties); overlapping windows sum.
+        """
+        xp = self.xp
+        out = tuple(y.shape[1:-1])
+        slices = [index for _, index in offset_slices(kernel, strides, out)]
+        overlapping = any(s < k for s, k in zip(strides, kernel))
+        dx = xp.zeros_like(x)
+        taken = None  # windows whose gradient already went to an earlier offset
+        for i, index in enumerate(slices):
+            if i == len(slices) - 1 and taken is not None:
+                hit = xp.logical_not(taken)  # the maximum is somewhere: the last offset gets the rest
+            else:
+                hit = x[index] == y
+                if taken is not None:
+                    hit = xp.logical_and(hit, xp.logical_not(taken))
+                    taken = xp.logical_or(taken, hit)
+                else:
+                    taken = hit
+            # multiply by the 0/1 mask rather than where(): a select on an
+            # unpredictable mask is several times slower on NumPy
+            part = delta * xp.astype(hit, delta.dtype)
+            dx = self.add_at(dx, index, part) if overlapping else self.set_at(dx, index, part)
+        return dx
+
+
+def dtype_name_of(dtype) -> str:
+    """``"float32"`` for any library's float32 dtype object (likewise for the others)."""
+    text = str(dtype)
+    for name in (*DTYPES, "float16", "bfloat16", *_INT_NAMES, "bool"):
+        if text.endswith(name):
+            return name
+    return text
+
+
+def _device_label(device) -> str:
+    if hasattr(device, "id") and type(device).__module__.startswith("cupy"):
+        return f"cuda:{device.id}"
+    text = str(device)
+    if text.startswith("array_api_strict.Device("):
+        text = text[len("array_api_strict.Device(") : -1].strip("'")
+    return text

@@ -1,0 +1,78 @@
+"""CuPy arrays on a CUDA device, with strided-view windows."""
+
+from __future__ import annotations
+
+import array_api_compat.cupy as _xp
+import cupy
+
+from . import _strided
+from .base import Backend, BackendUnavailableError
+
+
+class CuPyBackend(Backend):
+    """CuPy arrays (``device`` ``cuda:0``, ``0``, ...)."""
+
+    name = "cupy"
+    xp = _xp
+    array_type = cupy.ndarray
+
+    @classmethod
+    def _count(cls) -> int:
+        try:
+            return cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CUDARuntimeError without a driver or a GPU
+            raise BackendUnavailableError(
+                f"backend 'cupy' is installed but no CUDA device is usable here ({type(exc).__name__}: {exc})"
+            ) from None
+
+    @classmethod
+    def devices(cls) -> list:
+        return [cupy.cuda.Device(i) for i in range(cls._count())]
+
+    @classmethod
+    def resolve_device(cls, spec):
+        count = cls._count()
+        if count == 0:
+            raise BackendUnavailableError("backend 'cupy' is installed but no CUDA device is visible")
+        if spec is None:
+            index = 0
+        elif isinstance(spec, int) and not isinstance(spec, bool):
+            index = spec
+        elif isinstance(spec, cupy.cuda.Device):
+            index = spec.id
+        elif isinstance(spec, str) and (spec.isdigit() or spec.partition(":")[0] in ("cuda", "gpu")):
+            tail = spec if spec.isdigit() else spec.partition(":")[2] or "0"
+            if not tail.isdigit():
+                raise ValueError(f"backend 'cupy': cannot read device {spec!r}; use e.g. 'cuda:0'")
+            index = int(tail)
+        else:
+            raise ValueError(f"backend 'cupy': cannot read device {spec!r}; use e.g. 'cuda:0'")
+        if not 0 <= index < count:
+            raise BackendUnavailableError(f"backend 'cupy': device cuda:{index} does not exist ({count} visible)")
+        return cupy.cuda.Device(index)
+
+    @classmethod
+    def to_host(cls, x):
+        return cupy.asnumpy(x)
+
+    def from_host(self, a):
+        with self.device:
+            return cupy.asarray(a)
+
+    def to_device(self, x):
+        with self.device:
+            return cupy.asarray(x)
+
+    def synchronize(self, *arrays) -> None:
+        with self.device:
+            cupy.cuda.get_current_stream().synchronize()
+
+    def zero_(self, target):
+        target.fill(0)
+        return target
+
+    def windows(self, x, kernel, strides):
+        return _strided.windows(cupy, x, kernel, strides)
+
+    def im2col(self, x, kernel, strides, *, ones=False):
+        return _strided.im2col(cupy, x, kernel, strides, ones=ones)

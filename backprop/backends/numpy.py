@@ -1,0 +1,112 @@
+"""NumPy: the CPU backend, with strided-view windows and a native max-pool backward."""
+
+from __future__ import annotations
+
+import types
+
+import array_api_compat.numpy as _compat
+import numpy as np
+
+from . import _strided
+from .base import Backend, offset_slices
+
+
+def _sum(x, /, *, axis=None, dtype=None, keepdims=False):
+    # np.sum goes through a Python wrapper that costs about 2 us per call,
+    # which shows on small batches; the ufunc reduction itself is the same
+    if dtype is None and x.dtype.kind == "f":
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return _compat.sum(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+def _max(x, /, *, axis=None, keepdims=False):
+    if x.dtype.kind == "f":
+        return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
+    return _compat.max(x, axis=axis, keepdims=keepdims)
+
+
+#: array_api_compat's NumPy namespace with leaner float reductions
+namespace = types.ModuleType("backprop.backends.numpy_namespace", _compat.__doc__)
+namespace.__dict__.update({k: v for k, v in vars(_compat).items() if not k.startswith("__")})
+namespace.sum = _sum
+namespace.max = _max
+
+
+class NumPyBackend(Backend):
+    """NumPy arrays on the CPU."""
+
+    name = "numpy"
+    xp = namespace
+    array_type = np.ndarray
+    has_devices = False  # NumPy < 2 arrays have no .device
+
+    @classmethod
+    def device_of(cls, x):
+        return "cpu"
+
+    @classmethod
+    def devices(cls) -> list:
+        return ["cpu"]
+
+    @classmethod
+    def resolve_device(cls, spec):
+        if spec not in (None, "cpu"):
+            raise ValueError(f"backend 'numpy' runs on the CPU only; got device {spec!r}")
+        return "cpu"
+
+    @classmethod
+    def to_host(cls, x) -> np.ndarray:
+        return x
+
+    def from_host(self, a):
+        return np.ascontiguousarray(a)
+
+    def to_device(self, x):
+        return x
+
+    def on_device(self, x) -> bool:
+        return True
+
+    def zero_(self, target):
+        target.fill(0)
+        return target
+
+    def windows(self, x, kernel, strides):
+        return _strided.windows(np, x, kernel, strides)
+
+    def im2col(self, x, kernel, strides, *, ones=False):
+        return _strided.im2col(np, x, kernel, strides, ones=ones)
+
+    def max_pool_backward(self, x, y, delta, kernel, strides):
+        """Max-pool gradient written straight into the result (``out=``, bool masks as factors).
+
+        Same rule as the standard version; for non-overlapping windows the
+        last offset receives ``delta`` minus what the earlier offsets took,
+        so no mask is built for it.
+        """
+        out = y.shape[1:-1]
+        slices = [index for _, index in offset_slices(kernel, strides, out)]
+        if any(s != k for s, k in zip(strides, kernel)) or len(slices) == 1:
+            return super().max_pool_backward(x, y, delta, kernel, strides)
+        dx = np.empty_like(x)
+        # positions past the last window (the tail of each spatial axis) get no gradient
+        for axis, (n, k) in enumerate(zip(out, kernel), start=1):
+            tail = [slice(None)] * x.ndim
+            tail[axis] = slice(n * k, None)
+            dx[tuple(tail)] = 0
+        taken = None
+        given = None  # sum of the gradient handed out so far
+        for i, index in enumerate(slices):
+            target = dx[index]
+            if i == len(slices) - 1:
+                np.subtract(delta, given, out=target)
+                break
+            hit = np.equal(x[index], y)
+            if taken is None:
+                taken = hit
+            else:
+                hit &= ~taken
+                taken |= hit
+            np.multiply(delta, hit, out=target)
+            given = target.copy() if given is None else np.add(given, target, out=given)
+        return dx

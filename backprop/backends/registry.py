@@ -1,0 +1,89 @@
+"""Which array libraries exist, and which one an array belongs to.
+
+Adding an array library is one file (a :class:`~backprop.backends.base.Backend`
+subclass) and one line in :data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from .base import Backend, BackendUnavailableError
+
+#: name -> (module in this package, class, root modules of its array types, how to install it)
+REGISTRY = {
+    "numpy": ("numpy", "NumPyBackend", ("numpy",), "pip install backprop (numpy is a core dependency)"),
+    "cupy": ("cupy", "CuPyBackend", ("cupy",), "pip install 'backprop[cuda12]' or 'backprop[cuda13]'"),
+    "torch": ("torch", "TorchBackend", ("torch",), "pip install 'backprop[torch]' (or the build for your GPU)"),
+    "jax": ("jax", "JaxBackend", ("jax", "jaxlib"), "pip install 'backprop[jax]' (or jax[cuda12] for a GPU)"),
+    "array_api_strict": ("strict", "StrictBackend", ("array_api_strict",), "pip install 'backprop[test]'"),
+}
+BACKENDS = tuple(REGISTRY)
+
+_CLASSES: dict[str, type[Backend]] = {}
+_CLASS_BY_TYPE: dict[type, type[Backend]] = {}
+_ROOTS = {root: name for name, (_, _, roots, _) in REGISTRY.items() for root in roots}
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The :class:`Backend` subclass of library ``name`` (imports the library)."""
+    cls = _CLASSES.get(name)
+    if cls is not None:
+        return cls
+    if not isinstance(name, str) or name not in REGISTRY:
+        hint = " (a device? use e.g. net.to('torch', device='cuda') or 'cupy')" if name in ("cuda", "gpu") else ""
+        raise ValueError(f"unknown backend {name!r}; valid names are: {', '.join(BACKENDS)}{hint}")
+    module, class_name, _, install = REGISTRY[name]
+    try:
+        cls = getattr(importlib.import_module(f"{__package__}.{module}"), class_name)
+    except ImportError as exc:
+        raise BackendUnavailableError(f"backend {name!r} is not installed ({exc}); install it with: {install}") from None
+    _CLASSES[name] = cls
+    return cls
+
+
+def kind_of(x) -> type[Backend]:
+    """The :class:`Backend` subclass whose library ``x`` belongs to; TypeError for anything else."""
+    t = type(x)
+    cls = _CLASS_BY_TYPE.get(t)
+    if cls is not None:
+        return cls
+    name = _ROOTS.get(t.__module__.partition(".")[0])
+    if name is not None:
+        try:
+            cls = backend_class(name)
+        except BackendUnavailableError:
+            cls = None
+        if cls is not None and cls.owns(x):
+            _CLASS_BY_TYPE[t] = cls
+            return cls
+    raise TypeError(f"expected an array ({', '.join(BACKENDS)}), got {t.__name__}; convert it with backprop.asarray(x)")
+
+
+def namespace_of(x):
+    """The Array API namespace of ``x`` (cached by type, so cheap on a hot path)."""
+    return kind_of(x).xp
+
+
+def available_backends() -> dict[str, str | None]:
+    """Map each backend name to ``None`` if usable here (on its default device), else why not."""
+    result = {}
+    for name in BACKENDS:
+        try:
+            backend_class(name)(None, "float32")
+            result[name] = None
+        except (BackendUnavailableError, ValueError) as exc:
+            result[name] = str(exc)
+    return result
+
+
+def to_numpy(x) -> np.ndarray:
+    """Any supported array (or nested list, or scalar) as a NumPy array on the host."""
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return kind_of(x).to_host(x)
+    except TypeError:
+        return np.asarray(x)

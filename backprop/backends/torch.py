@@ -1,0 +1,79 @@
+"""PyTorch tensors, on the CPU or a CUDA device; windows with ``Tensor.unfold``."""
+
+from __future__ import annotations
+
+import array_api_compat.torch as _xp
+import torch
+
+from .base import Backend, BackendUnavailableError, im2col_shape
+
+
+class TorchBackend(Backend):
+    """PyTorch tensors (``device`` ``cpu``, ``cuda``, ``cuda:1``, ...)."""
+
+    name = "torch"
+    xp = _xp
+    array_type = torch.Tensor
+
+    @classmethod
+    def devices(cls) -> list:
+        return [torch.device("cpu")] + [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+
+    @classmethod
+    def resolve_device(cls, spec):
+        try:
+            dev = torch.device(spec) if spec is not None else torch.device("cpu")
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"backend 'torch': cannot read device {spec!r} ({exc}); use e.g. 'cpu' or 'cuda:0'") from None
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise BackendUnavailableError(
+                    "backend 'torch' was asked for a CUDA device but torch.cuda.is_available() is False "
+                    "(no GPU, no driver, or a CPU-only build of PyTorch)"
+                )
+            count = torch.cuda.device_count()
+            index = torch.cuda.current_device() if dev.index is None else dev.index
+            if index >= count:
+                raise BackendUnavailableError(f"backend 'torch': device cuda:{index} does not exist ({count} visible)")
+            dev = torch.device("cuda", index)
+        elif dev.type != "cpu":
+            raise ValueError(f"backend 'torch': unsupported device {spec!r}; use 'cpu' or 'cuda[:index]'")
+        return dev
+
+    @classmethod
+    def to_host(cls, x):
+        return x.detach().cpu().resolve_conj().numpy()
+
+    def from_host(self, a):
+        return torch.from_numpy(a.copy() if not a.flags.writeable or not a.flags.c_contiguous else a).to(self.device)
+
+    def to_device(self, x):
+        return x.to(self.device)
+
+    def synchronize(self, *arrays) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def zero_(self, target):
+        return target.zero_()
+
+    def windows(self, x, kernel, strides):
+        """im2col as a view: ``(N, *spatial, C)`` -> ``(N, *out, *kernel, C)``."""
+        d = len(kernel)
+        view = x
+        for axis, (k, s) in enumerate(zip(kernel, strides), start=1):
+            view = view.unfold(axis, k, s)
+        # view: (N, *out, C, *kernel)
+        return view.permute(0, *range(1, d + 1), *range(d + 2, 2 * d + 2), d + 1)
+
+    def im2col(self, x, kernel, strides, *, ones=False):
+        w = self.windows(x, kernel, strides)
+        d = len(kernel)
+        lead = tuple(w.shape[: 1 + d])
+        m, width = im2col_shape(w.shape, d)
+        if not ones:
+            return w.reshape(m, width)
+        cols = torch.empty((m, width + 1), dtype=x.dtype, device=x.device)
+        cols[:, width] = 1
+        cols.view(*lead, width + 1)[..., :width].unflatten(-1, tuple(w.shape[1 + d :])).copy_(w)
+        return cols

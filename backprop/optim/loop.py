@@ -1,0 +1,563 @@
+"""Mini-batch training built from small parts: a :class:`Trainer` and its callbacks.
+
+The trainer owns the epoch loop (shuffle, batches, steps, the learning-rate
+schedule); everything else is a :class:`Callback` with hooks at the start
+and end of training and of each epoch: :class:`Validation`,
+:class:`EarlyStopping`, :class:`ProgressBar`, :class:`EpochLog`,
+:class:`~backprop.optim.checkpoint.Checkpoint` and
+:class:`DivergenceGuard`. :func:`SGD` is the assignment's function, a thin
+layer that assembles them from its arguments.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ..backends import asarray, host_rng
+from ..backends.random import generator_state, set_generator_state
+from ..module import Loss, Module
+from .rules import make_optimizer
+from .schedules import make_schedule
+from .step import Optim, backend_of_net, validate_targets
+
+__all__ = [
+    "SGD", "Callback", "DivergenceError", "DivergenceGuard", "EarlyStopping", "EpochLog", "History",
+    "ProgressBar", "Trainer", "Validation", "batch_bounds", "evaluate",
+]  # fmt: skip
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class History(list):
+    """What :func:`SGD` returns: the per-epoch mean training cost as a list of floats
+    (the assignment's return value), with the rest of the record as attributes.
+
+    Attributes
+    ----------
+    val_loss, metric : list of float
+        Per epoch, when validation data (and a metric) were given.
+    time : list of float
+        Seconds per epoch.
+    lr : list of float
+        Learning rate used in each epoch.
+    best_epoch : int or None
+        1-based epoch of the best validation score, when validating.
+    stopped_early : bool
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.val_loss: list[float] = []
+        self.metric: list[float] = []
+        self.time: list[float] = []
+        self.lr: list[float] = []
+        self.best_epoch: int | None = None
+        self.stopped_early = False
+
+    @property
+    def train_loss(self) -> list[float]:
+        return list(self)
+
+    def as_dict(self) -> dict:
+        return {
+            "train_loss": list(self),
+            "val_loss": self.val_loss,
+            "metric": self.metric,
+            "time": self.time,
+            "lr": self.lr,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> History:
+        history = cls()
+        history.extend(float(v) for v in record.get("train_loss", []))
+        for name in ("val_loss", "metric", "time", "lr"):
+            setattr(history, name, [float(v) for v in record.get(name, [])])
+        history.best_epoch = record.get("best_epoch")
+        history.stopped_early = bool(record.get("stopped_early", False))
+        return history
+
+
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into ``ceil(n / batch_size)`` slices whose sizes differ by at most one.
+
+    Every row is used each epoch and no batch is tiny: 1347 rows in batches of
+    32 give 43 batches of 31 or 32 rows rather than 42 of 32 and one of 3 (a
+    3-row batch takes a full-size step on a very noisy gradient).
+    """
+    count = -(-n // batch_size)
+    base, extra = divmod(n, count)
+    bounds, start = [], 0
+    for i in range(count):
+        stop = start + base + (1 if i < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def _check_data(backend, X, Y, what="SGD"):
+    X = asarray(X, backend=backend)
+    Y = asarray(Y, backend=backend)
+    if X.ndim < 1 or Y.ndim < 1 or X.shape[0] != Y.shape[0]:
+        raise ValueError(f"{what}: X and Y must have the same number of rows, got X {tuple(X.shape)} and Y {tuple(Y.shape)}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{what}: the data set is empty")
+    return X, Y
+
+
+def evaluate(net: Module, loss: Loss, X, Y, batch_size: int = 1024, metric=None):
+    """Mean cost (and ``metric(yhat, Y)``) of ``net`` on ``(X, Y)`` in evaluation mode.
+
+    Returns ``(cost, metric_value)``; ``metric_value`` is None without a metric.
+    """
+    backend = backend_of_net(net)
+    X, Y = _check_data(backend, X, Y, "evaluate")
+    xp = backend.xp
+    modes = [(m, m.training) for m in net.unique_modules()]
+    net.eval()
+    try:
+        outputs, total = [], None
+        for start, stop in batch_bounds(X.shape[0], batch_size):
+            yhat = net._forward(X[start:stop, ...])
+            part = xp.sum(loss.forward(Y[start:stop, ...], yhat))
+            total = part if total is None else total + part
+            if metric is not None:
+                outputs.append(backend.copy(yhat))
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for m in net.unique_modules():
+            m._clear_cache()
+    value = None if metric is None else float(metric(xp.concat(outputs, axis=0), Y))
+    return float(total) / X.shape[0], value
+
+
+# --------------------------------------------------------------------------
+# Callbacks
+# --------------------------------------------------------------------------
+
+
+class Callback:
+    """A part of the training loop. Override the hooks you need; each gets the :class:`Trainer`.
+
+    ``on_epoch_end`` receives ``logs``, the epoch's record so far (``loss``,
+    ``lr``, ``time``, and what earlier callbacks added, e.g. ``val_loss``);
+    a callback may add to it. Setting ``trainer.stop = True`` ends training
+    after this epoch. :meth:`state_dict` / :meth:`load_state_dict` carry a
+    callback's state through a checkpoint.
+    """
+
+    def on_train_begin(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None: ...
+
+    def on_train_end(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class DivergenceGuard(Callback):
+    """Stop with :class:`DivergenceError` (naming the epoch and batch) when a batch cost is NaN or infinite.
+
+    The parameters are put back as they were at the start of that epoch, so
+    the network is never left holding NaN or infinite weights.
+    """
+
+    def on_epoch_begin(self, trainer, epoch):
+        self._snapshot = trainer.net.state_dict()
+
+    def check(self, trainer: Trainer, epoch: int, costs) -> None:
+        xp = trainer.backend.xp
+        finite = xp.isfinite(costs)
+        if bool(xp.all(finite)):
+            return
+        batch = int(xp.argmax(xp.astype(xp.logical_not(finite), xp.int8))) + 1
+        value = float(costs[batch - 1])
+        trainer.net.load_state_dict(self._snapshot)
+        raise DivergenceError(
+            f"SGD: the cost became {value} at epoch {epoch}, batch {batch} of {len(trainer.bounds)}; "
+            f"lower the learning rate (eps={trainer.optim.eps}) or check the data for NaN/inf; "
+            "the parameters were restored to their values at the start of that epoch"
+        )
+
+
+class Validation(Callback):
+    """Evaluate on ``(X_val, Y_val)`` after every epoch: adds ``val_loss`` (and ``metric``) to the logs."""
+
+    def __init__(self, X_val, Y_val, metric=None, batch_size: int = 1024) -> None:
+        self.data, self.metric, self.batch_size = (X_val, Y_val), metric, batch_size
+
+    def on_train_begin(self, trainer):
+        self.data = _check_data(trainer.backend, *self.data, what="SGD validation")
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        val, score = evaluate(trainer.net, trainer.loss, *self.data, batch_size=self.batch_size, metric=self.metric)
+        logs["val_loss"] = val
+        trainer.history.val_loss.append(val)
+        if score is not None:
+            logs["metric"] = score
+            trainer.history.metric.append(score)
+
+
+class EarlyStopping(Callback):
+    """Stop after ``patience`` epochs without improvement of ``monitor`` (after :class:`Validation`).
+
+    ``monitor`` is ``'val_loss'`` (lower is better) or ``'metric'`` (higher is
+    better). With ``restore_best`` the parameters of the best epoch are put
+    back at the end. ``patience=None`` only tracks the best epoch.
+    """
+
+    def __init__(self, patience: int | None = None, monitor: str = "val_loss", restore_best: bool = True) -> None:
+        if monitor not in ("val_loss", "metric"):
+            raise ValueError(f"EarlyStopping: monitor must be 'val_loss' or 'metric', got {monitor!r}")
+        self.patience, self.monitor, self.restore_best = patience, monitor, restore_best
+        self.best, self.waited, self.best_state = None, 0, None
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.monitor not in logs:
+            raise ValueError(f"EarlyStopping: no {self.monitor!r} in the epoch's logs; put a Validation callback first")
+        current = logs["val_loss"] if self.monitor == "val_loss" else -logs["metric"]
+        if self.best is None or current < self.best:
+            self.best, self.waited = current, 0
+            trainer.history.best_epoch = epoch
+            self.best_state = trainer.net.state_dict() if self.restore_best else None
+        else:
+            self.waited += 1
+        if self.patience is not None and self.waited >= self.patience:
+            trainer.history.stopped_early = True
+            trainer.stop = True
+
+    def on_train_end(self, trainer):
+        if self.best_state is not None and trainer.history.best_epoch != len(trainer.history):
+            trainer.net.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "waited": self.waited, "arrays": self.best_state or {}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.waited = state.get("best"), int(state.get("waited", 0))
+        self.best_state = state.get("arrays") or None
+
+
+class EpochLog(Callback):
+    """Print one line per epoch (cost, validation cost and metric, time) to ``stream``."""
+
+    def __init__(self, stream=None, metric_name: str = "metric") -> None:
+        self.stream, self.metric_name = stream, metric_name
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        print(
+            f"{_line(epoch, trainer.epochs, logs, self.metric_name)}  ({logs['time']:.2f} s)",
+            file=self.stream or sys.stdout,
+            flush=True,
+        )
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over the epochs (when tqdm is installed), which stays on screen at the end."""
+
+    def __init__(self, metric_name: str = "metric") -> None:
+        self.metric_name, self.bar = metric_name, None
+
+    def on_train_begin(self, trainer):
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(total=trainer.epochs, initial=trainer.epoch, unit="epoch", leave=True, dynamic_ncols=True)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.bar is not None:
+            self.bar.set_postfix_str(_line(epoch, trainer.epochs, logs, self.metric_name).split("  ", 1)[1])
+            self.bar.update(1)
+
+    def on_train_end(self, trainer):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _line(epoch: int, epochs: int, logs: dict, metric_name: str) -> str:
+    line = f"epoch {epoch:3d}/{epochs}  cost {logs['loss']:.5f}"
+    if "val_loss" in logs:
+        line += f"  val cost {logs['val_loss']:.5f}"
+    if "metric" in logs:
+        line += f"  {metric_name} {logs['metric']:.4f}"
+    return line
+
+
+# --------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------
+
+
+class Trainer:
+    """The epoch loop: shuffle, split into batches, one :class:`Optim` step per batch, schedule, callbacks.
+
+    Parameters
+    ----------
+    net, loss : Module, Loss
+    optimizer : None, str or Optimizer
+        As for :class:`Optim`; ``eps`` is the learning rate for a name.
+    batch_size : int
+    shuffle : bool
+    seed : None, int or numpy Generator
+        The shuffles' random stream (the library's host generator by default).
+    scheduler : None, 'cosine', a schedule or a function optimizer -> schedule
+    callbacks : list of Callback
+        Run in order; a :class:`DivergenceGuard` is always first.
+    compile : bool
+        Compiled steps where the backend can (see :class:`Optim`).
+
+    Batch costs stay on the device during an epoch and are read once at its
+    end; targets are validated once, up front, so after that a GPU step
+    never waits for the host.
+    """
+
+    def __init__(
+        self, net, loss, optimizer=None, *, eps=1e-3, batch_size=32, shuffle=True, seed=None, scheduler=None,
+        callbacks=(), compile=False,
+    ):  # fmt: skip
+        _positive_int("batch_size", batch_size)
+        self.optim = Optim(net, loss, eps, make_optimizer(optimizer, _rate(eps)), compile=compile)
+        self.net, self.loss, self.batch_size, self.shuffle = net, loss, batch_size, bool(shuffle)
+        self.rng = host_rng(seed)
+        self.backend = backend_of_net(net)
+        self.guard = DivergenceGuard()
+        callbacks = list(callbacks)
+        for c in callbacks:
+            if not isinstance(c, Callback):
+                raise TypeError(f"Trainer: callbacks must be Callback instances, got {type(c).__name__}")
+        self.callbacks = [self.guard, *callbacks]
+        self._scheduler_spec = scheduler
+        self.scheduler = make_schedule(scheduler, self.optim.optimizer, 1) if scheduler != "cosine" else None
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.epochs = 0
+        self.stop = False
+
+    @property
+    def optimizer(self):
+        return self.optim.optimizer
+
+    def fit(self, X, Y, epochs: int) -> History:
+        """Train until ``epochs`` epochs are complete (counting those already done); returns the history."""
+        _positive_int("epochs", epochs, minimum=0)
+        self.epochs = epochs
+        if self._scheduler_spec == "cosine" and self.scheduler is None:
+            self.scheduler = make_schedule("cosine", self.optim.optimizer, epochs)
+        X, Y = _check_data(self.backend, X, Y)
+        validate_targets(self.net, self.loss, X, Y)
+        n = X.shape[0]
+        self.bounds = batch_bounds(n, self.batch_size)
+        sizes = asarray([float(b - a) for a, b in self.bounds], backend=self.backend)
+        xp = self.backend.xp
+        modes = [(m, m.training) for m in self.net.unique_modules()]
+        self.net.train()
+        self.stop = False
+        try:
+            for c in self.callbacks:
+                c.on_train_begin(self)
+            while self.epoch < epochs and not self.stop:
+                epoch = self.epoch + 1
+                for c in self.callbacks:
+                    c.on_epoch_begin(self, epoch)
+                t0 = time.perf_counter()
+                lr = self.optim.eps
+                costs = self._run_epoch(X, Y)
+                self.guard.check(self, epoch, costs)
+                logs = {"loss": float(xp.sum(costs * sizes)) / n, "lr": lr}
+                self.history.append(logs["loss"])
+                self.history.lr.append(lr)
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                self.epoch = epoch
+                logs["time"] = time.perf_counter() - t0
+                self.history.time.append(logs["time"])
+                for c in self.callbacks:
+                    c.on_epoch_end(self, epoch, logs)
+        finally:
+            for m, mode in modes:
+                m.training = mode
+            for c in self.callbacks:
+                c.on_train_end(self)
+        return self.history
+
+    def _run_epoch(self, X, Y):
+        xp = self.backend.xp
+        if self.shuffle:
+            order = asarray(self.rng.permutation(X.shape[0]), backend=self.backend)
+            X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
+        with Loss.targets_checked():
+            return xp.stack([self.optim.step(X[a:b, ...], Y[a:b, ...]) for a, b in self.bounds])
+
+    # ---------------------------------------------------------- checkpoints
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs besides the parameters (see :class:`~backprop.optim.checkpoint.Checkpoint`)."""
+        return {
+            "epoch": self.epoch,
+            "rng": generator_state(self.rng),
+            "library_rng": generator_state(),
+            "history": self.history.as_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "callbacks": [c.state_dict() for c in self.callbacks],
+            "module_rngs": [generator_state(m._rng) for m in self.net.unique_modules() if getattr(m, "_rng", None)],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        set_generator_state(state["library_rng"])
+        set_generator_state(state["rng"], self.rng)
+        self.history = History.from_dict(state["history"])
+        if state.get("scheduler") is not None:
+            if self.scheduler is None and self._scheduler_spec == "cosine":
+                self.scheduler = make_schedule("cosine", self.optim.optimizer, max(self.epochs, 1))
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+        for c, s in zip(self.callbacks, state.get("callbacks", [])):
+            c.load_state_dict(s)
+        rngs = [m._rng for m in self.net.unique_modules() if getattr(m, "_rng", None)]
+        for rng, s in zip(rngs, state.get("module_rngs", [])):
+            set_generator_state(s, rng)
+
+
+def _rate(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise ValueError(f"SGD: eps (the learning rate) must be a positive number, got {eps!r}")
+    return float(eps)
+
+
+def _positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"SGD: {name} must be a {kind} int, got {value!r}")
+    return value
+
+
+def SGD(
+    net: Module,
+    loss: Loss,
+    X,
+    Y,
+    batch_size: int = 32,
+    epochs: int = 10,
+    eps: float = 1e-3,
+    shuffle: bool = True,
+    seed=None,
+    verbose: bool = False,
+    *,
+    lr: float | None = None,
+    optimizer=None,
+    scheduler=None,
+    validation=None,
+    metric=None,
+    patience: int | None = None,
+    monitor: str = "val_loss",
+    restore_best: bool = True,
+    progress: bool = False,
+    callbacks=(),
+    checkpoint=None,
+    resume: bool = False,
+    compile: bool = False,
+) -> History:
+    """Mini-batch gradient descent; returns the per-epoch mean training cost (a :class:`History`).
+
+    The assignment's function, assembled from a :class:`Trainer` and its callbacks.
+
+    Parameters
+    ----------
+    net, loss : Module, Loss
+    X, Y : arrays or host data
+        Inputs ``(n, ...)`` and targets ``(n, ...)``; moved to the network's backend.
+    batch_size : int
+        Largest batch; the rows of an epoch are split into ``ceil(n / batch_size)``
+        batches of nearly equal size (see :func:`batch_bounds`).
+    epochs : int
+    eps : float
+        Learning rate (the assignment's name; ``lr`` is an alias). Not Adam's
+        numerical epsilon.
+    shuffle : bool
+        Draw a new order of the rows every epoch.
+    seed : None, int or numpy Generator
+        Order of the shuffles (the library's host generator by default).
+    verbose : bool
+        Print one line per epoch.
+    optimizer : None, str or Optimizer
+        As for :class:`Optim` (plain gradient descent by default).
+    scheduler : None, 'cosine', a schedule, or a function optimizer -> schedule
+        Stepped after every epoch.
+    validation : (X_val, Y_val), optional
+        Evaluated after every epoch in evaluation mode.
+    metric : callable, optional
+        ``metric(yhat, y) -> float`` on the validation data, e.g. :func:`backprop.accuracy`.
+    patience : int, optional
+        Early stopping after ``patience`` epochs without improvement. Needs ``validation``.
+    monitor : {'val_loss', 'metric'}
+    restore_best : bool
+        With validation, put back the parameters of the best epoch at the end.
+    progress : bool
+        Show a tqdm progress bar (when tqdm is installed).
+    callbacks : list of Callback
+        More parts of the loop, run after the ones above.
+    checkpoint : path, optional
+        Write the model, optimizer, schedule, epoch, early-stopping state and
+        random generators atomically after every epoch.
+    resume : bool
+        Continue from ``checkpoint`` if it exists (a fresh start otherwise):
+        a run killed at any point and resumed ends with the same parameters,
+        bit for bit, as one that was never interrupted.
+    compile : bool
+        Compiled steps where the backend can (``jax.jit`` on JAX).
+
+    Raises
+    ------
+    DivergenceError
+        When a batch cost is NaN or infinite (names the epoch and the batch;
+        the parameters are restored to the start of that epoch).
+    """
+    if lr is not None:
+        if eps != 1e-3 and eps != lr:
+            raise ValueError(f"SGD: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}")
+        eps = lr
+    _positive_int("epochs", epochs, minimum=0)
+    if patience is not None:
+        _positive_int("patience", patience)
+        if validation is None:
+            raise ValueError("SGD: early stopping (patience) needs validation data: pass validation=(X_val, Y_val)")
+    if monitor not in ("val_loss", "metric"):
+        raise ValueError(f"SGD: monitor must be 'val_loss' or 'metric', got {monitor!r}")
+    if monitor == "metric" and metric is None:
+        raise ValueError("SGD: monitor='metric' needs a metric")
+    if resume and checkpoint is None:
+        raise ValueError("SGD: resume=True needs checkpoint=PATH")
+    parts: list[Callback] = []
+    metric_name = getattr(metric, "__name__", "metric")
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("SGD: validation must be a pair (X_val, Y_val)")
+        parts.append(Validation(*validation, metric=metric))
+        parts.append(EarlyStopping(patience, monitor, restore_best))
+    if verbose:
+        parts.append(EpochLog(metric_name=metric_name))
+    if progress:
+        parts.append(ProgressBar(metric_name=metric_name))
+    parts.extend(callbacks)
+    if checkpoint is not None:
+        from .checkpoint import Checkpoint
+
+        parts.append(Checkpoint(checkpoint, resume=resume))
+    trainer = Trainer(
+        net, loss, optimizer, eps=eps, batch_size=batch_size, shuffle=shuffle, seed=seed, scheduler=scheduler,
+        callbacks=parts, compile=compile,
+    )  # fmt: skip
+    return trainer.fit(X, Y, epochs)

@@ -1,0 +1,85 @@
+"""Learning-rate schedules: each sets ``optimizer.lr`` from the epoch."""
+
+from __future__ import annotations
+
+import math
+
+from .rules import Optimizer, _check_rate
+
+__all__ = ["CosineLR", "StepLR", "make_schedule"]
+
+
+class _Schedule:
+    """Sets ``optimizer.lr`` from the epoch; :func:`~backprop.SGD` calls :meth:`step` after each epoch."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.epoch = 0
+
+    def rate(self, epoch: int) -> float:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """``{"epoch", "base_lr"}``: what a checkpoint needs to continue the schedule."""
+        return {"epoch": self.epoch, "base_lr": self.base_lr}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` (sets the optimizer's rate for that epoch)."""
+        epoch, base = state.get("epoch"), state.get("base_lr")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: epoch must be a non-negative int, got {epoch!r}")
+        self.base_lr = _check_rate(type(self).__name__, "base_lr", base)
+        self.epoch = epoch
+        if epoch:
+            self.optimizer.lr = self.rate(epoch)
+
+    def step(self) -> float:
+        """Advance one epoch; returns the new learning rate."""
+        self.epoch += 1
+        self.optimizer.lr = self.rate(self.epoch)
+        return self.optimizer.lr
+
+
+class StepLR(_Schedule):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        super().__init__(optimizer)
+        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
+        self.step_size, self.gamma = step_size, _check_rate("StepLR", "gamma", gamma)
+
+    def rate(self, epoch: int) -> float:
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineLR(_Schedule):
+    """Cosine annealing from the initial rate to ``min_lr`` over ``total_epochs``."""
+
+    def __init__(self, optimizer: Optimizer, total_epochs: int, min_lr: float = 0.0) -> None:
+        super().__init__(optimizer)
+        if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
+            raise ValueError(f"CosineLR: total_epochs must be a positive int, got {total_epochs!r}")
+        self.total_epochs, self.min_lr = total_epochs, _check_rate("CosineLR", "min_lr", min_lr, allow_zero=True)
+
+    def rate(self, epoch: int) -> float:
+        t = min(epoch, self.total_epochs) / self.total_epochs
+        return self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def make_schedule(spec, optimizer: Optimizer, epochs: int):
+    """A schedule from ``None``, a schedule, a function ``optimizer -> schedule``, or ``'cosine'``
+    (over ``epochs``); checked before any training."""
+    if spec is None or isinstance(spec, _Schedule):
+        return spec
+    if spec == "cosine":
+        return CosineLR(optimizer, total_epochs=max(epochs, 1))
+    if callable(spec):
+        schedule = spec(optimizer)
+        if not isinstance(schedule, _Schedule):
+            raise TypeError(f"scheduler: the function returned {type(schedule).__name__}, expected a schedule such as CosineLR")
+        return schedule
+    raise ValueError(f"scheduler must be None, 'cosine', a schedule or a function optimizer -> schedule, got {spec!r}")
