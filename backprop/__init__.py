@@ -26,6 +26,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .linear import Linear, TiedLinear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss
 from .module import Loss, Module
+from .onnx import export_onnx
 from .optim import SGD, DivergenceError, History, Optim, evaluate
 from .optimizers import Adam, CosineLR, GradientDescent, Momentum, Optimizer, StepLR
 from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
@@ -49,6 +50,7 @@ __all__ = [
     "Optimizer",
     "StepLR",
     "evaluate",
+    "export_onnx",
     "load",
     "save",
     "AvgPool1D",
