@@ -26,6 +26,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .linear import Linear, TiedLinear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss
 from .module import Loss, Module
+from .onnx import export_onnx
 from .optim import (
     SGD,
     Adam,
@@ -70,6 +71,7 @@ __all__ = [
     "Optimizer",
     "StepLR",
     "evaluate",
+    "export_onnx",
     "load",
     "save",
     "AvgPool1D",

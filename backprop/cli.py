@@ -4,6 +4,7 @@
 ``backprop train``           train one network (the seed's CNN on the digits by default)
 ``backprop evaluate PATH``   accuracy and confusion matrix of a saved network
 ``backprop experiment autoencoder --out DIR``   the autoencoder study
+``backprop export IN.npz OUT.onnx``   a saved network as an ONNX model
 ``backprop info``            version, backends, devices, BLAS threads
 """
 
@@ -220,6 +221,32 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from . import load
+    from .onnx import OPSET, export_onnx
+
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(s) for s in args.input_shape.split(","))
+        except ValueError:
+            message = f"--input-shape takes sizes separated by commas, got {args.input_shape!r}"
+            raise UsageError(message) from None
+    net = load(args.model, backend="numpy").eval()  # the file is written from host copies anyway
+    model = export_onnx(net, args.output, shape)
+
+    def shape_of(value) -> str:
+        dims = value.type.tensor_type.shape.dim
+        return "(" + ", ".join(str(d.dim_param or d.dim_value) for d in dims) + ")"
+
+    graph = model.graph
+    print(
+        f"exported {args.model} to {args.output}: input {shape_of(graph.input[0])} -> output "
+        f"{shape_of(graph.output[0])}, {len(graph.node)} nodes, ONNX opset {OPSET}"
+    )
+    return 0
+
+
 def cmd_info(args) -> int:
     from .backends import available_backends, backend_class
     from .backends.base import _device_label
@@ -297,11 +324,27 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--quick", action="store_true", help="a reduced run, in seconds")
     _common(x, data=False)
 
+    o = sub.add_parser("export", help="a saved network as an ONNX model (needs backprop[onnx])")
+    o.add_argument("model", help="a file written by backprop train --save (or backprop.save)")
+    o.add_argument("output", help="the .onnx file to write")
+    o.add_argument(
+        "--input-shape",
+        help="shape of one sample without the batch axis, e.g. 64,1 "
+        "(needed when the network starts with a convolution)",
+    )
+
     sub.add_parser("info", help="version, backends, devices and threads")
     return p
 
 
-COMMANDS = {None: cmd_main, "train": cmd_train, "evaluate": cmd_evaluate, "experiment": cmd_experiment, "info": cmd_info}
+COMMANDS = {
+    None: cmd_main,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "experiment": cmd_experiment,
+    "info": cmd_info,
+    "export": cmd_export,
+}
 
 
 def main(argv=None) -> int:

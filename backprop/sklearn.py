@@ -12,18 +12,38 @@ default), in float64 by default like the rest of scikit-learn.
 >>> from sklearn.pipeline import make_pipeline
 >>> from sklearn.preprocessing import StandardScaler
 >>> model = make_pipeline(StandardScaler(), NeuralNetClassifier(hidden_layer_sizes=(100,)))
+
+Array API dispatch
+------------------
+The estimators declare scikit-learn's array API support. With
+``SCIPY_ARRAY_API=1`` in the environment and
+``sklearn.set_config(array_api_dispatch=True)``, an ``X`` from another
+library than NumPy (PyTorch tensors on the CPU or a GPU, CuPy arrays,
+array-api-strict) is not converted: the network is built and trained on X's
+library and device (``backend`` and ``device`` are then ignored, ``dtype``
+still applies), ``y`` is moved next to X, and ``predict``, ``predict_proba``,
+``transform`` and ``inverse_transform`` return arrays of that library on that
+device. Later calls must pass data of the same library and device (as
+scikit-learn's own estimators require). Class labels that are not numbers
+(strings) stay a NumPy ``classes_``. Without dispatch, nothing changes: inputs
+are converted to NumPy and outputs are NumPy arrays.
 """
 
 from __future__ import annotations
 
+import copy
+
+import array_api_compat
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._array_api import get_namespace, get_namespace_and_device, move_to
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .activations import ReLU, Sigmoid, Softmax, TanH
 from .autoencoder import build_autoencoder
-from .backends import asarray, host_rng, to_numpy, use_backend
+from .backends import asarray, backend_of, host_rng, kind_of, namespace_of, to_numpy, use_backend
 from .containers import Sequentiel
 from .dropout import Dropout
 from .linear import Linear
@@ -33,6 +53,21 @@ from .optim import SGD
 __all__ = ["AutoencoderTransformer", "NeuralNetClassifier", "NeuralNetRegressor"]
 
 ACTIVATIONS = {"tanh": TanH, "relu": ReLU, "sigmoid": Sigmoid}
+_NO_Y = "no_validation"  # validate_data's marker for "X only"
+
+
+def _follows(X) -> bool:
+    """Whether the estimator computes on X's own library: dispatch is on and X is not NumPy."""
+    return (
+        bool(get_config()["array_api_dispatch"])
+        and array_api_compat.is_array_api_obj(X)
+        and not array_api_compat.is_numpy_array(X)
+    )
+
+
+def _numeric(y) -> bool:
+    # only NumPy has non-numeric dtypes (strings, objects) among the libraries met here
+    return not array_api_compat.is_numpy_array(y) or y.dtype.kind in "biuf"
 
 
 class _NeuralNetBase(BaseEstimator):
@@ -71,8 +106,112 @@ class _NeuralNetBase(BaseEstimator):
 
     # ------------------------------------------------------------ internals
 
-    def _context(self):
+    def _owner(self, method: str) -> str:
+        return f"{type(self).__name__}.{method}"
+
+    def _library(self, X, method: str):
+        """``(backend name, device)`` of an array X that the estimator follows."""
+        try:
+            name = kind_of(X).name
+        except TypeError:
+            t = type(X)
+            raise TypeError(
+                f"{self._owner(method)}: array API dispatch is on and X is a "
+                f"{t.__module__}.{t.__name__}, but backprop computes on numpy, cupy, torch and "
+                "array_api_strict arrays; convert X to one of them, or turn dispatch off to have "
+                "it converted to NumPy"
+            ) from None
+        return name, array_api_compat.device(X)
+
+    def _fit_context(self, X):
+        """Where to build and train: X's library and device when following X, else the settings."""
+        if _follows(X):
+            name, device = self._library(X, "fit")
+            return use_backend(name, device=device, dtype=self.dtype)
         return use_backend(self.backend, device=self.device, dtype=self.dtype)
+
+    def _validate(self, X, y=_NO_Y, *, reset: bool = True, **kwargs):
+        """scikit-learn's validation, keeping X in its namespace under dispatch; y follows X.
+
+        Returns X, or ``(X, y)`` when y is given (None included: it is then an error).
+        """
+        xp, _ = get_namespace(X)
+        dtype = [xp.float64, xp.float32]
+        no_y = isinstance(y, str) and y == _NO_Y
+        if no_y:
+            X = validate_data(self, X, reset=reset, dtype=dtype)
+        else:
+            y = self._y_next_to(X, y)  # before validation, which may reject mixed namespaces
+            X, y = validate_data(self, X, y, reset=reset, dtype=dtype, **kwargs)
+            y = self._y_next_to(X, y)  # y given as a list became NumPy
+        if reset:
+            # the library and device of the training data, which later inputs must share
+            self._fit_library = self._library_key(X, "fit")
+        return X if no_y else (X, y)
+
+    @staticmethod
+    def _y_next_to(X, y):
+        """Numeric ``y`` moved to X's namespace and device under dispatch (scikit-learn's rule)."""
+        dispatch = get_config()["array_api_dispatch"]
+        if not dispatch or not array_api_compat.is_array_api_obj(y) or not _numeric(y):
+            return y
+        xp, _, device = get_namespace_and_device(X)
+        return move_to(y, xp=xp, device=device)
+
+    def _library_key(self, X, method: str):
+        """``(library, device)`` as text when the estimator follows X, else None (NumPy)."""
+        if not _follows(X):
+            return None
+        name, device = self._library(X, method)
+        return name, str(device)
+
+    def _check_namespace(self, X, method: str) -> None:
+        """Under dispatch, X must come from the library and device the estimator was fitted on."""
+        if not get_config()["array_api_dispatch"]:
+            return
+        fitted = getattr(self, "_fit_library", None)
+        current = self._library_key(X, method)
+
+        def describe(library) -> str:
+            return "NumPy (or array-like)" if library is None else f"{library[0]} on {library[1]}"
+
+        if fitted != current:
+            raise ValueError(
+                f"Inputs passed to {self._owner(method)}() must use the same namespace and the "
+                f"same device as those passed to fit(): fit saw {describe(fitted)}, {method} got "
+                f"{describe(current)}. Move X there (for example with backprop.asarray inside "
+                "backprop.use_backend), or fit the estimator on data like X"
+            )
+
+    def _network_context(self):
+        """The backend the fitted network lives on."""
+        return use_backend(backend_of(self.network_.parameters()[0]))
+
+    @staticmethod
+    def _output(Y, X):
+        """``Y`` in X's library when the estimator follows X, else as a NumPy array."""
+        return Y if _follows(X) else to_numpy(Y)
+
+    def __sklearn_array_api_convert__(self, converter):
+        """A copy of the fitted estimator, network and arrays moved where ``converter`` puts arrays.
+
+        scikit-learn's ``move_estimator_to(estimator, xp, device)`` calls it, so
+        a network trained on a GPU can serve NumPy (or another device) inputs.
+        """
+        new = copy.deepcopy(self)  # one copy keeps the modules that network_ and encoder_ share
+        network = getattr(new, "network_", None)
+        if network is None:  # not fitted: nothing lives anywhere yet
+            return new
+        target = converter(network.parameters()[0])
+        network.to(backend_of(target))
+        for key, value in vars(new).items():
+            if key != "network_" and array_api_compat.is_array_api_obj(value) and _numeric(value):
+                setattr(new, key, converter(value))
+        if array_api_compat.is_numpy_array(target):
+            new._fit_library = None
+        else:
+            new._fit_library = (kind_of(target).name, str(array_api_compat.device(target)))
+        return new
 
     def _check_params(self):
         sizes = self.hidden_layer_sizes
@@ -132,15 +271,18 @@ class _NeuralNetBase(BaseEstimator):
         net.eval()
         return net
 
-    def _forward(self, X):
+    def _forward(self, X, method: str):
+        """``(X validated, network output)``: the output is in the network's library."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=("float64", "float32"))
-        with self._context():
-            return self.network_.forward(asarray(X))
+        self._check_namespace(X, method)
+        X = self._validate(X, reset=False)
+        with self._network_context():
+            return X, self.network_.forward(asarray(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
+        tags.array_api_support = True
         return tags
 
 
@@ -170,29 +312,37 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     """
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y, dtype=("float64", "float32"))
+        X, y = self._validate(X, y)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
         codes = encoder.transform(y)
         rng = self._rng()
-        with self._context():
-            net = self._mlp(X.shape[1], max(len(self.classes_), 2), rng)
+        n_classes = self.classes_.shape[0]
+        with self._fit_context(X):
+            net = self._mlp(X.shape[1], max(n_classes, 2), rng)
             self.network_ = self._train(net, CELogSoftmax(), X, codes, rng)
         return self
 
+    def _proba(self, X, method: str):
+        X, scores = self._forward(X, method)
+        with self._network_context():
+            proba = Softmax().forward(scores)
+        if self.classes_.shape[0] == 1:  # fitted on a single class: it is certain
+            proba = proba[:, :1] ** 0
+        return self._output(proba, X)
+
     def predict_proba(self, X):
         """Class probabilities, one column per entry of ``classes_``."""
-        scores = self._forward(X)
-        with self._context():
-            proba = to_numpy(Softmax().forward(scores))
-        if len(self.classes_) == 1:  # fitted on a single class: it is certain
-            return proba[:, :1] ** 0
-        return proba
+        return self._proba(X, "predict_proba")
 
     def predict(self, X):
-        proba = self.predict_proba(X)  # checks that the estimator is fitted
-        return self.classes_[proba.argmax(axis=1)]
+        proba = self._proba(X, "predict")
+        index = namespace_of(proba).argmax(proba, axis=1)
+        classes = self.classes_
+        if array_api_compat.is_numpy_array(proba) or array_api_compat.is_numpy_array(classes):
+            return to_numpy(classes)[to_numpy(index)]  # labels of any kind (strings) on the host
+        return namespace_of(classes).take(classes, index, axis=0)
 
 
 class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
@@ -202,18 +352,19 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
     """
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y, dtype=("float64", "float32"), y_numeric=True, multi_output=True)
+        X, y = self._validate(X, y, y_numeric=True, multi_output=True)
         self._single_target = y.ndim == 1
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        xp = namespace_of(y)
+        Y = xp.astype(xp.reshape(y, (-1, 1)) if y.ndim == 1 else y, X.dtype)
         rng = self._rng()
-        with self._context():
+        with self._fit_context(X):
             net = self._mlp(X.shape[1], Y.shape[1], rng)
-            self.network_ = self._train(net, MSELoss(), X, Y.astype(X.dtype), rng)
+            self.network_ = self._train(net, MSELoss(), X, Y, rng)
         return self
 
     def predict(self, X):
-        out = to_numpy(self._forward(X))
-        return out[:, 0] if self._single_target else out
+        X, out = self._forward(X, "predict")
+        return self._output(out[:, 0] if self._single_target else out, X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -280,7 +431,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         self.tied = tied
 
     def fit(self, X, y=None):
-        X = validate_data(self, X, dtype=("float64", "float32"))
+        X = self._validate(X)
         sizes = self._check_params()
         if isinstance(self.n_components, bool) or not isinstance(self.n_components, int) or self.n_components < 1:
             raise ValueError(f"n_components must be a positive int, got {self.n_components!r}")
@@ -290,7 +441,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
                 f"got {self.loss!r} and {self.output_activation!r}"
             )
         rng = self._rng()
-        with self._context():
+        with self._fit_context(X):
             ae = build_autoencoder(
                 (X.shape[1], *sizes, self.n_components),
                 activation=ACTIVATIONS[self.activation],
@@ -304,14 +455,17 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
 
     def transform(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=("float64", "float32"))
-        with self._context():
-            return to_numpy(self.encoder_.forward(asarray(X))).astype(X.dtype, copy=False)
+        self._check_namespace(X, "transform")
+        X = self._validate(X, reset=False)
+        with self._network_context():
+            codes = self._output(self.encoder_.forward(asarray(X)), X)
+        return namespace_of(codes).astype(codes, X.dtype, copy=False)
 
     def inverse_transform(self, Z):
         check_is_fitted(self)
-        with self._context():
-            return to_numpy(self.decoder_.forward(asarray(Z)))
+        self._check_namespace(Z, "inverse_transform")
+        with self._network_context():
+            return self._output(self.decoder_.forward(asarray(Z)), Z)
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)

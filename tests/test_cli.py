@@ -140,3 +140,29 @@ def test_idx_reader(tmp_path):
     (tmp_path / "short").write_bytes(short)
     with pytest.raises(ValueError, match="expected 30 bytes of data"):
         bp.data.read_idx(tmp_path / "short")
+
+
+def test_export_onnx(tmp_path):
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    from backprop.experiments.seed import seed_cnn_network
+
+    with bp.use_backend("numpy", dtype="float32"):
+        bp.manual_seed(0)
+        net = seed_cnn_network().eval()
+        bp.save(net, tmp_path / "cnn.npz")
+        out = run("export", str(tmp_path / "cnn.npz"), str(tmp_path / "cnn.onnx"))
+        assert out.returncode == 0, out.stderr
+        assert "input (N, 64) -> output (N, 10)" in out.stdout
+        X = np.random.default_rng(0).normal(size=(7, 64)).astype(np.float32)
+        session = ort.InferenceSession(tmp_path / "cnn.onnx", providers=["CPUExecutionProvider"])
+        expected = bp.to_numpy(net.forward(X))
+        np.testing.assert_allclose(session.run(None, {"input": X})[0], expected, atol=1e-5, rtol=0)
+        bp.save(bp.Sequentiel(bp.Conv1D(3, 1, 4), bp.Flatten()), tmp_path / "conv.npz")
+    conv, conv_onnx = str(tmp_path / "conv.npz"), str(tmp_path / "conv.onnx")
+    out = run("export", conv, conv_onnx)
+    assert out.returncode == 1 and "pass input_shape (--input-shape" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = run("export", conv, conv_onnx, "--input-shape", "10,1")
+    assert out.returncode == 0, out.stderr
+    assert "input (N, 10, 1) -> output (N, 32)" in out.stdout

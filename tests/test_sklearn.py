@@ -1,6 +1,11 @@
-"""The scikit-learn estimators: scikit-learn's own checks, pipelines, grid search."""
+"""The scikit-learn estimators: scikit-learn's checks, pipelines, grid search, array API."""
 
+import os
+import pathlib
 import pickle
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -68,3 +73,32 @@ def test_regressor_and_transformer_shapes():
     assert codes.shape == (80, 2) and ae.inverse_transform(codes).shape == (80, 4)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be positive ints"):
         NeuralNetClassifier(hidden_layer_sizes=(0,)).fit(X, y > 0)
+
+
+def test_estimators_declare_array_api_support():
+    for estimator in ESTIMATORS:
+        assert estimator.__sklearn_tags__().array_api_support
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# what scikit-learn's array API checks may skip for: devices and libraries absent from this machine
+HARDWARE_OR_ABSENT = ("cuda", "CUDA", "CuPy", "cupy", "MPS", "XPU", "dpnp", "not installed")
+
+
+def test_array_api_dispatch_in_a_fresh_interpreter():
+    """tests/sklearn_dispatch.py: scikit-learn's array API checks, the estimators on tensors.
+
+    SciPy reads SCIPY_ARRAY_API when it is first imported, so these run in a
+    subprocess that has it set; the rest of the suite runs without it.
+    """
+    env = {**os.environ, "SCIPY_ARRAY_API": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"]
+    command.append("tests/sklearn_dispatch.py")
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    report = out.stdout[-6000:] + out.stderr[-2000:]
+    assert out.returncode == 0, report
+    skipped = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert all(any(word in line for word in HARDWARE_OR_ABSENT) for line in skipped), report
+    passed = int(re.search(r"(\d+) passed", out.stdout).group(1))
+    assert passed >= 10, report
