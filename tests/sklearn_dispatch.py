@@ -115,7 +115,7 @@ def no_numpy(monkeypatch, library):
 
 def _same_place(a, backend) -> bool:
     kind = bp.backends.kind_of(a)
-    return kind.name == backend.name and str(kind.device(a)) == str(backend.device)
+    return kind.name == backend.name and str(kind.device_of(a)) == str(backend.device)
 
 
 def _network_on(estimator, backend) -> bool:
