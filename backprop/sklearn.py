@@ -170,6 +170,10 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     """
 
     def fit(self, X, y):
+        """Train a new network on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``.
+
+        The labels may be of any type scikit-learn accepts for classes; returns self.
+        """
         X, y = validate_data(self, X, y, dtype=("float64", "float32"))
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
@@ -182,7 +186,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         return self
 
     def predict_proba(self, X):
-        """Class probabilities, one column per entry of ``classes_``."""
+        """Class probabilities ``(n_samples, n_classes)``, one column per entry of ``classes_``."""
         scores = self._forward(X)
         with self._context():
             proba = to_numpy(Softmax().forward(scores))
@@ -191,6 +195,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         return proba
 
     def predict(self, X):
+        """The most probable class of each row of ``X``: ``(n_samples,)``, values from ``classes_``."""
         proba = self.predict_proba(X)  # checks that the estimator is fitted
         return self.classes_[proba.argmax(axis=1)]
 
@@ -202,6 +207,8 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
     """
 
     def fit(self, X, y):
+        """Train a new network on ``X`` ``(n_samples, n_features)`` and ``y`` ``(n_samples,)`` or
+        ``(n_samples, n_targets)``; returns self."""
         X, y = validate_data(self, X, y, dtype=("float64", "float32"), y_numeric=True, multi_output=True)
         self._single_target = y.ndim == 1
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -212,6 +219,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         return self
 
     def predict(self, X):
+        """Predictions for ``X``: ``(n_samples,)`` or ``(n_samples, n_targets)``, like the ``y`` given to fit."""
         out = to_numpy(self._forward(X))
         return out[:, 0] if self._single_target else out
 
@@ -225,6 +233,8 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
 class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
     """An autoencoder as a transformer: ``transform`` gives the codes, ``inverse_transform`` the reconstructions.
 
+    The parameters not listed here are those of :class:`NeuralNetClassifier`.
+
     Parameters
     ----------
     n_components : int, default 2
@@ -237,7 +247,6 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
     loss : {'mse', 'bce'}, default 'mse'
     tied : bool, default False
         Decoder uses the transposed encoder weights.
-    Other parameters as for :class:`NeuralNetClassifier`.
     """
 
     def __init__(
@@ -280,6 +289,10 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         self.tied = tied
 
     def fit(self, X, y=None):
+        """Train a new autoencoder to reconstruct ``X`` ``(n_samples, n_features)``; ``y`` is ignored.
+
+        Returns self.
+        """
         X = validate_data(self, X, dtype=("float64", "float32"))
         sizes = self._check_params()
         if isinstance(self.n_components, bool) or not isinstance(self.n_components, int) or self.n_components < 1:
@@ -303,16 +316,19 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         return self
 
     def transform(self, X):
+        """The codes of ``X``: ``(n_samples, n_features)`` -> ``(n_samples, n_components)``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=("float64", "float32"))
         with self._context():
             return to_numpy(self.encoder_.forward(asarray(X))).astype(X.dtype, copy=False)
 
     def inverse_transform(self, Z):
+        """Reconstructions from codes: ``(n_samples, n_components)`` -> ``(n_samples, n_features)``."""
         check_is_fitted(self)
         with self._context():
             return to_numpy(self.decoder_.forward(asarray(Z)))
 
     def get_feature_names_out(self, input_features=None):
+        """Names of the code columns: ``autoencoder0``, ``autoencoder1``, ..."""
         check_is_fitted(self)
         return [f"autoencoder{i}" for i in range(self.n_components)]
