@@ -31,7 +31,7 @@ def build_autoencoder(
     ----------
     sizes : sequence of int
         Input size, hidden sizes, latent size; e.g. ``(256, 100, 10)`` gives
-        the seed's ``Linear(256,100) TanH Linear(100,10) TanH`` encoder and
+        the assignment's ``Linear(256,100) TanH Linear(100,10) TanH`` encoder and
         ``Linear(10,100) TanH Linear(100,256) Sigmoid`` decoder.
     activation, latent_activation, output_activation : Module class or None
         After each hidden layer, after the code, after the output (None: none).

@@ -151,6 +151,10 @@ class CrossEntropyLoss(_ClassificationLoss):
     ``yhat`` holds log-probabilities (the output of :class:`~backprop.LogSoftmax`);
     ``y`` is integer labels ``(N,)`` or one-hot rows ``(N, C)`` (for soft
     targets, per row ``-sum_c y_c yhat_c``). Backward: ``-Y / N``.
+
+    Shape
+    -----
+    yhat ``(N, C)``, y ``(N,)`` (integers in ``[0, C)``) or ``(N, C)`` -> ``(N,)``.
     """
 
     def forward(self, y, yhat):
@@ -173,6 +177,10 @@ class CELogSoftmax(_ClassificationLoss):
     subtracted before exp). ``y`` as for :class:`CrossEntropyLoss`; for soft
     targets the row cost is ``sum_c y_c (logsumexp(z) - z_c)``.
     Backward: ``(softmax(z) sum_c y_c - Y) / N``.
+
+    Shape
+    -----
+    yhat ``(N, C)`` raw scores, y ``(N,)`` (integers in ``[0, C)``) or ``(N, C)`` -> ``(N,)``.
     """
 
     def _parts(self, xp, yhat):

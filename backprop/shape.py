@@ -10,7 +10,13 @@ __all__ = ["Flatten", "Reshape", "Transpose"]
 
 
 class Flatten(Module):
-    """``(N, d1, d2, ...)`` -> ``(N, d1 * d2 * ...)``; backward restores the input's shape."""
+    """Flatten each sample to a vector; backward restores the input's shape.
+
+    Shape
+    -----
+    ``(N, d1, d2, ...)`` -> ``(N, d1 * d2 * ...)``; the assignment's
+    ``(batch, length, chan_in)`` -> ``(batch, length * chan_in)``.
+    """
 
     def forward(self, X):
         X = self._check_array(X, "forward")
@@ -25,7 +31,18 @@ class Flatten(Module):
 
 
 class Reshape(Module):
-    """Reshape each sample: ``(N, ...)`` -> ``(N, *shape)`` (sizes must agree)."""
+    """Reshape each sample (the batch axis is kept).
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        The new shape of one sample; it must hold as many values as the old one.
+
+    Shape
+    -----
+    ``(N, d1, d2, ...)`` -> ``(N, *shape)`` with ``prod(shape) = d1 * d2 * ...``;
+    ``Reshape((64, 1))`` turns ``(N, 64)`` into ``(N, 64, 1)``.
+    """
 
     def __init__(self, shape) -> None:
         super().__init__()
@@ -60,6 +77,14 @@ class Reshape(Module):
 class Transpose(Module):
     """Permute the axes of each sample: ``axes`` indexes the sample's axes (the batch axis stays first).
 
+    Parameters
+    ----------
+    axes : tuple of int
+        A permutation of ``0 .. k - 1`` for samples with ``k`` axes.
+
+    Shape
+    -----
+    ``(N, d_0, ..., d_{k-1})`` -> ``(N, d_axes[0], ..., d_axes[k-1])``;
     ``Transpose((1, 0))`` turns ``(N, H, W)`` into ``(N, W, H)``.
     """
 

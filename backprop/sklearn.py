@@ -312,6 +312,10 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     """
 
     def fit(self, X, y):
+        """Train a new network on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``.
+
+        The labels may be of any type scikit-learn accepts for classes; returns self.
+        """
         X, y = self._validate(X, y)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
@@ -333,10 +337,11 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         return self._output(proba, X)
 
     def predict_proba(self, X):
-        """Class probabilities, one column per entry of ``classes_``."""
+        """Class probabilities ``(n_samples, n_classes)``, one column per entry of ``classes_``."""
         return self._proba(X, "predict_proba")
 
     def predict(self, X):
+        """The most probable class of each row of ``X``: ``(n_samples,)``, values from ``classes_``."""
         proba = self._proba(X, "predict")
         index = namespace_of(proba).argmax(proba, axis=1)
         classes = self.classes_
@@ -352,6 +357,8 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
     """
 
     def fit(self, X, y):
+        """Train a new network on ``X`` ``(n_samples, n_features)`` and ``y`` ``(n_samples,)`` or
+        ``(n_samples, n_targets)``; returns self."""
         X, y = self._validate(X, y, y_numeric=True, multi_output=True)
         self._single_target = y.ndim == 1
         xp = namespace_of(y)
@@ -363,6 +370,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         return self
 
     def predict(self, X):
+        """Predictions for ``X``: ``(n_samples,)`` or ``(n_samples, n_targets)``, like the ``y`` given to fit."""
         X, out = self._forward(X, "predict")
         return self._output(out[:, 0] if self._single_target else out, X)
 
@@ -376,6 +384,8 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
 class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
     """An autoencoder as a transformer: ``transform`` gives the codes, ``inverse_transform`` the reconstructions.
 
+    The parameters not listed here are those of :class:`NeuralNetClassifier`.
+
     Parameters
     ----------
     n_components : int, default 2
@@ -388,7 +398,6 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
     loss : {'mse', 'bce'}, default 'mse'
     tied : bool, default False
         Decoder uses the transposed encoder weights.
-    Other parameters as for :class:`NeuralNetClassifier`.
     """
 
     def __init__(
@@ -431,6 +440,10 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         self.tied = tied
 
     def fit(self, X, y=None):
+        """Train a new autoencoder to reconstruct ``X`` ``(n_samples, n_features)``; ``y`` is ignored.
+
+        Returns self.
+        """
         X = self._validate(X)
         sizes = self._check_params()
         if isinstance(self.n_components, bool) or not isinstance(self.n_components, int) or self.n_components < 1:
@@ -454,6 +467,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         return self
 
     def transform(self, X):
+        """The codes of ``X``: ``(n_samples, n_features)`` -> ``(n_samples, n_components)``."""
         check_is_fitted(self)
         self._check_namespace(X, "transform")
         X = self._validate(X, reset=False)
@@ -462,11 +476,13 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         return namespace_of(codes).astype(codes, X.dtype, copy=False)
 
     def inverse_transform(self, Z):
+        """Reconstructions from codes: ``(n_samples, n_components)`` -> ``(n_samples, n_features)``."""
         check_is_fitted(self)
         self._check_namespace(Z, "inverse_transform")
         with self._network_context():
             return self._output(self.decoder_.forward(asarray(Z)), Z)
 
     def get_feature_names_out(self, input_features=None):
+        """Names of the code columns: ``autoencoder0``, ``autoencoder1``, ..."""
         check_is_fitted(self)
         return [f"autoencoder{i}" for i in range(self.n_components)]
