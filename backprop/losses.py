@@ -1,4 +1,4 @@
-"""Costs. ``forward(y, yhat)`` gives one value per row, ``backward`` the gradient of their batch mean.
+"""Costs: ``forward(y, yhat)`` gives one value per row, ``backward`` the gradient of their mean.
 
 Checking the values of the inputs (label ranges, probabilities in [0, 1],
 log-probabilities that sum to one) reads a number back from the device. Each
@@ -56,11 +56,15 @@ class _CheckedLoss(Loss):
         self.check_inputs = bool(value)
 
     def _dense(self, y, yhat, method: str):
-        """``(xp, y)``: a target of yhat's shape, cast to yhat's dtype (integer and boolean targets accepted)."""
+        """``(xp, y)``: y of yhat's shape, cast to yhat's dtype (integer, bool targets too)."""
         kind = self._check_prediction(yhat, method)
         self._check_target_array(y, kind, yhat, method)
         if _shape(y) != _shape(yhat):
-            raise ValueError(self._error(method, f"expected y of the same shape as yhat {_shape(yhat)}, got {_shape(y)}"))
+            raise ValueError(
+                self._error(
+                    method, f"expected y of the same shape as yhat {_shape(yhat)}, got {_shape(y)}"
+                )
+            )
         if y.dtype != yhat.dtype:
             _check_target_dtype(self, kind, y, method)
             y = kind.xp.astype(y, yhat.dtype)
@@ -70,7 +74,9 @@ class _CheckedLoss(Loss):
 def _check_target_dtype(loss, kind, y, method: str) -> None:
     xp = kind.xp
     if not (y.dtype in kind.float_dtypes or y.dtype in kind.int_dtypes or y.dtype == xp.bool):
-        raise TypeError(loss._error(method, f"expected real, integer or boolean targets y, got dtype {y.dtype}"))
+        raise TypeError(
+            loss._error(method, f"expected real, integer or boolean targets y, got dtype {y.dtype}")
+        )
 
 
 class MSELoss(_CheckedLoss):
@@ -148,7 +154,9 @@ class BCELoss(_CheckedLoss):
                             "put a Sigmoid before BCELoss (for raw scores)",
                         )
                     )
-                raise ValueError(self._error(method, f"targets y must lie in [0, 1], got {_value_range(xp, y)}"))
+                raise ValueError(
+                    self._error(method, f"targets y must lie in [0, 1], got {_value_range(xp, y)}")
+                )
         return xp, y
 
     def _clamped_log(self, xp, v):
@@ -200,15 +208,22 @@ class _ClassificationLoss(_CheckedLoss):
         return self._arange[1]
 
     def _targets(self, y, yhat, method: str):
-        """Return ``(xp, Y, hard)``: ``Y`` a ``(N, C)`` array in yhat's dtype, ``hard`` True for labels."""
+        """``(xp, Y, hard)``: ``Y`` an ``(N, C)`` array in yhat's dtype, ``hard`` for labels."""
         kind = self._check_prediction(yhat, method)
         xp = kind.xp
         if yhat.ndim != 2:
-            raise ValueError(self._error(method, f"expected yhat of shape (N, C), got {_shape(yhat)}"))
+            raise ValueError(
+                self._error(method, f"expected yhat of shape (N, C), got {_shape(yhat)}")
+            )
         self._check_target_array(y, kind, yhat, method)
         n, c = yhat.shape
         if c == 0:
-            raise ValueError(self._error(method, f"expected yhat of shape (N, C) with at least one class, got {_shape(yhat)}"))
+            raise ValueError(
+                self._error(
+                    method,
+                    f"expected yhat of shape (N, C) with at least one class, got {_shape(yhat)}",
+                )
+            )
         if y.ndim == 1:
             if y.dtype not in kind.int_dtypes:
                 raise TypeError(
@@ -219,23 +234,35 @@ class _ClassificationLoss(_CheckedLoss):
                     )
                 )
             if y.shape[0] != n:
-                raise ValueError(self._error(method, f"expected {n} labels for yhat of shape {(n, c)}, got {y.shape[0]}"))
+                raise ValueError(
+                    self._error(
+                        method, f"expected {n} labels for yhat of shape {(n, c)}, got {y.shape[0]}"
+                    )
+                )
             if y.dtype != xp.int64 and y.dtype != xp.int32:
                 # arange(C) in a narrow dtype wraps (int8: class 156 is -100;
                 # uint8: class 300 is 44), and libraries support few operations
                 # on wide unsigned types: compare in int64
                 y = xp.astype(y, xp.int64)
-            Y = xp.astype(y[:, None] == self._classes(xp, kind, c, y.dtype, kind.device(yhat)), yhat.dtype)
+            Y = xp.astype(
+                y[:, None] == self._classes(xp, kind, c, y.dtype, kind.device(yhat)), yhat.dtype
+            )
             # each row of Y holds at most one 1, and none for a label outside
             # [0, C): one sum validates every label
             if self.check_inputs and float(xp.sum(Y)) != n:
                 bad = (y < 0) | (y >= c)
                 first = int(y[xp.argmax(xp.astype(bad, xp.int8))])
-                raise ValueError(self._error(method, f"label {first} is out of range for {c} classes"))
+                raise ValueError(
+                    self._error(method, f"label {first} is out of range for {c} classes")
+                )
             return xp, Y, True
         if _shape(y) != _shape(yhat):
             raise ValueError(
-                self._error(method, f"expected labels of shape ({n},) or one-hot rows of shape {(n, c)}, got {_shape(y)}")
+                self._error(
+                    method,
+                    f"expected labels of shape ({n},) or one-hot rows of shape {(n, c)}, "
+                    f"got {_shape(y)}",
+                )
             )
         _check_target_dtype(self, kind, y, method)
         if y.dtype != yhat.dtype:
@@ -245,7 +272,8 @@ class _ClassificationLoss(_CheckedLoss):
             raise ValueError(
                 self._error(
                     method,
-                    f"soft targets must be non-negative (one-hot rows or probabilities), got {_value_range(xp, y)}",
+                    "soft targets must be non-negative (one-hot rows or probabilities), "
+                    f"got {_value_range(xp, y)}",
                 )
             )
         return xp, y, False
@@ -301,10 +329,10 @@ class CrossEntropyLoss(_ClassificationLoss):
             raise ValueError(
                 self._error(
                     method,
-                    f"yhat must hold log-probabilities (each row's logsumexp 0, every entry <= 0), "
-                    f"but row {row} has logsumexp {float(lse[row]):.6g}; for raw scores (the output of a "
-                    "Linear layer) use CELogSoftmax, which fuses LogSoftmax and this loss, or put a "
-                    "LogSoftmax before it",
+                    "yhat must hold log-probabilities (each row's logsumexp 0, every entry <= 0), "
+                    f"but row {row} has logsumexp {float(lse[row]):.6g}; for raw scores (the "
+                    "output of a Linear layer) use CELogSoftmax, which fuses LogSoftmax and "
+                    "this loss, or put a LogSoftmax before it",
                 )
             )
 
@@ -325,7 +353,7 @@ class CrossEntropyLoss(_ClassificationLoss):
 
 
 class NLLLoss(CrossEntropyLoss):
-    """The name PyTorch gives :class:`CrossEntropyLoss`: negative log-likelihood of log-probabilities.
+    """PyTorch's name for :class:`CrossEntropyLoss`: negative log-likelihood of log-probabilities.
 
     Identical to :class:`CrossEntropyLoss` (errors name ``NLLLoss``). For raw
     scores use :class:`CELogSoftmax` (PyTorch's ``CrossEntropyLoss``).
