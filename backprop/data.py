@@ -55,19 +55,25 @@ def load_digits(
     )
 
 
+#: most classes one_hot makes (int32 labels index them all)
+_MAX_CLASSES = 2**31 - 1
+
+
 def one_hot(y, n_classes: int, *, dtype=None):
     """Integer labels -> one-hot rows in the backend's float dtype (or ``dtype``).
 
     Shape: y ``(n,)`` -> ``(n, n_classes)``, on y's library and device.
     """
     try:
+        if isinstance(n_classes, bool):
+            raise TypeError
         n_classes = operator.index(n_classes)
     except TypeError:
         raise TypeError(
             f"one_hot: n_classes must be an int, got {type(n_classes).__name__}"
         ) from None
-    if n_classes < 1:
-        raise ValueError(f"one_hot: n_classes must be at least 1, got {n_classes}")
+    if not 1 <= n_classes <= _MAX_CLASSES:
+        raise ValueError(f"one_hot: n_classes must lie in [1, {_MAX_CLASSES}], got {n_classes}")
     try:
         kind = kind_of(y)
     except TypeError as exc:
@@ -139,13 +145,18 @@ def accuracy(scores, labels) -> float:
         raise ValueError(f"accuracy: no rows or no classes to score (scores of shape {(n, c)})")
     if type(labels) is not type(scores) or (kind.has_devices and labels.device != scores.device):
         try:
-            labels = asarray(labels, backend=backend_like(scores))
+            host = to_numpy(labels)
+            shape = tuple(host.shape)  # asarray may give a 0-d array one axis
+            labels = asarray(host, backend=backend_like(scores))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"accuracy: labels: {exc}") from None
-    shape = tuple(labels.shape)
+    else:
+        shape = tuple(labels.shape)
     if shape == (n, c) and c > 1:
         if labels.dtype == xp.bool:
             labels = xp.astype(labels, xp.int8)
+        elif labels.dtype in kind.float_dtypes and not bool(xp.all(xp.isfinite(labels))):
+            raise ValueError("accuracy: one-hot or probability rows hold NaN or infinite values")
         labels = predict_classes(labels)
     elif shape != (n,):
         raise ValueError(

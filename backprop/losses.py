@@ -21,7 +21,10 @@ def _row_sum(xp, a):
     if a.ndim == 1:
         return a
     if a.ndim > 2:
-        a = xp.reshape(a, (a.shape[0], -1))
+        width = 1
+        for d in a.shape[1:]:
+            width *= d
+        a = xp.reshape(a, (a.shape[0], width))  # not -1: ambiguous for an empty batch
     return xp.sum(a, axis=1)
 
 

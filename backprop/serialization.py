@@ -161,10 +161,10 @@ def _parameter_shapes(node: dict):
         return None
     config = node.get("config", {})
     name = cls.__name__
-    bias = config.get("bias", True)
+    bias = config.get("bias", True)  # the constructors test its truth, as here
     if name in ("Linear", "TiedLinear"):
         n_in, n_out = config.get("input"), config.get("output")
-        if not _positive_ints(n_in, n_out) or not isinstance(bias, bool):
+        if not _positive_ints(n_in, n_out):
             return None
         shapes = {"weight": (n_in, n_out)} if name == "Linear" else {}
         if bias:
@@ -173,7 +173,7 @@ def _parameter_shapes(node: dict):
     if name in ("Conv1D", "Conv2D"):
         kernel = _kernel(config.get("k_size"), 1 if name == "Conv1D" else 2)
         c_in, c_out = config.get("chan_in"), config.get("chan_out")
-        if kernel is None or not _positive_ints(c_in, c_out) or not isinstance(bias, bool):
+        if kernel is None or not _positive_ints(c_in, c_out):
             return None
         shapes = {"weight": (*kernel, c_in, c_out)}
         if bias:
