@@ -189,15 +189,13 @@ def parse_usps(data: bytes, path) -> tuple[np.ndarray, np.ndarray]:
     if table.shape[0] == 0:
         raise ValueError(f"{path}: no samples after the header line")
     if table.shape[1] < 2:
-        row = 0
-        raise ValueError(f"{path}, line {_line_of(lines, skip, row)}: no values after the label")
+        raise ValueError(f"{path}, line {_line_of(lines, skip, 0)}: no values after the label")
     if header and len(first) == 2 and all(_is_int(v) for v in first):
         announced = (int(first[0]), int(first[1]))
         if announced != (table.shape[0], table.shape[1] - 1):
             raise ValueError(
                 f"{path}: the header line announces {announced[0]} samples of {announced[1]} "
-                "values, "
-                f"the file holds {table.shape[0]} of {table.shape[1] - 1} (truncated?)"
+                f"values, the file holds {table.shape[0]} of {table.shape[1] - 1} (truncated?)"
             )
     labels, values = table[:, 0], table[:, 1:]
     bad = ~(np.isfinite(labels) & (labels >= 0) & (labels == np.floor(labels)))
