@@ -24,7 +24,7 @@ from .data import accuracy, load_digits, one_hot
 from .dropout import Dropout
 from .gradcheck import GradcheckError, gradcheck
 from .linear import Linear, TiedLinear
-from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss
+from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Loss, Module
 from .onnx import export_onnx
 from .optim import (
@@ -95,6 +95,7 @@ __all__ = [
     "LogSoftmax",
     "Loss",
     "MSELoss",
+    "NLLLoss",
     "Module",
     "Optim",
     "ReLU",

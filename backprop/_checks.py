@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import operator
+
+#: the most elements a parameter may have: 2**34 float32 values are 64 GiB
+MAX_ELEMENTS = 2**34
+
 
 def positive_int(owner: str, name: str, value) -> int:
-    """``value`` if it is a positive int, else a ValueError naming ``owner`` and ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """``value`` as an int if it is a positive integer (NumPy integers too), else a ValueError
+    naming ``owner`` and ``name``."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if isinstance(value, bool) or number is None or number < 1:
         raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+    return number
+
+
+def flag(owner: str, name: str, value) -> bool:
+    """``value`` if it is a bool, else a TypeError naming ``owner`` and ``name``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be True or False, got {value!r} ({type(value).__name__})")
     return value
+
+
+def parameter_shape(owner: str, shape: tuple) -> tuple:
+    """``shape`` if a parameter of that shape can exist, else a ValueError naming ``owner``."""
+    if prod(shape) > MAX_ELEMENTS:
+        raise ValueError(f"{owner}: a parameter of shape {shape} would hold {prod(shape):.3g} values, more than {MAX_ELEMENTS:.3g}")
+    return shape
 
 
 def int_tuple(owner: str, name: str, value, d: int) -> tuple[int, ...]:

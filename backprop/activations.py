@@ -19,7 +19,10 @@ __all__ = ["LogSoftmax", "ReLU", "Sigmoid", "Softmax", "TanH"]
 class _Activation(Module):
     """Shared plumbing: check the input; keep ``(input, output)`` on the internal path."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args, **kwargs) -> None:
+        if args or kwargs:
+            given = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+            raise TypeError(f"{type(self).__name__} takes no arguments, got ({given})")
         super().__init__()
         self._saved = None
 

@@ -1,21 +1,24 @@
-"""The ``backprop`` command (also ``python -m backprop``).
+"""The backprop command (also: python -m backprop).
 
-``backprop``                 the main job: the seed's networks on the bundled digits
-``backprop train``           train one network (the seed's CNN on the digits by default)
-``backprop evaluate PATH``   accuracy and confusion matrix of a saved network
-``backprop experiment autoencoder --out DIR``   the autoencoder study
-``backprop export IN.npz OUT.onnx``   a saved network as an ONNX model
-``backprop info``            version, backends, devices, BLAS threads
+  backprop                        the main job: the assignment's networks on the bundled digits
+  backprop train                  train one network (the assignment's CNN on the digits by default)
+  backprop evaluate MODEL.npz     accuracy and confusion matrix of a saved classifier
+  backprop experiment autoencoder --out DIR    the autoencoder study
+  backprop export MODEL.npz OUT.onnx   a saved network as an ONNX model
+  backprop info                   version, backends, devices, BLAS threads
+
+Every error is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 from . import __version__
-from .backends import BACKENDS, DTYPES, BackendUnavailableError, namespace_of, use_backend
+from .backends import BACKENDS, DTYPES, BackendUnavailableError, use_backend
 
 MODELS = ("mlp", "cnn", "cnn2d", "autoencoder")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -53,19 +56,25 @@ def _backend_context(args):
 
 
 def load_data(args):
-    """``(X_train, X_test, y_train, y_test)`` from ``--data`` files or the bundled digits."""
-    from .data import load_digits, read_mnist, read_usps, train_test_split
+    """``((X_train, X_test, y_train, y_test), image_shape)`` from ``--data`` or the digits."""
+    from .data import load_digits, read_data, train_test_split
 
     if not args.data:
         if args.dataset != "digits":
-            raise UsageError(f"unknown dataset {args.dataset!r}; the bundled one is 'digits' (or pass --data FILE)")
+            raise UsageError(
+                f"unknown dataset {args.dataset!r}; "
+                "the bundled one is 'digits' (or pass --data FILE)"
+            )
         return load_digits(seed=args.seed), (8, 8)
-    if len(args.data) == 1:
-        X, y = read_usps(args.data[0])
-    else:
-        X, y = read_mnist(args.data[0], args.data[1])
+    X, y = read_data(*args.data)  # the format is read from the content
+    if X.shape[0] < 2:
+        raise UsageError(
+            f"{args.data[0]} holds {X.shape[0]} sample(s); training and testing need at least 2"
+        )
     side = int(round(X.shape[1] ** 0.5))
-    return train_test_split(X, y, seed=args.seed), (side, side) if side * side == X.shape[1] else None
+    return train_test_split(X, y, seed=args.seed), (side, side) if side * side == X.shape[
+        1
+    ] else None
 
 
 def build_model(name: str, n_features: int, n_classes: int, image_shape):
@@ -97,23 +106,76 @@ def cmd_main(args) -> int:
     return 0
 
 
+def _check_output(path, option: str) -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: it is a directory; give a file name")
+    if not os.path.isdir(directory):
+        raise UsageError(f"{option} {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{option} {path}: the directory {directory} is not writable")
+
+
+def _check_plot(path) -> None:
+    _check_output(path, "--plot")
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'backprop[examples]'") from None
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    formats = Figure().canvas.get_supported_filetypes()
+    if suffix and suffix not in formats:
+        raise UsageError(
+            f"--plot {path}: unknown image format {suffix!r}; "
+            f"use one of {', '.join(sorted(formats))}"
+        )
+
+
+def _check_labels(xp, y, what: str) -> int:
+    """The number of classes of a classifier's training labels; refuses a single class."""
+    present = xp.unique_values(y)
+    if present.shape[0] < 2:
+        only = f" (label {int(present[0])})" if present.shape[0] else ""
+        raise UsageError(f"the {what} holds a single class{only}: a classifier needs at least two")
+    return int(xp.max(y)) + 1
+
+
+def _finite(xp, X, what: str) -> None:
+    if not bool(xp.all(xp.isfinite(X))):
+        raise UsageError(f"the {what} holds NaN or infinite values; clean the data first")
+
+
 def cmd_train(args) -> int:
     from . import SGD, BCELoss, CELogSoftmax, accuracy, manual_seed, save
 
-    progress = not args.quiet and sys.stderr.isatty()
+    # every output is checked before the (long) training, not after it
+    if args.save:
+        _check_output(args.save, "--save")
+    if args.plot:
+        _check_plot(args.plot)
+    verbose = not args.quiet and (args.verbose or not sys.stdout.isatty())
+    progress = not args.quiet and not verbose and sys.stderr.isatty()
     with _backend_context(args) as backend:
         (X_tr, X_te, y_tr, y_te), image_shape = load_data(args)
         xp = backend.xp
-        n_classes = int(xp.max(y_tr)) + 1
+        source = args.data[0] if args.data else args.dataset
+        _finite(xp, X_tr, f"training data ({source})")
+        _finite(xp, X_te, f"test data ({source})")
+        autoencoder = args.model == "autoencoder"
+        n_classes = (
+            int(xp.max(y_tr)) + 1
+            if autoencoder
+            else _check_labels(xp, y_tr, f"training data ({source})")
+        )
         manual_seed(args.seed)
         net = build_model(args.model, X_tr.shape[1], n_classes, image_shape)
-        autoencoder = args.model == "autoencoder"
         loss = BCELoss() if autoencoder else CELogSoftmax()
         Y_tr, Y_te = (X_tr, X_te) if autoencoder else (y_tr, y_te)
         lr = args.lr if args.lr is not None else (1e-2 if args.optimizer == "adam" else 0.1)
         if not args.quiet:
             print(
-                f"training {args.model} on {args.data[0] if args.data else args.dataset} "
+                f"training {args.model} on {source} "
                 f"({X_tr.shape[0]} train / {X_te.shape[0]} test, {X_tr.shape[1]} values each) "
                 f"with {args.optimizer} (lr {lr}) on {backend.describe()}",
                 flush=True,
@@ -133,6 +195,7 @@ def cmd_train(args) -> int:
             metric=None if autoencoder else accuracy,
             restore_best=False,
             progress=progress,
+            verbose=verbose,
         )
         seconds = time.perf_counter() - t0
         net.eval()
@@ -140,13 +203,16 @@ def cmd_train(args) -> int:
             summary = f"test BCE {history.val_loss[-1]:.4f}"
         else:
             summary = f"test accuracy {accuracy(net.forward(X_te), y_te):.4f}"
-        print(f"{args.model}: {summary}  (final training cost {history[-1]:.4f}, {len(history)} epochs, {seconds:.1f} s)")
+        print(
+            f"{args.model}: {summary}  (final training cost {history[-1]:.4f}, "
+            f"{len(history)} epochs, {seconds:.1f} s)"
+        )
         if args.save:
             save(net, args.save)
             if not args.quiet:
                 print(f"saved the network to {args.save}")
         if args.plot:
-            plot_history(history, args.plot, f"{args.model} on {args.dataset if not args.data else args.data[0]}")
+            plot_history(history, args.plot, f"{args.model} on {source}")
             if not args.quiet:
                 print(f"saved the training curves to {args.plot}")
     return 0
@@ -183,38 +249,70 @@ def plot_history(history, path, title):
 
 
 def cmd_evaluate(args) -> int:
-    from . import accuracy, load, to_numpy
+    from . import accuracy, load, one_hot, to_numpy
+    from .data import predict_classes
 
-    with _backend_context(args):
+    with _backend_context(args) as backend:
         net = load(args.path).eval()
         (_, X_te, _, y_te), _ = load_data(args)
-        scores = net.forward(X_te)
-        n_classes = int(namespace_of(y_te).max(y_te)) + 1
+        xp = backend.xp
+        try:
+            scores = net.forward(X_te)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(
+                f"{args.path} does not take this data ({tuple(X_te.shape)}): {exc}"
+            ) from None
+        n_classes = int(xp.max(y_te)) + 1
+        if tuple(scores.shape) == tuple(X_te.shape):
+            raise UsageError(
+                f"{args.path} reconstructs its input (output of shape {tuple(scores.shape)}, "
+                "the data's): "
+                "an autoencoder, not a classifier; evaluate scores classifiers"
+            )
         if scores.ndim != 2 or scores.shape[1] < n_classes:
             raise UsageError(
-                f"{args.path} does not look like a classifier for {n_classes} classes (output shape {tuple(scores.shape)})"
+                f"{args.path} does not look like a classifier for {n_classes} classes "
+                f"(output shape {tuple(scores.shape)})"
             )
-        from sklearn.metrics import confusion_matrix
-
-        from .data import predict_classes
-
-        pred = to_numpy(predict_classes(scores))
-        truth = to_numpy(y_te)
+        c = scores.shape[1]
+        pred = predict_classes(scores)
+        # rows: true class, columns: predicted class
+        matrix = to_numpy(
+            xp.matmul(
+                xp.matrix_transpose(one_hot(y_te, c, dtype="float64")),
+                one_hot(pred, c, dtype="float64"),
+            )
+        )
         print(f"{args.path}: test accuracy {accuracy(scores, y_te):.4f} on {X_te.shape[0]} samples")
-        matrix = confusion_matrix(truth, pred, labels=list(range(scores.shape[1])))
-        width = max(4, len(str(matrix.max())) + 1)
-        print("confusion matrix (rows: true digit, columns: predicted)")
-        print(" " * 4 + "".join(f"{c:>{width}}" for c in range(matrix.shape[1])))
-        for r, row in enumerate(matrix):
-            print(f"{r:>3} " + "".join(f"{v:>{width}}" for v in row))
+        width = max(4, len(str(int(matrix.max()))) + 1)
+        print("confusion matrix (rows: true class, columns: predicted)")
+        print(" " * 4 + "".join(f"{k:>{width}}" for k in range(c)))
+        for r in range(c):
+            print(f"{r:>3} " + "".join(f"{int(v):>{width}}" for v in matrix[r]))
     return 0
 
 
 def cmd_experiment(args) -> int:
     from .experiments import autoencoder
 
+    out = os.path.abspath(args.out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(
+            f"--out {args.out}: it is a file; the study needs a directory (new or existing)"
+        )
+    existing = out
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(
+            f"--out {args.out}: {existing} is a file, so the directory cannot be created"
+        )
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"--out {args.out}: {existing} is not writable")
     with _backend_context(args):
-        argv = ["--out", str(args.out), "--seed", str(args.seed)] + (["--quick"] if args.quick else [])
+        argv = ["--out", str(args.out), "--seed", str(args.seed)] + (
+            ["--quick"] if args.quick else []
+        )
         if args.quiet or not sys.stderr.isatty():
             argv.append("--no-progress")
         autoencoder.main(argv)
@@ -278,50 +376,130 @@ def cmd_info(args) -> int:
 def _common(p, *, data=True, sub=True):
     # in sub-commands the shared options default to "not given", so that
     # `backprop --backend torch train` and `backprop train --backend torch` agree
-    keep = {"default": argparse.SUPPRESS} if sub else {}
+    def default(value):
+        return {"default": argparse.SUPPRESS} if sub else {"default": value}
+
     p.add_argument(
-        "--backend", choices=BACKENDS, help="array library (default: BACKPROP_BACKEND or numpy)", **(keep or {"default": None})
+        "--backend",
+        choices=BACKENDS,
+        help="array library (default: $BACKPROP_BACKEND, else numpy)",
+        **default(None),
     )
-    p.add_argument("--device", help="e.g. cpu, cuda, cuda:1, device1 (array_api_strict)", **(keep or {"default": None}))
-    p.add_argument("--dtype", choices=DTYPES, help="float32 (default) or float64", **(keep or {"default": None}))
     p.add_argument(
-        "--seed", type=int, help="seed of weights, shuffles and the test split (default 0)", **(keep or {"default": 0})
+        "--device",
+        help="device of the backend, e.g. cpu, cuda, cuda:1, device1 for array_api_strict "
+        "(default: $BACKPROP_DEVICE, else the library's default)",
+        **default(None),
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar, only the final summary", **(keep or {"default": False}))
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="floating dtype (default: $BACKPROP_DTYPE, else float32)",
+        **default(None),
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="random seed of the weights, the shuffles and the train/test split (default: 0)",
+        **default(0),
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the final summary (default: off)",
+        **default(False),
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="one line per epoch: cost, validation metric, time (default: on when the output "
+        "is not a terminal, e.g. a log file or CI)",
+        **default(False),
+    )
     if data:
-        p.add_argument("--dataset", default="digits", help="the bundled data set: digits (scikit-learn's 8x8)")
+        p.add_argument(
+            "--dataset",
+            default="digits",
+            help="the bundled data set: digits, scikit-learn's 8x8 (default: digits)",
+        )
         p.add_argument(
             "--data",
             nargs="+",
             metavar="FILE",
-            help="your own data instead: a USPS text file, or MNIST IDX images and labels files",
+            help="your own data instead of --dataset: a USPS text file, or MNIST IDX images and "
+            "labels files (gzip or not; the format is read from the content) (default: none)",
         )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="backprop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="backprop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--version", action="version", version=f"backprop {__version__}")
     _common(p, data=False, sub=False)
-    sub = p.add_subparsers(dest="command")
+    sub = p.add_subparsers(
+        dest="command",
+        title="commands",
+        metavar="COMMAND",
+        help="what to do (default: the main job)",
+    )
 
-    t = sub.add_parser("train", help="train a network (the seed's CNN on the digits by default)")
-    t.add_argument("--model", choices=MODELS, default="cnn")
-    t.add_argument("--epochs", type=_positive(int), default=30)
-    t.add_argument("--batch-size", type=_positive(int), default=32)
-    t.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default 0.1, 0.01 for adam)")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    t.add_argument("--save", metavar="PATH", help="save the trained network (.npz)")
-    t.add_argument("--plot", metavar="PATH", help="save the training curves (.png)")
+    t = sub.add_parser(
+        "train",
+        help="train a network (the assignment's CNN on the digits by default)",
+        description="Train a network and print its test score; save it, plot its curves.",
+    )
+    t.add_argument(
+        "--model", choices=MODELS, default="cnn", help="the network to train (default: cnn)"
+    )
+    t.add_argument(
+        "--epochs",
+        type=_positive(int),
+        default=30,
+        help="passes over the training data (default: 30)",
+    )
+    t.add_argument(
+        "--batch-size", type=_positive(int), default=32, help="rows per gradient step (default: 32)"
+    )
+    t.add_argument(
+        "--lr",
+        type=_positive(float),
+        default=None,
+        help="learning rate (default: 0.1, 0.01 for adam)",
+    )
+    t.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default="sgd", help="update rule (default: sgd)"
+    )
+    t.add_argument(
+        "--save",
+        metavar="PATH",
+        help="save the trained network to PATH (.npz) (default: not saved)",
+    )
+    t.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="save the training curves to PATH (.png, .pdf, .svg) (default: no plot)",
+    )
     _common(t)
 
-    e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a saved network")
+    e = sub.add_parser(
+        "evaluate",
+        help="accuracy and confusion matrix of a saved classifier",
+        description="Score a saved classifier on the test split of the data.",
+    )
     e.add_argument("path", help="a file written by backprop train --save (or backprop.save)")
     _common(e)
 
-    x = sub.add_parser("experiment", help="run a study")
-    x.add_argument("name", choices=["autoencoder"])
-    x.add_argument("--out", required=True, help="directory for the report, results and figures")
-    x.add_argument("--quick", action="store_true", help="a reduced run, in seconds")
+    x = sub.add_parser(
+        "experiment", help="run a study", description="Run a study and write its report."
+    )
+    x.add_argument("name", choices=["autoencoder"], help="the study: autoencoder")
+    x.add_argument(
+        "--out", required=True, help="directory for the report, results and figures (required)"
+    )
+    x.add_argument(
+        "--quick", action="store_true", help="a reduced run, in seconds (default: the full study)"
+    )
     _common(x, data=False)
 
     o = sub.add_parser("export", help="a saved network as an ONNX model (needs backprop[onnx])")
@@ -333,7 +511,11 @@ def parser() -> argparse.ArgumentParser:
         "(needed when the network starts with a convolution)",
     )
 
-    sub.add_parser("info", help="version, backends, devices and threads")
+    sub.add_parser(
+        "info",
+        help="version, backends, devices and threads",
+        description="What this machine offers.",
+    )
     return p
 
 
@@ -355,20 +537,23 @@ def main(argv=None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:
-        print(f"backprop: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
     except (
         ValueError,
         TypeError,
-        FileNotFoundError,
-        IsADirectoryError,
-        PermissionError,
+        OSError,
         BackendUnavailableError,
         ImportError,
         FloatingPointError,
     ) as exc:
-        print(f"backprop: error: {exc}", file=sys.stderr)
-        return 1
+        # a bad file, bad data, a diverged training, a missing library: one line, not a traceback
+        return _fail(exc)
     except KeyboardInterrupt:
         print("backprop: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(exc) -> int:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"backprop: error: {message}", file=sys.stderr)
+    return 2

@@ -11,7 +11,7 @@ offsets only.
 
 from __future__ import annotations
 
-from ._checks import positive_int, prod
+from ._checks import flag, parameter_shape, positive_int, prod
 from ._windowed import _Windowed
 from .backends import get_backend, uniform
 
@@ -34,11 +34,12 @@ class _ConvNd(_Windowed):
         self._set_window(k_size, stride)
         self.chan_in = positive_int(name, "chan_in", chan_in)
         self.chan_out = positive_int(name, "chan_out", chan_out)
-        k = 1.0 / (prod(self.kernel) * chan_in) ** 0.5
+        shape = parameter_shape(name, (*self.kernel, self.chan_in, self.chan_out))
+        k = 1.0 / (prod(self.kernel) * self.chan_in) ** 0.5
         backend = get_backend()
-        self._add_parameter("weight", uniform(-k, k, (*self.kernel, chan_in, chan_out), rng=rng, backend=backend))
-        if bias:
-            self._add_parameter("bias", uniform(-k, k, (chan_out,), rng=rng, backend=backend))
+        self._add_parameter("weight", uniform(-k, k, shape, rng=rng, backend=backend))
+        if flag(name, "bias", bias):
+            self._add_parameter("bias", uniform(-k, k, (self.chan_out,), rng=rng, backend=backend))
         self._saved = None  # (input, im2col matrix) of the last internal forward
 
     def get_config(self) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._checks import positive_int
+from ._checks import flag, parameter_shape, positive_int
 from .backends import get_backend, uniform
 from .module import Module
 
@@ -90,12 +90,13 @@ class Linear(_Affine):
 
     def __init__(self, input: int, output: int, bias: bool = True, *, rng=None):
         super().__init__()
-        self.in_features = positive_int("Linear", "input", input)
-        self.out_features = positive_int("Linear", "output", output)
+        input = self.in_features = positive_int("Linear", "input", input)
+        output = self.out_features = positive_int("Linear", "output", output)
+        parameter_shape("Linear", (input, output))
         k = 1.0 / input**0.5
         backend = get_backend()
         self._add_parameter("weight", uniform(-k, k, (input, output), rng=rng, backend=backend))
-        if bias:
+        if flag("Linear", "bias", bias):
             self._add_parameter("bias", uniform(-k, k, (output,), rng=rng, backend=backend))
 
     def get_config(self) -> dict:
@@ -138,7 +139,7 @@ class TiedLinear(_Affine):
             raise TypeError(f"TiedLinear: expected a Linear to share weights with, got {type(linear).__name__}")
         self.linear = linear
         self.in_features, self.out_features = linear.out_features, linear.in_features
-        if bias:
+        if flag("TiedLinear", "bias", bias):
             k = 1.0 / self.in_features**0.5
             self._add_parameter("bias", uniform(-k, k, (self.out_features,), rng=rng, backend=linear._backend))
 

@@ -500,7 +500,16 @@ class Loss:
     """
 
     #: whether the value checks run at all (set False on an instance to skip them always)
-    check_labels = True
+    check_inputs = True
+
+    @property
+    def check_labels(self) -> bool:
+        """The older name of :attr:`check_inputs`."""
+        return self.check_inputs
+
+    @check_labels.setter
+    def check_labels(self, value) -> None:
+        self.check_inputs = bool(value)
 
     @staticmethod
     @contextlib.contextmanager
@@ -514,7 +523,7 @@ class Loss:
 
     def _check_values(self) -> bool:
         """Whether value checks (label ranges) should run now."""
-        return self.check_labels and not _TARGETS_CHECKED.get()
+        return self.check_inputs and not _TARGETS_CHECKED.get()
 
     def __call__(self, y, yhat):
         return self.forward(y, yhat)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 
-from .backends import use_backend
-from .backends.npz import decode_text, load_npz, save_npz_atomic
+from .backends import namespace_of, use_backend
+
+from .backends.npz import NpzArchive, decode_text, save_npz_atomic
 from .module import MODULE_TYPES, Module
 
 __all__ = ["load", "save"]
@@ -31,7 +33,8 @@ def architecture(module: Module) -> dict:
         for name, target in m.get_references().items():
             if id(target) not in paths:
                 raise ValueError(
-                    f"backprop.save: {m._label()} refers to {target._label()}, which is not part of the saved network"
+                    f"backprop.save: {m._label()} refers to {target._label()}, "
+                    "which is not part of the saved network"
                 )
             refs[name] = paths[id(target)]
         if refs:
@@ -45,35 +48,220 @@ def architecture(module: Module) -> dict:
 
 
 def build(node: dict) -> Module:
-    """A fresh module (new parameters) from :func:`architecture`'s description, references resolved."""
+    """A fresh module (new parameters) from :func:`architecture`'s description."""
     pending = []
-    root = _build(node, pending)
+    try:
+        root = _build(node, pending)
+    except RecursionError:
+        raise ValueError(
+            f"the architecture is nested too deeply (more than {MAX_DEPTH} levels)"
+        ) from None
     modules = dict(root.named_modules())
     for m, refs in pending:
         for name, path in refs.items():
             if path not in modules:
-                raise ValueError(f"{m._label()}: reference {name!r} points to {path!r}, which does not exist")
+                raise ValueError(
+                    f"{m._label()}: reference {name!r} points to {path!r}, which does not exist"
+                )
             m.set_reference(name, modules[path])
     return root
 
 
 def _build(node: dict, pending: list) -> Module:
     if not isinstance(node, dict) or not isinstance(node.get("type"), str):
-        raise ValueError(f"malformed architecture entry: {node!r}")
+        raise ValueError(f"malformed architecture entry: {_short(node)}")
     cls = MODULE_TYPES.get(node["type"])
     if cls is None:
         raise ValueError(
-            f"unknown layer type {node['type']!r}; import the module that defines it before loading "
+            f"unknown layer type {node['type']!r}; "
+            "import the module that defines it before loading "
             f"(known types: {', '.join(sorted(MODULE_TYPES))})"
         )
     children = [_build(c, pending) for c in node.get("children", [])]
+    config = node.get("config", {})
     try:
-        module = cls.from_config(dict(node.get("config", {})), children)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"cannot rebuild {node['type']} from {node.get('config')!r}: {exc}") from None
+        module = cls.from_config(dict(config), children)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise ValueError(f"cannot rebuild {node['type']} from {_short(config)}: {exc}") from None
     if node.get("references"):
         pending.append((module, dict(node["references"])))
     return module
+
+
+def _short(value, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# ------------------------------------------------------------------ checks before building
+
+#: deepest nesting of containers a file may describe
+MAX_DEPTH = 64
+#: most modules a file may describe
+MAX_MODULES = 100_000
+#: largest architecture record (JSON), in bytes
+MAX_ARCHITECTURE_BYTES = 16 << 20
+
+
+def _walk(root) -> list:
+    """``(path, node)`` of every node, depth first, after checking the structure (no recursion)."""
+    found, stack = [], [("", root, 0)]
+    while stack:
+        path, node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"the architecture is nested more than {MAX_DEPTH} levels deep")
+        if len(found) >= MAX_MODULES:
+            raise ValueError(f"the architecture describes more than {MAX_MODULES} modules")
+        where = f"module {path!r}" if path else "the root module"
+        if not isinstance(node, dict):
+            raise ValueError(
+                f"malformed architecture: {where} is a {type(node).__name__}, not an object"
+            )
+        if not isinstance(node.get("type"), str):
+            raise ValueError(f"malformed architecture: {where} has no 'type' name")
+        for key, kind in (("config", dict), ("children", list), ("references", dict)):
+            if key in node and not isinstance(node[key], kind):
+                raise ValueError(
+                    f"malformed architecture: {where} has a {key!r} that is not a {kind.__name__}"
+                )
+        for name, target in node.get("references", {}).items():
+            if not isinstance(target, str):
+                raise ValueError(
+                    f"malformed architecture: {where} has a reference {name!r} that is not a path"
+                )
+        found.append((path, node))
+        children = node.get("children", [])
+        prefix = f"{path}." if path else ""
+        stack.extend((f"{prefix}{i}", c, depth + 1) for i, c in reversed(list(enumerate(children))))
+    return found
+
+
+def _positive_ints(*values) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def _kernel(value, d: int):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value] * d
+    if isinstance(value, list) and len(value) == d and _positive_ints(*value):
+        return tuple(value)
+    return None
+
+
+def _parameter_shapes(node: dict):
+    """The parameter shapes that the library's own layer type ``node['type']`` creates, by key.
+
+    ``{}`` for the library's parameter-free modules; None for a type defined
+    elsewhere, or a config the constructor will refuse anyway (it is then
+    left to the constructor, which allocates nothing before its checks).
+    """
+    cls = MODULE_TYPES.get(node["type"])
+    if cls is None or not cls.__module__.startswith("backprop."):
+        return None
+    config = node.get("config", {})
+    name = cls.__name__
+    bias = config.get("bias", True)  # the constructors test its truth, as here
+    if name in ("Linear", "TiedLinear"):
+        n_in, n_out = config.get("input"), config.get("output")
+        if not _positive_ints(n_in, n_out):
+            return None
+        shapes = {"weight": (n_in, n_out)} if name == "Linear" else {}
+        if bias:
+            shapes["bias"] = (n_out,)
+        return shapes
+    if name in ("Conv1D", "Conv2D"):
+        kernel = _kernel(config.get("k_size"), 1 if name == "Conv1D" else 2)
+        c_in, c_out = config.get("chan_in"), config.get("chan_out")
+        if kernel is None or not _positive_ints(c_in, c_out):
+            return None
+        shapes = {"weight": (*kernel, c_in, c_out)}
+        if bias:
+            shapes["bias"] = (c_out,)
+        return shapes
+    if name in _PARAMETER_FREE:
+        return {}
+    return None
+
+
+# the library's modules without parameters (a new layer with parameters goes in _parameter_shapes)
+_PARAMETER_FREE = {
+    "Sequentiel",
+    "Concat",
+    "Flatten",
+    "Reshape",
+    "Transpose",
+    "Dropout",
+    "TanH",
+    "Sigmoid",
+    "ReLU",
+    "Softmax",
+    "LogSoftmax",
+    "MaxPool1D",
+    "MaxPool2D",
+    "AvgPool1D",
+    "AvgPool2D",
+}
+
+
+def _check_parameters(nodes: list, archive, path) -> list:
+    """Check the file's parameter entries against the architecture, from headers only.
+
+    Returns the parameter names to read. Raises before anything is allocated
+    when a parameter the architecture needs is missing or has another shape
+    or a non-floating dtype, when a tied layer points to a layer of the wrong
+    size, or (for networks made of the library's own layers) when the file
+    holds parameters the architecture does not have.
+    """
+    present = [name[len(_PARAM) :] for name in archive.names if name.startswith(_PARAM)]
+    expected, all_known = {}, True
+    by_path = dict(nodes)
+    for node_path, node in nodes:
+        shapes = _parameter_shapes(node)
+        if shapes is None:
+            all_known = False
+            continue
+        prefix = f"{node_path}." if node_path else ""
+        for key, shape in shapes.items():
+            expected[prefix + key] = shape
+        if node["type"] == "TiedLinear":
+            _check_tie(node_path, node, by_path)
+    for name, shape in expected.items():
+        if _PARAM + name not in archive:
+            raise ValueError(
+                f"parameter {name!r} is missing from the file (its architecture needs it)"
+            )
+        declared, dtype = archive.header(_PARAM + name)
+        if declared != shape:
+            raise ValueError(f"parameter {name!r} has shape {declared}, expected {shape}")
+        if dtype.kind != "f":
+            raise TypeError(f"parameter {name!r} has dtype {dtype}, expected a floating dtype")
+    if all_known:
+        unexpected = sorted(set(present) - set(expected))
+        if unexpected:
+            raise ValueError(
+                f"the file holds parameters its architecture does not have: {unexpected[:10]}"
+            )
+    return present
+
+
+def _check_tie(node_path: str, node: dict, by_path: dict) -> None:
+    target = node.get("references", {}).get("linear")
+    owner = by_path.get(target) if isinstance(target, str) else None
+    config = node.get("config", {})
+    if owner is None or owner.get("type") != "Linear":
+        raise ValueError(
+            f"TiedLinear {node_path!r} must be tied to a Linear of the network, got {target!r}"
+        )
+    linear = owner.get("config", {})
+    if (linear.get("input"), linear.get("output")) != (config.get("output"), config.get("input")):
+        raise ValueError(
+            f"TiedLinear {node_path!r} ({config.get('input')} -> {config.get('output')}) "
+            "cannot share "
+            f"the weight of Linear {target!r} ({linear.get('input')} -> {linear.get('output')})"
+        )
+
+
+# ------------------------------------------------------------------ save and load
 
 
 def save(module: Module, path) -> None:
@@ -81,44 +269,137 @@ def save(module: Module, path) -> None:
 
     The file is written to a temporary name in the same directory and renamed
     over ``path`` only once complete: an interrupted save leaves the previous
-    file intact.
+    file intact. A new file follows the umask; an existing one keeps its mode.
+
+    Raises
+    ------
+    TypeError
+        ``module`` is not a Module.
+    ValueError
+        A parameter holds NaN or infinite values (a diverged training: the
+        file would not load), or the network refers to a module outside it.
+    OSError
+        FileNotFoundError for a missing directory, PermissionError,
+        IsADirectoryError...: each names ``path``.
     """
     if not isinstance(module, Module):
         raise TypeError(f"backprop.save: expected a Module, got {type(module).__name__}")
-    text = json.dumps({"format": FORMAT, "architecture": architecture(module)})
+    try:
+        text = json.dumps({"format": FORMAT, "architecture": architecture(module)})
+    except TypeError as exc:
+        raise TypeError(
+            f"backprop.save: the architecture cannot be written as JSON ({exc})"
+        ) from None
     arrays = {_FORMAT: str(FORMAT), _ARCH: text}
     for name, p in module.named_parameters():
+        xp = namespace_of(p)
+        if not bool(xp.all(xp.isfinite(p))):
+            raise ValueError(
+                f"backprop.save: parameter {name!r} holds NaN or infinite values (did the training "
+                f"diverge?); {os.fspath(path)} was not written"
+            )
         arrays[_PARAM + name] = p
-    save_npz_atomic(path, arrays)
+    try:
+        save_npz_atomic(path, arrays)
+    except OSError as exc:
+        raise _prefixed(exc, "backprop.save") from None
+
+
+def _prefixed(exc: OSError, prefix: str) -> OSError:
+    message = (
+        f"{prefix}: {exc.strerror or exc}" if exc.errno is None else f"{prefix}: {exc.strerror}"
+    )
+    return type(exc)(exc.errno, message) if exc.errno is not None else type(exc)(message)
 
 
 def load(path, *, backend=None, device=None, dtype=None) -> Module:
     """Rebuild the network saved at ``path``, on the current backend (or the one given).
 
-    Raises FileNotFoundError for a missing file and ValueError (TypeError for
-    non-floating parameters) for a truncated or corrupted file, pickled
-    content, an unknown layer type, or parameters whose names, shapes or
-    values (NaN, infinity) do not fit the architecture.
+    Nothing in the file is trusted before it is checked: the zip structure,
+    each array's declared size and dtype, the architecture (its structure,
+    depth and size) and each parameter's shape against the architecture are
+    checked before any parameter is allocated or decompressed, so a small
+    crafted file cannot take much memory or time. Entries that are not part
+    of the model are never decompressed. Loading never runs code from the
+    file.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Anything else wrong with the file: not an .npz archive (an .npy, a
+        text file, a pickle), truncated or corrupted, duplicated entries, a
+        missing or corrupted architecture record, an unknown layer type,
+        parameters whose names, shapes or values (NaN, infinity) do not fit
+        the architecture. Each names ``path``.
+    TypeError
+        Parameters of a non-floating dtype.
+    OSError
+        The system refuses to read the file (permissions, a directory).
     """
     try:
-        arrays = load_npz(path)
-    except ValueError as exc:
-        raise ValueError(f"backprop.load: {exc}") from None
-    if _ARCH not in arrays or _FORMAT not in arrays:
-        raise ValueError(f"backprop.load: {path} is not a backprop model file (no architecture record)")
+        shown = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"backprop.load: expected a file path, got {type(path).__name__}") from None
     try:
-        record = json.loads(decode_text(arrays[_ARCH]))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"backprop.load: {path}: the architecture record is corrupted ({exc})") from None
-    version = record.get("format") if isinstance(record, dict) else record
-    if version != FORMAT:
-        raise ValueError(f"backprop.load: {path}: unsupported format {version!r} (this version reads {FORMAT})")
-    state = {name[len(_PARAM) :]: value for name, value in arrays.items() if name.startswith(_PARAM)}
-    context = use_backend(backend, device, dtype) if (backend or device or dtype) else contextlib.nullcontext()
+        with NpzArchive(path) as archive:
+            record = _read_record(archive, shown)
+            nodes = _walk(record["architecture"])
+            names = _check_parameters(nodes, archive, shown)
+            state = {name: archive.read(_PARAM + name) for name in names}
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        raise type(exc)(
+            f"backprop.load: {message if shown in message else f'{shown}: {message}'}"
+        ) from None
+    except OSError as exc:
+        raise _prefixed(exc, "backprop.load") from None
+    context = (
+        use_backend(backend, device, dtype)
+        if (backend or device or dtype)
+        else contextlib.nullcontext()
+    )
     with context:
         try:
             module = build(record["architecture"])
             module.load_state_dict(state)
         except (TypeError, ValueError) as exc:
-            raise type(exc)(f"backprop.load: {path}: {exc}") from None
+            raise type(exc)(f"backprop.load: {shown}: {exc}") from None
     return module
+
+
+def _read_record(archive, path) -> dict:
+    """The architecture record, checked: ``{"format": 1, "architecture": {...}}``."""
+    if _ARCH not in archive or _FORMAT not in archive:
+        names = ", ".join(repr(n) for n in archive.names[:5]) or "none"
+        raise ValueError(
+            f"{path} is not a backprop model file (no architecture record; its arrays: {names}); "
+            "write models with backprop.save"
+        )
+    try:
+        text = decode_text(archive.read(_ARCH, max_bytes=MAX_ARCHITECTURE_BYTES))
+        version = decode_text(archive.read(_FORMAT, max_bytes=64))
+    except ValueError as exc:
+        raise ValueError(f"{path}: the architecture record is corrupted ({exc})") from None
+    if version.strip() != str(FORMAT):
+        raise ValueError(
+            f"{path}: unsupported format {version[:20]!r} (this version reads {FORMAT})"
+        )
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValueError(f"{path}: the architecture record is corrupted ({reason})") from None
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{path}: the architecture record is a {type(record).__name__}, not an object"
+        )
+    missing = [key for key in ("format", "architecture") if key not in record]
+    if missing:
+        raise ValueError(f"{path}: the architecture record lacks {', '.join(map(repr, missing))}")
+    if record["format"] != FORMAT:
+        raise ValueError(
+            f"{path}: unsupported format {_short(record['format'])} (this version reads {FORMAT})"
+        )
+    return record

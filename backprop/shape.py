@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import operator
+
 from ._checks import prod
 from .backends import namespace_of
 from .module import Module
 
 __all__ = ["Flatten", "Reshape", "Transpose"]
+
+
+def _int_sequence(owner: str, name: str, value, *, scalar_ok: bool) -> tuple:
+    """``value`` as a tuple of Python ints (each through ``operator.index``), or a TypeError.
+
+    Integer-like values (NumPy integers) are accepted; floats, text and
+    booleans are not.
+    """
+    if scalar_ok:
+        try:
+            return (_index(value),)
+        except TypeError:
+            pass
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        return tuple(_index(v) for v in value)
+    except TypeError:
+        expected = "an int or a sequence of ints" if scalar_ok else "a sequence of ints"
+        raise TypeError(f"{owner}: {name} must be {expected}, got {value!r}") from None
+
+
+def _index(value) -> int:
+    if isinstance(value, bool):
+        raise TypeError
+    return operator.index(value)
 
 
 class Flatten(Module):
@@ -31,25 +59,25 @@ class Flatten(Module):
 
 
 class Reshape(Module):
-    """Reshape each sample (the batch axis is kept).
+    """Reshape each sample: ``(N, ...)`` -> ``(N, *shape)`` (sizes must agree).
 
     Parameters
     ----------
-    shape : int or tuple of int
-        The new shape of one sample; it must hold as many values as the old one.
+    shape : int or sequence of ints
+        The shape of each sample, positive sizes (integer-like values such as
+        NumPy integers are accepted).
 
     Shape
     -----
-    ``(N, d1, d2, ...)`` -> ``(N, *shape)`` with ``prod(shape) = d1 * d2 * ...``;
+    ``(N, d1, ...)`` -> ``(N, *shape)`` with ``d1 * ... == prod(shape)``;
     ``Reshape((64, 1))`` turns ``(N, 64)`` into ``(N, 64, 1)``.
     """
 
     def __init__(self, shape) -> None:
         super().__init__()
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
+        self.shape = _int_sequence("Reshape", "shape", shape, scalar_ok=True)
+        if not self.shape or any(s < 1 for s in self.shape):
             raise ValueError(f"Reshape: shape must be positive ints, got {shape!r}")
-        self.shape = shape
 
     def get_config(self) -> dict:
         return {"shape": list(self.shape)}
@@ -90,9 +118,11 @@ class Transpose(Module):
 
     def __init__(self, axes) -> None:
         super().__init__()
-        axes = tuple(axes)
+        axes = _int_sequence("Transpose", "axes", axes, scalar_ok=False)
         if sorted(axes) != list(range(len(axes))):
-            raise ValueError(f"Transpose: axes must be a permutation of 0..{len(axes) - 1}, got {axes!r}")
+            raise ValueError(
+                f"Transpose: axes must be a permutation of 0..{len(axes) - 1}, got {axes!r}"
+            )
         self.axes = axes
         self._inverse = tuple(axes.index(i) for i in range(len(axes)))
 

@@ -1,5 +1,6 @@
 """The backprop command, through subprocess, on quick settings."""
 
+import argparse
 import gzip
 import pathlib
 import struct
@@ -15,7 +16,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "backprop", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "backprop", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def test_train_save_plot_evaluate(tmp_path):
@@ -39,7 +46,10 @@ def test_train_other_models(model):
 
 
 def test_backend_option_before_or_after_the_command():
-    for args in (["--backend", "array_api_strict", "train"], ["train", "--backend", "array_api_strict"]):
+    for args in (
+        ["--backend", "array_api_strict", "train"],
+        ["train", "--backend", "array_api_strict"],
+    ):
         out = run(*args, "--model", "mlp", "--epochs", "1")
         assert out.returncode == 0, out.stderr
         assert "array_api_strict:CPU_DEVICE/float32" in out.stdout
@@ -67,7 +77,11 @@ def test_errors_are_one_line(args, message):
 def test_info():
     out = run("info")
     assert out.returncode == 0, out.stderr
-    assert f"backprop {bp.__version__}" in out.stdout and "numpy" in out.stdout and "usable" in out.stdout
+    assert (
+        f"backprop {bp.__version__}" in out.stdout
+        and "numpy" in out.stdout
+        and "usable" in out.stdout
+    )
 
 
 def test_experiment_quick(tmp_path):
@@ -77,12 +91,16 @@ def test_experiment_quick(tmp_path):
 
 
 def write_usps(path, X, y):
-    lines = [f"{len(y)} {X.shape[1]}"] + [f"{label} " + " ".join(f"{v:.4f}" for v in row) for row, label in zip(X, y)]
+    lines = [f"{len(y)} {X.shape[1]}"] + [
+        f"{label} " + " ".join(f"{v:.4f}" for v in row) for row, label in zip(X, y)
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
 def write_idx(path, array, code):
-    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(">" + "i" * array.ndim, *array.shape)
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(
+        ">" + "i" * array.ndim, *array.shape
+    )
     with gzip.open(path, "wb") if str(path).endswith(".gz") else open(path, "wb") as f:
         f.write(header + array.astype(">u1" if code == 0x08 else ">f4").tobytes())
 
@@ -92,7 +110,9 @@ def test_usps_reader_and_training(tmp_path):
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    X = np.repeat(np.repeat(digits.images, 2, axis=1), 2, axis=2).reshape(-1, 256)[:400] / 8.0 - 1.0  # 16x16, [-1, 1]
+    X = (
+        np.repeat(np.repeat(digits.images, 2, axis=1), 2, axis=2).reshape(-1, 256)[:400] / 8.0 - 1.0
+    )  # 16x16, [-1, 1]
     y = digits.target[:400]
     path = tmp_path / "usps.txt"
     write_usps(path, X, y)
@@ -120,7 +140,11 @@ def test_usps_reader_malformed_lines(tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
         bp.data.read_usps(path)
     out = run("train", "--data", str(path))
-    assert out.returncode == 1 and message.split(":")[0] in out.stderr and "Traceback" not in out.stderr
+    assert (
+        out.returncode == 2
+        and message.split(":")[0] in out.stderr
+        and "Traceback" not in out.stderr
+    )
 
 
 def test_idx_reader(tmp_path):
@@ -161,8 +185,134 @@ def test_export_onnx(tmp_path):
         bp.save(bp.Sequentiel(bp.Conv1D(3, 1, 4), bp.Flatten()), tmp_path / "conv.npz")
     conv, conv_onnx = str(tmp_path / "conv.npz"), str(tmp_path / "conv.onnx")
     out = run("export", conv, conv_onnx)
-    assert out.returncode == 1 and "pass input_shape (--input-shape" in out.stderr
+    assert out.returncode == 2 and "pass input_shape (--input-shape" in out.stderr
     assert "Traceback" not in out.stderr
     out = run("export", conv, conv_onnx, "--input-shape", "10,1")
     assert out.returncode == 0, out.stderr
     assert "input (N, 10, 1) -> output (N, 32)" in out.stdout
+
+
+# ---------------------------------------------------------------- help and progress
+
+
+def test_help_shows_every_default_and_no_markup():
+    from backprop.cli import parser
+
+    p = parser()
+    subparsers = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, sub in [("backprop", p), *subparsers.items()]:
+        text = sub.format_help()
+        assert "``" not in text, name
+        for action in sub._actions:
+            if action.dest in ("help", "version"):
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help text"
+            if action.option_strings:
+                assert "default" in action.help or "required" in action.help, (
+                    f"{name} {action.option_strings}"
+                )
+
+
+def test_one_line_per_epoch_when_not_a_terminal():
+    out = run("train", "--model", "mlp", "--epochs", "3")  # stdout is a pipe here
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 3
+    assert all(
+        "cost" in line and "accuracy" in line and line.rstrip().endswith(" s)") for line in lines
+    )
+    quiet = run("train", "--model", "mlp", "--epochs", "2", "--quiet")
+    assert not [line for line in quiet.stdout.splitlines() if line.startswith("epoch")]
+
+
+# ------------------------------------------------ bad input: one line, exit status 2
+
+
+def _usps(path, rows):
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def _one_line_error(out, *fragments):
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    for fragment in fragments:
+        assert fragment in out.stderr, (fragment, out.stderr)
+    assert "training " not in out.stdout  # refused before any training
+
+
+def test_bad_data_files(tmp_path):
+    good = [f"{i % 3} " + " ".join(["0.5"] * 4) for i in range(12)]
+    packed = gzip.compress(("\n".join(good) + "\n").encode())
+    (tmp_path / "truncated.gz").write_bytes(packed[: len(packed) // 2])
+    cases = [
+        (str(tmp_path / "truncated.gz"), ["truncated.gz: truncated gzip file"]),
+        (
+            _usps(tmp_path / "huge.txt", good + ["1e400 0.1 0.2 0.3 0.4"]),
+            ["huge.txt, line 13: the label '1e400'"],
+        ),
+        (
+            _usps(tmp_path / "nanlabel.txt", good[:3] + ["nan 0.1 0.2 0.3 0.4"] + good),
+            ["nanlabel.txt, line 4", "'nan'"],
+        ),
+        (
+            _usps(tmp_path / "nanpixel.txt", good + ["1 0.1 nan 0.3 0.4"]),
+            ["nanpixel.txt, line 13: the data holds NaN"],
+        ),
+        (
+            _usps(tmp_path / "single.txt", [f"3 {i} 0.5 0.5 0.5" for i in range(10)]),
+            ["a single class (label 3)"],
+        ),
+        (
+            _usps(tmp_path / "garbage.txt", ["hello world", "this is not data"]),
+            ["garbage.txt, line 2: expected a label and grey values"],
+        ),
+    ]
+    write_idx(tmp_path / "labels.idx", np.arange(12, dtype=np.uint8), 0x08)
+    cases.append(
+        (str(tmp_path / "labels.idx"), ["labels.idx is an IDX file", "--data IMAGES LABELS"])
+    )
+    for data, fragments in cases:
+        _one_line_error(run("train", "--data", data, "--epochs", "1", "--model", "mlp"), *fragments)
+
+
+def test_idx_float_labels_are_refused(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, size=(10, 4, 4)).astype(np.uint8)
+    write_idx(tmp_path / "images", images, 0x08)
+    write_idx(tmp_path / "labels", np.array([0, 1, 2.7, 1, 0, 1, 2, 0, 1, 2]), 0x0D)
+    out = run(
+        "train", "--data", str(tmp_path / "images"), str(tmp_path / "labels"), "--epochs", "1"
+    )
+    _one_line_error(out, "label 2.7 (row 2) is not a class number")
+
+
+def test_outputs_are_checked_before_training(tmp_path):
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["--save", str(tmp_path / "missing" / "net.npz")], "--save", "does not exist"),
+        (["--plot", str(tmp_path / "missing" / "curves.png")], "--plot", "does not exist"),
+        (["--plot", str(tmp_path / "curves.xyz")], "unknown image format 'xyz'"),
+        (["--save", str(tmp_path)], "it is a directory"),
+    ]
+    for extra, *fragments in cases:
+        _one_line_error(run("train", "--epochs", "1", *extra), *fragments)
+    _one_line_error(
+        run("experiment", "autoencoder", "--quick", "--out", str(tmp_path / "file")), "it is a file"
+    )
+    out = run("experiment", "autoencoder", "--quick", "--out", str(tmp_path / "file" / "sub"))
+    _one_line_error(out, "is a file, so the directory cannot be created")
+
+
+def test_evaluate_refuses_an_autoencoder(tmp_path):
+    path = tmp_path / "ae.npz"
+    bp.save(bp.build_autoencoder((64, 16, 4)).network, path)
+    _one_line_error(
+        run("evaluate", str(path)), "reconstructs its input", "an autoencoder, not a classifier"
+    )
+    bp.save(bp.Sequentiel(bp.Linear(30, 10)), tmp_path / "other.npz")
+    _one_line_error(run("evaluate", str(tmp_path / "other.npz")), "does not take this data")
+    (tmp_path / "text.npz").write_text("not a model")
+    _one_line_error(
+        run("evaluate", str(tmp_path / "text.npz")), "text.npz is not a readable .npz archive"
+    )

@@ -71,7 +71,10 @@ def _case(name, rng, labels=False):
 
 
 # integer labels apply to the classification losses only
-GRADCHECK_CASES = [(name, False) for name in LOSSES] + [("CrossEntropyLoss", True), ("CELogSoftmax", True)]
+GRADCHECK_CASES = [(name, False) for name in LOSSES] + [
+    ("CrossEntropyLoss", True),
+    ("CELogSoftmax", True),
+]
 
 
 @pytest.mark.parametrize("name,labels", GRADCHECK_CASES)
@@ -101,7 +104,9 @@ def test_label_errors(backend):
     z = bp.asarray(np.zeros((3, 10)))
     for loss in (bp.CrossEntropyLoss(), bp.CELogSoftmax()):
         name = type(loss).__name__
-        with pytest.raises(ValueError, match=f"{name}.forward: label 12 is out of range for 10 classes"):
+        with pytest.raises(
+            ValueError, match=f"{name}.forward: label 12 is out of range for 10 classes"
+        ):
             loss(bp.asarray(np.array([1, 12, 3])), z)
         with pytest.raises(ValueError, match="label -1 is out of range"):
             loss.backward(bp.asarray(np.array([-1, 0, 3])), z)
@@ -114,10 +119,15 @@ def test_label_errors(backend):
 
 
 def test_shape_and_type_errors(backend):
-    with pytest.raises(ValueError, match=r"MSELoss.forward: expected y of the same shape as yhat \(2, 3\), got \(2, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MSELoss.forward: expected y of the same shape as yhat \(2, 3\), got \(2, 2\)",
+    ):
         bp.MSELoss()(bp.asarray(np.zeros((2, 2))), bp.asarray(np.zeros((2, 3))))
     with pytest.raises(TypeError, match="BCELoss.backward: expected a real floating yhat"):
-        bp.BCELoss().backward(bp.asarray(np.zeros((2, 2))), bp.asarray(np.zeros((2, 2), dtype=np.int64)))
+        bp.BCELoss().backward(
+            bp.asarray(np.zeros((2, 2))), bp.asarray(np.zeros((2, 2), dtype=np.int64))
+        )
     with pytest.raises(TypeError, match="y: expected an array"):
         bp.MSELoss()([[0.0]], bp.asarray(np.zeros((1, 1))))
 
@@ -152,5 +162,244 @@ def test_bce_torch_parity_at_the_edges(f64):
     torch = try_torch()
     y = np.array([[1.0, 0.0, 1.0, 0.0, 0.3]])
     p = np.array([[0.0, 1.0, 1e-50, 1 - 1e-17, 0.5]])
-    ref = torch.nn.functional.binary_cross_entropy(torch.tensor(p), torch.tensor(y), reduction="none").sum(1)
+    ref = torch.nn.functional.binary_cross_entropy(
+        torch.tensor(p), torch.tensor(y), reduction="none"
+    ).sum(1)
     assert_close(bp.BCELoss()(bp.asarray(y), bp.asarray(p)), ref.numpy(), f64, rtol=1e-9)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize("method", ["forward", "backward", "forward_backward"])
+def test_bce_refuses_yhat_outside_zero_one(backend, method):
+    y = bp.asarray([[1.0, 0.0]])
+    for bad in ([[1.5, 0.5]], [[0.5, -0.1]]):
+        with pytest.raises(
+            ValueError,
+            match=r"BCELoss\.(forward|backward): yhat must hold probabilities in \[0, 1\], got",
+        ):
+            getattr(bp.BCELoss(), method)(y, bp.asarray(bad))
+
+
+def test_bce_refuses_targets_outside_zero_one(backend):
+    yhat = bp.asarray([[0.5, 0.5]])
+    for bad, shown in (
+        ([[2.0, 0.0]], r"values in \[0, 2\]"),
+        ([[-1.0, 0.0]], r"values in \[-1, 0\]"),
+        ([[np.nan, 0.0]], "NaN"),
+    ):
+        with pytest.raises(
+            ValueError, match=rf"BCELoss.forward: targets y must lie in \[0, 1\], got {shown}"
+        ):
+            bp.BCELoss()(bp.asarray(bad), yhat)
+    with pytest.raises(ValueError, match="targets y must lie in"):
+        bp.BCELoss()(bp.asarray(np.array([[2, 0]])), yhat)  # integer targets too
+
+
+def test_bce_nan_prediction_is_a_nan_cost_not_an_error(backend):
+    # SGD turns a NaN cost into a DivergenceError naming the epoch and batch
+    out = bp.to_numpy(bp.BCELoss()(bp.asarray([[1.0], [0.0]]), bp.asarray([[np.nan], [0.5]])))
+    assert np.isnan(out[0]) and out[1] == pytest.approx(np.log(2))
+
+
+def test_value_checks_can_be_switched_off(backend):
+    loss = bp.BCELoss()
+    loss.check_labels = False  # the older name of the same switch
+    assert loss.check_inputs is False
+    assert bp.to_numpy(loss(bp.asarray([[1.0]]), bp.asarray([[1.5]]))).shape == (1,)
+    nll = bp.NLLLoss()
+    nll.check_inputs = False
+    assert nll.check_labels is False
+    assert bp.to_numpy(nll(bp.asarray(np.array([0])), bp.asarray([[3.0, 1.0]]))) == pytest.approx(
+        [-3.0]
+    )
+
+
+def test_minus_infinity_on_other_classes_is_finite(backend):
+    z = np.array([[2.0, -np.inf, 0.5], [-np.inf, 1.0, 1.0]])
+    y = np.array([0, 2])
+    expected = -log_softmax(np.where(np.isinf(z), -1e300, z))[np.arange(2), y]
+    for target in (y, np.eye(3)[y]):
+        value, grad = bp.CELogSoftmax().forward_backward(bp.asarray(target), bp.asarray(z))
+        assert_close(value, expected, backend)
+        assert np.all(np.isfinite(bp.to_numpy(grad)))
+        assert bp.to_numpy(grad)[0, 1] == 0 and bp.to_numpy(grad)[1, 0] == 0
+    logp = log_softmax(np.where(np.isinf(z), -1e300, z))
+    logp[np.isinf(z) | (logp < -1e200)] = -np.inf
+    for loss in (bp.CrossEntropyLoss(), bp.NLLLoss()):
+        assert_close(loss(bp.asarray(y), bp.asarray(logp)), expected, backend)
+        assert_close(loss(bp.asarray(np.eye(3)[y]), bp.asarray(logp)), expected, backend)
+
+
+def test_minus_infinity_on_the_target_costs_infinity(backend):
+    out = bp.to_numpy(bp.CELogSoftmax()(bp.asarray(np.array([1])), bp.asarray([[0.0, -np.inf]])))
+    assert out[0] == np.inf
+
+
+def test_minus_infinity_matches_torch(f64):
+    torch = try_torch()
+    z = np.array([[2.0, -np.inf, 0.5], [-np.inf, 1.0, 1.0]])
+    y = np.array([0, 2])
+    tz = torch.tensor(z, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(tz, torch.tensor(y), reduction="none")
+    ref.mean().backward()
+    value, grad = bp.CELogSoftmax().forward_backward(bp.asarray(y), bp.asarray(z))
+    assert_close(value, ref.detach().numpy(), f64)
+    assert_close(grad, tz.grad.numpy(), f64)
+
+
+def test_huge_float32_logits_stay_finite():
+    with bp.use_backend("numpy", dtype="float32"):
+        z = np.array(
+            [[3e38, -3e38, 0.0], [-3e38, -3e38, 3e38], [1e38, 2e38, 3e38]], dtype=np.float32
+        )
+        y = np.array([0, 2, 1])
+        with np.errstate(over="ignore"):  # -3e38 - 3e38 overflows to -inf: a class of probability 0
+            value, grad = bp.CELogSoftmax().forward_backward(bp.asarray(y), bp.asarray(z))
+        value, grad = bp.to_numpy(value), bp.to_numpy(grad)
+    z64 = z.astype(np.float64)
+    expected = -log_softmax(z64)[np.arange(3), y]
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, (np.exp(log_softmax(z64)) - np.eye(3)[y]) / 3, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["CrossEntropyLoss", "CELogSoftmax"])
+def test_negative_or_nan_soft_targets_are_refused(backend, name):
+    yhat = bp.asarray(np.log([[0.5, 0.5], [0.25, 0.75]]))
+    for bad, shown in (
+        ([[1.5, -0.5], [0.0, 1.0]], r"values in \[-0.5, 1.5\]"),
+        ([[np.nan, 1.0], [0.0, 1.0]], "NaN"),
+    ):
+        with pytest.raises(
+            ValueError, match=rf"{name}.forward: soft targets must be non-negative .*got {shown}"
+        ):
+            getattr(bp, name)()(bp.asarray(bad), yhat)
+
+
+@pytest.mark.parametrize("name", ["CrossEntropyLoss", "CELogSoftmax"])
+def test_narrow_label_dtypes_never_wrap(backend_name, name):
+    torch_uint = (
+        backend_name == "torch"
+    )  # torch has uint8 but few operations on wider unsigned types
+    with bp.use_backend(backend_name, dtype="float64"):
+        loss = getattr(bp, name)()
+        logp = bp.asarray(np.full((2, 200), -np.log(200.0)))
+        with pytest.raises(ValueError, match="label -100 is out of range for 200 classes"):
+            loss(bp.asarray(np.array([3, -100], dtype=np.int8)), logp)
+        with pytest.raises(ValueError, match="label 200 is out of range for 200 classes"):
+            loss(bp.asarray(np.array([200, 1], dtype=np.int16)), logp)
+        logp300 = np.full((3, 300), -np.log(300.0))
+        for dtype in (np.uint8,) + (() if torch_uint else (np.uint16, np.uint32)):
+            labels = np.array([255, 0, 7], dtype=dtype)
+            value, grad = loss.forward_backward(bp.asarray(labels), bp.asarray(logp300))
+            np.testing.assert_allclose(bp.to_numpy(value), np.log(300.0), rtol=1e-12)
+            expected = -np.eye(300)[labels.astype(np.int64)] / 3
+            if name == "CELogSoftmax":
+                expected += 1 / 900
+            np.testing.assert_allclose(bp.to_numpy(grad), expected, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", LOSSES + ["NLLLoss"])
+def test_empty_batch(backend, name):
+    c = 3
+    yhat = bp.asarray(np.zeros((0, c)))
+    y = bp.asarray(np.zeros((0, c)))
+    loss = getattr(bp, name)()
+    value, grad = loss.forward_backward(y, yhat)
+    assert_like(value, backend, (0,))
+    assert_like(grad, backend, (0, c))
+    assert_like(loss.backward(y, yhat), backend, (0, c))
+    if name not in ("MSELoss", "BCELoss"):
+        labels = bp.asarray(np.zeros((0,), dtype=np.int64))
+        assert_like(loss(labels, yhat), backend, (0,))
+        assert_like(loss.backward(labels, yhat), backend, (0, c))
+
+
+def test_no_classes_is_refused(backend):
+    with pytest.raises(
+        ValueError, match=r"CELogSoftmax.forward: .*at least one class, got \(2, 0\)"
+    ):
+        bp.CELogSoftmax()(bp.asarray(np.zeros(2, dtype=np.int64)), bp.asarray(np.zeros((2, 0))))
+
+
+def test_complex_targets_are_refused():
+    yhat = bp.asarray(np.full((1, 2), 0.5))
+    with pytest.raises(
+        TypeError,
+        match="MSELoss.forward: expected real, integer or boolean targets y, got dtype complex128",
+    ):
+        bp.MSELoss()(np.ones((1, 2), dtype=np.complex128), yhat)
+    with pytest.raises(TypeError, match="CELogSoftmax.forward: expected real"):
+        bp.CELogSoftmax()(np.ones((1, 2), dtype=np.complex128), yhat)
+
+
+def test_nll_is_cross_entropy_on_log_probabilities(backend, rng):
+    assert issubclass(bp.NLLLoss, bp.CrossEntropyLoss)
+    z = rng.normal(size=(6, 5)) * 3
+    y = rng.integers(0, 5, size=6)
+    logp = bp.LogSoftmax()(bp.asarray(z))
+    assert_close(
+        bp.NLLLoss()(bp.asarray(y), logp), -log_softmax(z)[np.arange(6), y], backend, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("name", ["CrossEntropyLoss", "NLLLoss"])
+def test_raw_scores_are_refused_with_a_pointer_to_celogsoftmax(backend, rng, name):
+    y = bp.asarray(rng.integers(0, 10, size=8))
+    scores = bp.Linear(4, 10)(bp.asarray(rng.normal(size=(8, 4))))
+    probabilities = bp.Softmax()(scores)
+    for bad in (
+        scores,
+        probabilities,
+        bp.asarray(np.full((8, 10), -np.inf)),
+        bp.asarray(np.full((8, 10), np.log(0.09))),
+    ):
+        for method in ("forward", "backward", "forward_backward"):
+            with pytest.raises(
+                ValueError,
+                match=rf"{name}.(forward|backward): yhat must hold log-prob.*use CELogSoftmax",
+            ):
+                getattr(getattr(bp, name)(), method)(y, bad)
+
+
+def test_log_probabilities_within_tolerance_pass(backend, rng):
+    # float32 LogSoftmax over many classes, log(p + 1e-7) computed by hand, an exact -inf entry
+    z = rng.normal(size=(4, 5000)) * 10
+    y = bp.asarray(rng.integers(0, 5000, size=4))
+    bp.NLLLoss()(y, bp.LogSoftmax()(bp.asarray(z)))
+    p = np.exp(log_softmax(rng.normal(size=(4, 10))))
+    bp.NLLLoss()(bp.asarray(np.array([0, 1, 2, 3])), bp.asarray(np.log(p + 1e-7)))
+
+
+def test_nan_log_probabilities_propagate(backend):
+    out = bp.to_numpy(
+        bp.NLLLoss()(
+            bp.asarray(np.array([0, 1])), bp.asarray([[np.nan, np.nan], [np.log(0.5), np.log(0.5)]])
+        )
+    )
+    assert np.isnan(out[0]) and out[1] == pytest.approx(np.log(2))
+
+
+def test_sgd_checks_log_probabilities_in_the_first_epoch_only(rng):
+    X = rng.normal(size=(20, 3))
+    y = rng.integers(0, 3, size=20)
+    net = bp.Sequentiel(bp.Linear(3, 3), bp.LogSoftmax())
+    loss = bp.NLLLoss()
+    calls = []
+    original = bp.NLLLoss._check_log_probabilities
+
+    def spy(self, xp, yhat, method):
+        calls.append(self.check_inputs)
+        return original(self, xp, yhat, method)
+
+    bp.NLLLoss._check_log_probabilities = spy
+    try:
+        bp.SGD(net, loss, X, y, batch_size=10, epochs=3, eps=0.1, seed=0)
+    finally:
+        bp.NLLLoss._check_log_probabilities = original
+    assert calls[:2] == [True, True] and not any(calls[2:])
+    assert loss.check_inputs  # restored
+    with pytest.raises(ValueError, match="use CELogSoftmax"):
+        bp.SGD(bp.Sequentiel(bp.Linear(3, 3)), loss, X, y, batch_size=10, epochs=1, eps=0.1, seed=0)

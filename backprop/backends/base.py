@@ -182,7 +182,7 @@ class Backend:
 
     def from_host(self, a: np.ndarray):
         """A host NumPy array as an array of this library on this device (same dtype)."""
-        return self.xp.asarray(np.ascontiguousarray(a), device=self.device)
+        return self.xp.asarray(np.asarray(a, order="C"), device=self.device)
 
     def to_device(self, x):
         """An array of this library moved to this backend's device."""

@@ -59,7 +59,7 @@ class NumPyBackend(Backend):
         return x
 
     def from_host(self, a):
-        return np.ascontiguousarray(a)
+        return np.asarray(a, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
 
     def to_device(self, x):
         return x
