@@ -508,7 +508,7 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument(
         "--input-shape",
         help="shape of one sample without the batch axis, e.g. 64,1 "
-        "(needed when the network starts with a convolution)",
+        "(default: taken from the first layer; needed when the network starts with a convolution)",
     )
 
     sub.add_parser(

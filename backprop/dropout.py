@@ -21,7 +21,13 @@ class Dropout(Module):
         Where masks come from: the library's seeded host generator by
         default, so runs are reproducible on every backend.
 
-    Shape: any -> same. A mask is random and cannot be recomputed, so the
+    Shape
+    -----
+    Any -> same.
+
+    Notes
+    -----
+    A mask is random and cannot be recomputed, so the
     masks of the last few training forwards are kept, keyed by the input
     object (a Dropout used several times in one network has one per use):
     backward applies the mask that forward drew for that input, and raises

@@ -318,6 +318,8 @@ class Trainer:
     compile : bool
         Compiled steps where the backend can (see :class:`Optim`).
 
+    Notes
+    -----
     Batch costs stay on the device during an epoch and are read once at its
     end; targets are validated once, up front, so after that a GPU step
     never waits for the host.

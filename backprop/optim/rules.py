@@ -36,6 +36,8 @@ class Optimizer:
         L2 penalty: ``weight_decay * p`` is added to each gradient (PyTorch's
         convention), biases included.
 
+    Notes
+    -----
     A subclass names its per-parameter buffers in :attr:`buffers` and
     implements :meth:`update`; the base class keeps the buffers, counts the
     steps and writes the results.
