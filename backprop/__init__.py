@@ -23,6 +23,7 @@ from .conv import Conv1D, Conv2D
 from .data import accuracy, load_digits, one_hot
 from .dropout import Dropout
 from .gradcheck import GradcheckError, gradcheck
+from . import models
 from .linear import Linear, TiedLinear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Loss, Module

@@ -78,28 +78,27 @@ def load_data(args):
 
 
 def build_model(name: str, n_features: int, n_classes: int, image_shape):
-    """The network for ``--model``, sized for the data (the seed's networks, see :mod:`backprop.experiments.seed`)."""
-    from .autoencoder import build_autoencoder
-    from .experiments.seed import cnn2d_network, mlp_network, seed_cnn_network
+    """The network for ``--model``, sized for the data (the assignment's networks, see :mod:`backprop.models`)."""
+    from . import models
 
     if name == "mlp":
-        return mlp_network(n_features, n_classes)
+        return models.mlp(n_features, n_classes)
     if name == "cnn":
         if n_features < 4:
             raise UsageError(f"the CNN needs at least 4 input values, got {n_features}")
-        return seed_cnn_network(n_features, n_classes)
+        return models.cnn1d(n_features, n_classes)
     if name == "cnn2d":
         if image_shape is None:
             raise UsageError(f"cnn2d needs square images; {n_features} values per sample is not a square")
-        return cnn2d_network(image_shape, n_classes)
-    return build_autoencoder((n_features, 100, 10)).network
+        return models.cnn2d(image_shape, n_classes)
+    return models.autoencoder((n_features, 100, 10))
 
 
 # ---------------------------------------------------------------- commands
 
 
 def cmd_main(args) -> int:
-    from .experiments.seed import main
+    from .experiments.assignment import main
 
     with _backend_context(args):
         main(verbose=False)

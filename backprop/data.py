@@ -95,14 +95,14 @@ def one_hot(y, n_classes: int, *, dtype=None):
         )
     if target not in ("float32", "float64"):
         raise ValueError(f"one_hot: dtype must be 'float32' or 'float64', got {dtype!r}")
-    if y.dtype != xp.int64:
-        y = xp.astype(y, xp.int64)  # arange(n_classes) in a narrow dtype would wrap
+    if y.dtype != kind.wide_int():
+        y = xp.astype(y, kind.wide_int())  # arange(n_classes) in a narrow dtype would wrap
     if y.shape[0] and (int(xp.min(y)) < 0 or int(xp.max(y)) >= n_classes):
         raise ValueError(
             f"one_hot: labels must lie in [0, {n_classes}), "
             f"got [{int(xp.min(y))}, {int(xp.max(y))}]"
         )
-    classes = xp.arange(n_classes, dtype=xp.int64, device=kind.device_of(y))
+    classes = xp.arange(n_classes, dtype=kind.wide_int(), device=kind.device_of(y))
     return xp.astype(xp.expand_dims(y, axis=1) == classes, getattr(xp, target))
 
 
@@ -180,14 +180,15 @@ def accuracy(scores, labels) -> float:
             )
     elif labels.dtype not in kind.int_dtypes:
         raise TypeError(f"accuracy: expected integer labels, got dtype {labels.dtype}")
-    if labels.dtype != xp.int64:
-        labels = xp.astype(labels, xp.int64)
+    if labels.dtype != kind_of(labels).wide_int():
+        labels = xp.astype(labels, kind_of(labels).wide_int())
     low, high = int(xp.min(labels)), int(xp.max(labels))
     if low < 0 or high >= c:
         bad = low if low < 0 else high
         raise ValueError(f"accuracy: label {bad} is out of range for scores of {c} classes")
-    pred = xp.astype(predict_classes(scores), xp.int64)
-    return float(xp.mean(xp.astype(pred == labels, xp.float64)))
+    pred = xp.astype(predict_classes(scores), labels.dtype)
+    # an integer count, exact at any size and without float64 (JAX lacks it unless x64 is on)
+    return int(xp.sum(xp.astype(pred == labels, xp.int32))) / pred.shape[0]
 
 
 # --------------------------------------------------------------------------

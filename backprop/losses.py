@@ -230,11 +230,11 @@ class _ClassificationLoss(_CheckedLoss):
                         method, f"expected {n} labels for yhat of shape {(n, c)}, got {y.shape[0]}"
                     )
                 )
-            if y.dtype != xp.int64 and y.dtype != xp.int32:
+            if y.dtype != kind.wide_int() and y.dtype != xp.int32:
                 # arange(C) in a narrow dtype wraps (int8: class 156 is -100;
                 # uint8: class 300 is 44), and libraries support few operations
                 # on wide unsigned types: compare in int64
-                y = xp.astype(y, xp.int64)
+                y = xp.astype(y, kind.wide_int())
             Y = xp.astype(
                 y[:, None] == self._classes(xp, kind, c, y.dtype, kind.device_of(yhat)), yhat.dtype
             )

@@ -60,7 +60,7 @@ def test_backend_option_before_or_after_the_command():
     [
         (["train", "--epochs", "0"], "expected a positive int"),
         (["train", "--model", "rnn"], "invalid choice: 'rnn'"),
-        (["train", "--backend", "jax"], "invalid choice: 'jax'"),
+        (["train", "--backend", "tensorflow"], "invalid choice: 'tensorflow'"),
         (["train", "--data", "/nonexistent/usps.txt"], "no such file: /nonexistent/usps.txt"),
         (["evaluate", "/nonexistent/model.npz"], "no such file"),
         (["train", "--device", "cuda", "--epochs", "1"], "CPU only"),
@@ -169,7 +169,7 @@ def test_idx_reader(tmp_path):
 def test_export_onnx(tmp_path):
     pytest.importorskip("onnx", reason="onnx is not installed")
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
-    from backprop.experiments.seed import seed_cnn_network
+    from backprop.models import cnn1d as seed_cnn_network
 
     with bp.use_backend("numpy", dtype="float32"):
         bp.manual_seed(0)

@@ -32,11 +32,11 @@ from backprop import (  # noqa: E402
     TiedLinear,
     Transpose,
 )
-from backprop.experiments.seed import (  # noqa: E402
-    cnn2d_network,
-    mlp_network,
-    seed_cnn_network,
-    two_branch_network,
+from backprop.models import (  # noqa: E402
+    cnn1d as seed_cnn_network,
+    cnn2d as cnn2d_network,
+    mlp as mlp_network,
+    two_branch as two_branch_network,
 )
 from backprop.onnx import export_onnx, infer_input_shape  # noqa: E402
 

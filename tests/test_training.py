@@ -3,7 +3,7 @@
 import numpy as np
 
 import backprop as bp
-from backprop.experiments import seed as seed_experiments
+from backprop.experiments import assignment
 
 
 def test_moons_two_layer_tanh_sigmoid_mse(backend_name):
@@ -23,39 +23,39 @@ def test_moons_two_layer_tanh_sigmoid_mse(backend_name):
 
 def test_digits_mlp(backend_name):
     with bp.use_backend(backend_name):
-        result = seed_experiments.mlp()
+        result = assignment.mlp()
     assert result.accuracy >= 0.96, result
     assert result.losses[-1] < result.losses[0] / 10
 
 
 def test_digits_binary(backend_name):
     with bp.use_backend(backend_name):
-        result = seed_experiments.binary_classifier()
+        result = assignment.binary_classifier()
     assert result.accuracy >= 0.97, result
 
 
 def test_same_result_on_every_backend(backend_name):
     with bp.use_backend(backend_name, dtype="float64"):
-        here = seed_experiments.mlp(epochs=3)
+        here = assignment.mlp(epochs=3)
     with bp.use_backend("numpy", dtype="float64"):
-        ref = seed_experiments.mlp(epochs=3)
+        ref = assignment.mlp(epochs=3)
     np.testing.assert_allclose(here.losses, ref.losses, rtol=1e-9)
 
 
 def test_seed_cnn(backend_name):
     with bp.use_backend(backend_name):
-        result = seed_experiments.cnn()
+        result = assignment.cnn()
     assert result.accuracy >= 0.97, result
 
 
 def test_conv2d_network(backend_name):
     with bp.use_backend(backend_name):
-        result = seed_experiments.cnn2d()
+        result = assignment.cnn2d()
     assert result.accuracy >= 0.97, result
 
 
 def test_two_branch_network_trains(backend_name):
     with bp.use_backend(backend_name):
-        result = seed_experiments.two_branch()
+        result = assignment.two_branch()
     assert result.losses[-1] < result.losses[0] / 20
     assert result.accuracy >= 0.96, result

@@ -120,6 +120,11 @@ class Backend:
             cls.int_dtypes = tuple(getattr(cls.xp, n) for n in _INT_NAMES if hasattr(cls.xp, n))
 
     @classmethod
+    def wide_int(cls):
+        """The widest integer dtype the library holds now (for labels and counts)."""
+        return cls.xp.int64
+
+    @classmethod
     def owns(cls, x) -> bool:
         """True for an array of this library."""
         return isinstance(x, cls.array_type)

@@ -24,6 +24,11 @@ class JaxBackend(Backend):
     mutable = False
 
     @classmethod
+    def wide_int(cls):
+        # without jax_enable_x64, int64 is truncated to int32 with a warning
+        return jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
+
+    @classmethod
     def device_of(cls, x):
         try:
             return x.device

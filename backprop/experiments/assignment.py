@@ -1,4 +1,4 @@
-"""The seed's networks trained on scikit-learn's 8x8 digits: the library's main job.
+"""The assignment's networks trained on scikit-learn's 8x8 digits: the library's main job.
 
 Each function builds its network with a fixed seed, trains it with
 mini-batch gradient descent and returns a small result record; :func:`main`
@@ -10,28 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .. import (
-    SGD,
-    CELogSoftmax,
-    Concat,
-    Conv1D,
-    Conv2D,
-    Flatten,
-    Linear,
-    MaxPool1D,
-    MaxPool2D,
-    MSELoss,
-    ReLU,
-    Reshape,
-    Sequentiel,
-    Sigmoid,
-    TanH,
-    Transpose,
-    accuracy,
-    get_backend,
-    load_digits,
-    manual_seed,
-)
+from .. import SGD, CELogSoftmax, MSELoss, accuracy, get_backend, load_digits, manual_seed, models
 
 #: the digit the binary classifier tells apart from the nine others
 BINARY_DIGIT = 3
@@ -56,12 +35,12 @@ class Result:
 
 
 def binary_classifier(*, epochs: int = 40, seed: int = 0, verbose: bool = False) -> Result:
-    """Seed part 2: Linear -> TanH -> Linear -> Sigmoid with MSELoss, one digit against the rest."""
+    """Part 2: Linear -> TanH -> Linear -> Sigmoid with MSELoss, one digit against the rest."""
     manual_seed(seed)
     X_tr, X_te, y_tr, y_te = load_digits(seed=seed)
     xp = get_backend().xp
     target_tr = xp.astype(xp.expand_dims(y_tr == BINARY_DIGIT, axis=1), get_backend().dtype)
-    net = Sequentiel(Linear(64, 32), TanH(), Linear(32, 1), Sigmoid())
+    net = models.binary_classifier()
     t0 = time.perf_counter()
     losses = SGD(net, MSELoss(), X_tr, target_tr, batch_size=32, epochs=epochs, eps=0.5, seed=seed, verbose=verbose)
     seconds = time.perf_counter() - t0
@@ -78,95 +57,42 @@ def _classifier(name: str, net, *, epochs: int, eps: float, seed: int, verbose: 
     return Result(name, accuracy(net.forward(X_te), y_te), seconds, epochs, losses)
 
 
-def mlp_network(n_features: int = 64, n_classes: int = 10) -> Sequentiel:
-    """Seed part 4: Linear(n_features, 100) -> TanH -> Linear(100, n_classes)."""
-    return Sequentiel(Linear(n_features, 100), TanH(), Linear(100, n_classes))
-
 
 def mlp(*, epochs: int = 40, seed: int = 0, verbose: bool = False) -> Result:
-    """Seed part 4: Linear(64, 100) -> TanH -> Linear(100, 10) trained with CELogSoftmax."""
+    """Part 4: Linear(64, 100) -> TanH -> Linear(100, 10) trained with CELogSoftmax."""
     manual_seed(seed)
     return _classifier(
-        "multi-class MLP 64-100-10 (CELogSoftmax)", mlp_network(), epochs=epochs, eps=0.2, seed=seed, verbose=verbose
+        "multi-class MLP 64-100-10 (CELogSoftmax)", models.mlp(), epochs=epochs, eps=0.2, seed=seed, verbose=verbose
     )
 
-
-def seed_cnn_network(n_features: int = 64, n_classes: int = 10) -> Sequentiel:
-    """Seed part 6 on images read as sequences of ``n_features`` pixels with one channel.
-
-    ``Conv1D(3,1,32) -> MaxPool1D(2,2) -> Flatten -> Linear(32 * (n_features - 2) // 2, 100) -> ReLU ->
-    Linear(100, n_classes)``: 992 inputs to the first Linear on the 8x8 digits, 4064 on 16x16 images.
-    """
-    return Sequentiel(
-        Reshape((n_features, 1)),
-        Conv1D(3, 1, 32),
-        MaxPool1D(2, 2),
-        Flatten(),
-        Linear((n_features - 2) // 2 * 32, 100),
-        ReLU(),
-        Linear(100, n_classes),
-    )
 
 
 def cnn(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
-    """Seed part 6: Conv1D(3,1,32) -> MaxPool1D(2,2) -> Flatten -> Linear(992,100) -> ReLU -> Linear(100,10)."""
+    """Part 6: Conv1D(3,1,32) -> MaxPool1D(2,2) -> Flatten -> Linear(992,100) -> ReLU -> Linear(100,10)."""
     manual_seed(seed)
     return _classifier(
-        "seed CNN Conv1D(3,1,32)-MaxPool1D(2,2)", seed_cnn_network(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose
+        "1-D CNN Conv1D(3,1,32)-MaxPool1D(2,2)", models.cnn1d(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose
     )
 
-
-def cnn2d_network(image_shape: tuple = (8, 8), n_classes: int = 10) -> Sequentiel:
-    """A 2-D convolution on ``(height, width)`` images (channels last):
-    ``Conv2D(3,1,16) -> ReLU -> MaxPool2D(2) -> Flatten -> Linear -> ReLU -> Linear``."""
-    h, w = image_shape
-    return Sequentiel(
-        Reshape((h, w, 1)),
-        Conv2D(3, 1, 16),
-        ReLU(),
-        MaxPool2D(2),
-        Flatten(),
-        Linear((h - 2) // 2 * ((w - 2) // 2) * 16, 100),
-        ReLU(),
-        Linear(100, n_classes),
-    )
 
 
 def cnn2d(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
-    """Seed part 7: "real" 2-D convolutions."""
+    """Part 7: "real" 2-D convolutions."""
     manual_seed(seed)
-    return _classifier("CNN Conv2D(3,1,16)-MaxPool2D(2)", cnn2d_network(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose)
+    return _classifier("CNN Conv2D(3,1,16)-MaxPool2D(2)", models.cnn2d(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose)
 
-
-def two_branch_network(channels: int = 16) -> Sequentiel:
-    """Seed part 7: horizontal and vertical patterns, two Conv1D branches concatenated.
-
-    The first branch reads each image row by row, the second column by column
-    (the image transposed), so their 1-D kernels see horizontal and vertical
-    strokes respectively.
-    """
-
-    def branch(*head):
-        return Sequentiel(*head, Reshape((64, 1)), Conv1D(3, 1, channels), ReLU(), MaxPool1D(2), Flatten())
-
-    return Sequentiel(
-        Concat(branch(), branch(Reshape((8, 8)), Transpose((1, 0))), axis=1),
-        Linear(2 * 31 * channels, 100),
-        ReLU(),
-        Linear(100, 10),
-    )
 
 
 def two_branch(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
-    """Seed part 7: the horizontal + vertical two-branch network."""
+    """Part 7: the horizontal + vertical two-branch network."""
     manual_seed(seed)
     return _classifier(
-        "two-branch CNN (rows + columns)", two_branch_network(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose
+        "two-branch CNN (rows + columns)", models.two_branch(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose
     )
 
 
 def adam_vs_sgd(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
-    """The seed CNN trained with Adam (lr 1e-3) next to plain SGD (lr 0.1), same seed and batches.
+    """The 1-D CNN trained with Adam (lr 1e-3) next to plain SGD (lr 0.1), same seed and batches.
 
     Both runs record the test accuracy after every epoch (monitoring only:
     nothing is selected on it). The target is plain SGD's final accuracy; the
@@ -177,7 +103,7 @@ def adam_vs_sgd(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Re
     curves = {}
     for name, optimizer, eps in (("sgd", None, 0.1), ("adam", "adam", 1e-3)):
         manual_seed(seed)
-        net = seed_cnn_network()
+        net = models.cnn1d()
         history = SGD(
             net,
             CELogSoftmax(),
@@ -200,7 +126,7 @@ def adam_vs_sgd(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Re
     adam_epochs = reached[0] if reached else None
     speedup = f"{sgd_epochs / adam_epochs:.1f}x" if adam_epochs else "not reached"
     name = (
-        f"seed CNN, Adam vs SGD: SGD reaches {target:.4f} in {sgd_epochs} epochs, "
+        f"1-D CNN, Adam vs SGD: SGD reaches {target:.4f} in {sgd_epochs} epochs, "
         f"Adam in {adam_epochs if adam_epochs else '>' + str(epochs)} (speed-up {speedup})"
     )
     result = Result(name, curves["adam"].metric[-1], sum(curves["adam"].time), epochs, list(curves["adam"]))
@@ -227,7 +153,7 @@ EXPERIMENTS = {
 def main(names=None, *, verbose: bool = False) -> list[Result]:
     backend = get_backend()
     print(
-        f"backprop main job on {backend.describe()}: the seed's networks on scikit-learn's digits "
+        f"backprop main job on {backend.describe()}: the assignment's networks on scikit-learn's digits "
         "(1347 train / 450 test, stratified)"
     )
     results = []
