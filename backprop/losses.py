@@ -193,6 +193,9 @@ class _ClassificationLoss(_CheckedLoss):
     _arange = None  # (key, arange(C)) of the last call: the same every step
 
     def _classes(self, xp, kind, c, dtype, device):
+        if not kind.mutable:
+            # JAX: inside a compiled step this is a value of the trace, which must not outlive it
+            return xp.arange(c, dtype=dtype, device=device)
         key = (kind.name, c, dtype, str(device))
         if self._arange is None or self._arange[0] != key:
             self._arange = (key, xp.arange(c, dtype=dtype, device=device))

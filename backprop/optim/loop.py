@@ -315,8 +315,9 @@ class Trainer:
     scheduler : None, 'cosine', a schedule or a function optimizer -> schedule
     callbacks : list of Callback
         Run in order; a :class:`DivergenceGuard` is always first.
-    compile : bool
-        Compiled steps where the backend can (see :class:`Optim`).
+    compile : bool or 'auto'
+        Compiled steps where the backend can (see :class:`Optim`); ``'auto'``
+        compiles unless the network draws random numbers in forward.
 
     Notes
     -----
@@ -327,7 +328,7 @@ class Trainer:
 
     def __init__(
         self, net, loss, optimizer=None, *, eps=1e-3, batch_size=32, shuffle=True, seed=None, scheduler=None,
-        callbacks=(), compile=False,
+        callbacks=(), compile="auto",
     ):  # fmt: skip
         _positive_int("batch_size", batch_size)
         self.optim = Optim(net, loss, eps, make_optimizer(optimizer, _rate(eps)), compile=compile)
@@ -470,7 +471,7 @@ def SGD(
     callbacks=(),
     checkpoint=None,
     resume: bool = False,
-    compile: bool = False,
+    compile: bool | str = "auto",
 ) -> History:
     """Mini-batch gradient descent; returns the per-epoch mean training cost (a :class:`History`).
 
@@ -518,8 +519,11 @@ def SGD(
         Continue from ``checkpoint`` if it exists (a fresh start otherwise):
         a run killed at any point and resumed ends with the same parameters,
         bit for bit, as one that was never interrupted.
-    compile : bool
-        Compiled steps where the backend can (``jax.jit`` on JAX).
+    compile : bool or 'auto'
+        Compiled steps where the backend can (``jax.jit`` on JAX); the default
+        ``'auto'`` compiles unless the network draws random numbers in forward
+        (Dropout in training mode), whose steps run eagerly. Same parameters
+        either way.
 
     Raises
     ------

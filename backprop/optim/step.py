@@ -33,14 +33,15 @@ class Optim:
         ``update_parameters(eps)``, the assignment's rule); ``'momentum'``,
         ``'nesterov'`` or ``'adam'`` with learning rate ``eps``; or an
         :class:`~backprop.optim.Optimizer` instance (its own ``lr`` is used).
-    compile : bool
+    compile : bool or 'auto'
         Run the whole step as one compiled program where the backend can
         (``jax.jit`` on JAX; ignored elsewhere). Same parameters as the eager
         step. Target values are validated on the host before each compiled
         call, unless the caller validated them already
         (:meth:`Loss.targets_checked`, as :func:`~backprop.SGD` does). A
         network that draws random numbers in forward (Dropout in training
-        mode) cannot be compiled: its masks come from the host.
+        mode) cannot be compiled, its masks come from the host: ``True``
+        refuses it, ``'auto'`` runs such a step eagerly.
     """
 
     def __init__(self, net: Module, loss: Loss, eps: float | None = None, optimizer=None, *, lr=None, compile=False):
@@ -55,7 +56,9 @@ class Optim:
             raise ValueError(f"Optim: the learning rate (eps) must be a positive number, got {rate!r}")
         self.net, self.loss = net, loss
         self.optimizer = make_optimizer(optimizer, float(rate))
-        self.compile = bool(compile)
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"Optim: compile must be True, False or 'auto', got {compile!r}")
+        self.compile = compile
         self._compiled = None  # (slots, compiled function)
 
     @property
@@ -75,7 +78,7 @@ class Optim:
         if shape is not None and len(shape) and shape[0] == 0:
             raise ValueError("Optim.step: the batch is empty (0 rows)")
         b = backend_of_net(self.net)
-        if self.compile and b.compiles:
+        if self.compile and b.compiles and (self.compile is True or not self._draws_random_numbers()):
             return self._compiled_step(b, batch_x, batch_y)
         net = self.net
         net.zero_grad()
@@ -87,13 +90,16 @@ class Optim:
 
     # ------------------------------------------------------------ compiled
 
+    def _draws_random_numbers(self) -> bool:
+        return any(m._draws_random_numbers() for m in self.net.unique_modules())
+
     def _compiled_step(self, b, batch_x, batch_y):
         net, opt = self.net, self.optimizer
         for m in net.unique_modules():
             if m._draws_random_numbers():
                 raise ValueError(
                     f"Optim(compile=True): {m._label()} draws random numbers on the host in forward and cannot be "
-                    "compiled; use compile=False, or put the network in eval mode"
+                    "compiled; use compile=False or 'auto', or put the network in eval mode"
                 )
         if self._compiled is None or self._compiled[0] != list(net.parameter_slots()):
             slots = list(net.parameter_slots())
@@ -152,7 +158,7 @@ class Optim:
         validate_targets(self.net, self.loss, x, y)
 
     def __repr__(self) -> str:
-        return f"Optim(loss={self.loss!r}, optimizer={self.optimizer!r}{', compile=True' if self.compile else ''})"
+        return f"Optim(loss={self.loss!r}, optimizer={self.optimizer!r}{f', compile={self.compile!r}' if self.compile else ''})"
 
 
 def validate_targets(net: Module, loss: Loss, X, Y) -> None:
