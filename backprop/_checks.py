@@ -8,15 +8,16 @@ import operator
 MAX_ELEMENTS = 2**34
 
 
-def positive_int(owner: str, name: str, value) -> int:
-    """``value`` as an int if it is a positive integer (NumPy integers too), else a ValueError
-    naming ``owner`` and ``name``."""
+def positive_int(owner: str, name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int if it is an integer (NumPy integers too) of at least ``minimum``,
+    else a ValueError naming ``owner`` and ``name``."""
     try:
         number = operator.index(value)
     except TypeError:
         number = None
-    if isinstance(value, bool) or number is None or number < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+    if isinstance(value, bool) or number is None or number < minimum:
+        kind = {1: "a positive int", 0: "a non-negative int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{owner}: {name} must be {kind}, got {value!r}")
     return number
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._checks import positive_int
 from .activations import Sigmoid, TanH
 from .backends import backend_of, bernoulli, normal
 from .containers import Sequentiel
@@ -40,8 +41,8 @@ def build_autoencoder(
     rng : None, int or numpy Generator
         Source of the initial weights.
     """
-    sizes = tuple(sizes)
-    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+    sizes = tuple(positive_int("build_autoencoder", "each size", s) for s in sizes)
+    if len(sizes) < 2:
         raise ValueError(f"build_autoencoder: sizes must be at least two positive ints, got {sizes!r}")
 
     def make(cls) -> list[Module]:

@@ -77,19 +77,13 @@ class MSELoss(_CheckedLoss):
     Backward: ``2 (yhat - y) / N``.
     """
 
-    def forward(self, y, yhat):
-        xp, y = self._dense(y, yhat, "forward")
+    def _evaluate(self, y, yhat, method, cost, grad):
+        xp, y = self._dense(y, yhat, method)
         diff = yhat - y
-        return _row_sum(xp, diff * diff)
-
-    def backward(self, y, yhat):
-        _, y = self._dense(y, yhat, "backward")
-        return (yhat - y) * (2.0 * _mean_scale(yhat.shape[0]))
-
-    def forward_backward(self, y, yhat):
-        xp, y = self._dense(y, yhat, "forward")
-        diff = yhat - y
-        return _row_sum(xp, diff * diff), diff * (2.0 * _mean_scale(yhat.shape[0]))
+        return (
+            _row_sum(xp, diff * diff) if cost else None,
+            diff * (2.0 * _mean_scale(yhat.shape[0])) if grad else None,
+        )
 
 
 # log(yhat) is clamped at -100 as PyTorch does. The argument is first raised to
@@ -169,18 +163,13 @@ class BCELoss(_CheckedLoss):
         grad /= denom
         return grad
 
-    def forward(self, y, yhat):
-        xp, y = self._checked(y, yhat, "forward")
-        return self._per_row(xp, y, yhat, 1 - yhat)
-
-    def backward(self, y, yhat):
-        xp, y = self._checked(y, yhat, "backward")
-        return self._grad(xp, y, yhat, 1 - yhat)
-
-    def forward_backward(self, y, yhat):
-        xp, y = self._checked(y, yhat, "forward")
+    def _evaluate(self, y, yhat, method, cost, grad):
+        xp, y = self._checked(y, yhat, method)
         q = 1 - yhat  # shared by the cost and its gradient
-        return self._per_row(xp, y, yhat, q), self._grad(xp, y, yhat, q)
+        return (
+            self._per_row(xp, y, yhat, q) if cost else None,
+            self._grad(xp, y, yhat, q) if grad else None,
+        )
 
 
 class _ClassificationLoss(_CheckedLoss):
@@ -332,20 +321,13 @@ class CrossEntropyLoss(_ClassificationLoss):
                 )
             )
 
-    def forward(self, y, yhat):
-        xp, Y, _ = self._targets(y, yhat, "forward")
-        self._check_log_probabilities(xp, yhat, "forward")
-        return -xp.sum(_weighted(xp, Y, yhat), axis=1)
-
-    def backward(self, y, yhat):
-        xp, Y, _ = self._targets(y, yhat, "backward")
-        self._check_log_probabilities(xp, yhat, "backward")
-        return Y * (-_mean_scale(yhat.shape[0]))
-
-    def forward_backward(self, y, yhat):
-        xp, Y, _ = self._targets(y, yhat, "forward")
-        self._check_log_probabilities(xp, yhat, "forward")
-        return -xp.sum(_weighted(xp, Y, yhat), axis=1), Y * (-_mean_scale(yhat.shape[0]))
+    def _evaluate(self, y, yhat, method, cost, grad):
+        xp, Y, _ = self._targets(y, yhat, method)
+        self._check_log_probabilities(xp, yhat, method)
+        return (
+            -xp.sum(_weighted(xp, Y, yhat), axis=1) if cost else None,
+            Y * (-_mean_scale(yhat.shape[0])) if grad else None,
+        )
 
 
 class NLLLoss(CrossEntropyLoss):
@@ -390,17 +372,10 @@ class CELogSoftmax(_ClassificationLoss):
             S = S * xp.sum(Y, axis=1, keepdims=True)
         return (S - Y) * _mean_scale(Y.shape[0])
 
-    def forward(self, y, yhat):
-        xp, Y, hard = self._targets(y, yhat, "forward")
-        shifted, _, total = self._parts(xp, yhat)
-        return self._cost(xp, Y, hard, shifted, total)
-
-    def backward(self, y, yhat):
-        xp, Y, hard = self._targets(y, yhat, "backward")
-        _, e, total = self._parts(xp, yhat)
-        return self._grad(xp, Y, hard, e, total)
-
-    def forward_backward(self, y, yhat):
-        xp, Y, hard = self._targets(y, yhat, "forward")
+    def _evaluate(self, y, yhat, method, cost, grad):
+        xp, Y, hard = self._targets(y, yhat, method)
         shifted, e, total = self._parts(xp, yhat)
-        return self._cost(xp, Y, hard, shifted, total), self._grad(xp, Y, hard, e, total)
+        return (
+            self._cost(xp, Y, hard, shifted, total) if cost else None,
+            self._grad(xp, Y, hard, e, total) if grad else None,
+        )

@@ -529,14 +529,22 @@ class Loss:
         return self.forward(y, yhat)
 
     def forward(self, y, yhat):
-        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+        """The cost of each row: ``(N,)``, for targets ``y`` and predictions ``yhat`` ``(N, ...)``."""
+        return self._evaluate(y, yhat, "forward", True, False)[0]
 
     def backward(self, y, yhat):
-        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+        """The gradient of the batch mean of :meth:`forward` w.r.t. ``yhat``, shaped like ``yhat``."""
+        return self._evaluate(y, yhat, "backward", False, True)[1]
 
     def forward_backward(self, y, yhat):
-        """``(forward(y, yhat), backward(y, yhat))``; losses override it to share work."""
-        return self.forward(y, yhat), self.backward(y, yhat)
+        """``(forward(y, yhat), backward(y, yhat))`` with the checks and shared work done once."""
+        if type(self)._evaluate is Loss._evaluate:  # a loss that defines forward and backward itself
+            return self.forward(y, yhat), self.backward(y, yhat)
+        return self._evaluate(y, yhat, "forward", True, True)
+
+    def _evaluate(self, y, yhat, method: str, cost: bool, grad: bool):
+        """``(cost or None, gradient or None)``: the library's losses implement this one method."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement {method}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -382,7 +382,7 @@ def test_nan_log_probabilities_propagate(backend):
     assert np.isnan(out[0]) and out[1] == pytest.approx(np.log(2))
 
 
-def test_sgd_checks_log_probabilities_in_the_first_epoch_only(rng):
+def test_sgd_checks_log_probabilities_once_up_front(rng):
     X = rng.normal(size=(20, 3))
     y = rng.integers(0, 3, size=20)
     net = bp.Sequentiel(bp.Linear(3, 3), bp.LogSoftmax())
@@ -391,7 +391,7 @@ def test_sgd_checks_log_probabilities_in_the_first_epoch_only(rng):
     original = bp.NLLLoss._check_log_probabilities
 
     def spy(self, xp, yhat, method):
-        calls.append(self.check_inputs)
+        calls.append(self._check_values())
         return original(self, xp, yhat, method)
 
     bp.NLLLoss._check_log_probabilities = spy
@@ -399,7 +399,8 @@ def test_sgd_checks_log_probabilities_in_the_first_epoch_only(rng):
         bp.SGD(net, loss, X, y, batch_size=10, epochs=3, eps=0.1, seed=0)
     finally:
         bp.NLLLoss._check_log_probabilities = original
-    assert calls[:2] == [True, True] and not any(calls[2:])
-    assert loss.check_inputs  # restored
+    # checked once, against the network's output for every target, before any step; not in the 6 steps
+    assert calls == [True] + [False] * 6
+    assert loss.check_inputs and loss._check_values()  # the switch is untouched
     with pytest.raises(ValueError, match="use CELogSoftmax"):
         bp.SGD(bp.Sequentiel(bp.Linear(3, 3)), loss, X, y, batch_size=10, epochs=1, eps=0.1, seed=0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
+from .._checks import positive_int
 from ..backends import asarray, host_rng
 from ..backends.random import generator_state, set_generator_state
 from ..module import Loss, Module
@@ -441,10 +442,7 @@ def _rate(eps) -> float:
 
 
 def _positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        kind = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"SGD: {name} must be a {kind} int, got {value!r}")
-    return value
+    return positive_int("SGD", name, value, minimum)
 
 
 def SGD(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from .._checks import positive_int
 from ..module import Module
 
 __all__ = ["Adam", "GradientDescent", "Momentum", "Optimizer", "make_optimizer"]
@@ -118,9 +119,7 @@ class Optimizer:
                 if tuple(value.shape) != shape:
                     raise ValueError(f"{owner}: {name}/{b} has shape {tuple(value.shape)}, expected {shape}")
             staged[(id(m), key)] = (m, {b: m.backend.copy(_on(m, v)) for b, v in found.items()})
-        steps = state.get("steps", 0)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"{owner}: steps must be a non-negative int, got {steps!r}")
+        steps = positive_int(owner, "steps", state.get("steps", 0), minimum=0)
         self._state = staged
         self.steps = steps
         if "lr" in state:

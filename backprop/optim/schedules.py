@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .._checks import positive_int
 from .rules import Optimizer, _check_rate
 
 __all__ = ["CosineLR", "StepLR", "make_schedule"]
@@ -28,9 +29,8 @@ class _Schedule:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from :meth:`state_dict` (sets the optimizer's rate for that epoch)."""
-        epoch, base = state.get("epoch"), state.get("base_lr")
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: epoch must be a non-negative int, got {epoch!r}")
+        epoch = positive_int(f"{type(self).__name__}.load_state_dict", "epoch", state.get("epoch"), minimum=0)
+        base = state.get("base_lr")
         self.base_lr = _check_rate(type(self).__name__, "base_lr", base)
         self.epoch = epoch
         if epoch:
@@ -48,8 +48,7 @@ class StepLR(_Schedule):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
+        step_size = positive_int("StepLR", "step_size", step_size)
         self.step_size, self.gamma = step_size, _check_rate("StepLR", "gamma", gamma)
 
     def rate(self, epoch: int) -> float:
@@ -61,8 +60,7 @@ class CosineLR(_Schedule):
 
     def __init__(self, optimizer: Optimizer, total_epochs: int, min_lr: float = 0.0) -> None:
         super().__init__(optimizer)
-        if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
-            raise ValueError(f"CosineLR: total_epochs must be a positive int, got {total_epochs!r}")
+        total_epochs = positive_int("CosineLR", "total_epochs", total_epochs)
         self.total_epochs, self.min_lr = total_epochs, _check_rate("CosineLR", "min_lr", min_lr, allow_zero=True)
 
     def rate(self, epoch: int) -> float:
