@@ -49,6 +49,7 @@ from .optim import (
 from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
 from .serialization import load, save
 from .shape import Flatten, Reshape, Transpose
+from .summary import summary
 
 __version__ = "0.1.0"
 
@@ -75,6 +76,7 @@ __all__ = [
     "export_onnx",
     "load",
     "save",
+    "summary",
     "AvgPool1D",
     "AvgPool2D",
     "Concat",

@@ -148,11 +148,16 @@ def _finite(xp, X, what: str) -> None:
 def cmd_train(args) -> int:
     from . import SGD, BCELoss, CELogSoftmax, accuracy, manual_seed, save
 
+    args.seed = 0 if args.seed is None else args.seed
     # every output is checked before the (long) training, not after it
     if args.save:
         _check_output(args.save, "--save")
     if args.plot:
         _check_plot(args.plot)
+    if args.resume and not args.checkpoint:
+        raise UsageError("--resume needs --checkpoint PATH (the run to continue)")
+    if args.checkpoint:
+        _check_output(args.checkpoint, "--checkpoint")
     verbose = not args.quiet and (args.verbose or not sys.stdout.isatty())
     progress = not args.quiet and not verbose and sys.stderr.isatty()
     with _backend_context(args) as backend:
@@ -195,6 +200,8 @@ def cmd_train(args) -> int:
             restore_best=False,
             progress=progress,
             verbose=verbose,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
         )
         seconds = time.perf_counter() - t0
         net.eval()
@@ -207,7 +214,16 @@ def cmd_train(args) -> int:
             f"{len(history)} epochs, {seconds:.1f} s)"
         )
         if args.save:
-            save(net, args.save)
+            metadata = {
+                "task": "autoencoder" if autoencoder else "classification",
+                "data": [os.path.abspath(p) for p in args.data] if args.data else args.dataset,
+                "split_seed": args.seed,
+                "test_size": 0.25,
+                "input_shape": list(X_tr.shape[1:]),
+                "classes": None if autoencoder else n_classes,
+                "model": args.model,
+            }
+            save(net, args.save, metadata=metadata)
             if not args.quiet:
                 print(f"saved the network to {args.save}")
         if args.plot:
@@ -253,7 +269,26 @@ def cmd_evaluate(args) -> int:
 
     with _backend_context(args) as backend:
         net = load(args.path).eval()
+        meta = net.metadata
+        if meta.get("task") == "autoencoder":
+            raise UsageError(f"{args.path} is an autoencoder (recorded when it was saved); evaluate scores classifiers")
+        recorded = meta.get("split_seed")
+        if args.seed is None:
+            args.seed = recorded if isinstance(recorded, int) else 0
+        elif recorded is not None and args.seed != recorded:
+            print(
+                f"warning: {args.path} was trained on the split of seed {recorded}; the split of "
+                f"--seed {args.seed} puts rows it was trained on among the test rows, so this score "
+                "is optimistic",
+                file=sys.stderr,
+            )
         (_, X_te, _, y_te), _ = load_data(args)
+        shape = meta.get("input_shape")
+        if shape is not None and list(X_te.shape[1:]) != list(shape):
+            raise UsageError(
+                f"{args.path} was trained on samples of shape {tuple(shape)}; this data has "
+                f"{tuple(X_te.shape[1:])}"
+            )
         xp = backend.xp
         try:
             scores = net.forward(X_te)
@@ -309,7 +344,7 @@ def cmd_experiment(args) -> int:
     if not os.access(existing, os.W_OK):
         raise UsageError(f"--out {args.out}: {existing} is not writable")
     with _backend_context(args):
-        argv = ["--out", str(args.out), "--seed", str(args.seed)] + (
+        argv = ["--out", str(args.out), "--seed", str(0 if args.seed is None else args.seed)] + (
             ["--quick"] if args.quick else []
         )
         if args.quiet or not sys.stderr.isatty():
@@ -347,6 +382,21 @@ def cmd_export(args) -> int:
 def cmd_info(args) -> int:
     from .backends import available_backends, backend_class
     from .backends.base import _device_label
+
+    if getattr(args, "model", None):
+        from . import load
+
+        net = load(args.model)
+        meta = net.metadata
+        shape = meta.get("input_shape") or _first_input_shape(net)
+        if shape is None:
+            print(repr(net))
+            print(f"{net.n_parameters():,d} parameters (no recorded input shape: layer shapes unknown)")
+        else:
+            print(net.summary(tuple(shape)))
+        for key, value in meta.items():
+            print(f"{key}: {value}")
+        return 0
 
     print(f"backprop {__version__}")
     print(f"python {sys.version.split()[0]}")
@@ -399,8 +449,9 @@ def _common(p, *, data=True, sub=True):
     p.add_argument(
         "--seed",
         type=int,
-        help="random seed of the weights, the shuffles and the train/test split (default: 0)",
-        **default(0),
+        help="random seed of the weights, the shuffles and the train/test split (default: 0; "
+        "for evaluate, the split the model was trained with)",
+        **default(None),
     )
     p.add_argument(
         "--quiet",
@@ -479,6 +530,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="save the training curves to PATH (.png, .pdf, .svg) (default: no plot)",
     )
+    t.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="write the whole run (model, optimizer, epoch, random state) to PATH after every "
+        "epoch, atomically (default: no checkpoint)",
+    )
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run saved at --checkpoint if it exists; it ends as if never "
+        "interrupted (default: start afresh)",
+    )
     _common(t)
 
     e = sub.add_parser(
@@ -510,10 +573,16 @@ def parser() -> argparse.ArgumentParser:
         "(default: taken from the first layer; needed when the network starts with a convolution)",
     )
 
-    sub.add_parser(
+    i = sub.add_parser(
         "info",
-        help="version, backends, devices and threads",
-        description="What this machine offers.",
+        help="version, backends, devices and threads; or a saved model's layers",
+        description="What this machine offers, or with MODEL what a saved network is.",
+    )
+    i.add_argument(
+        "model",
+        nargs="?",
+        help="a file written by backprop train --save: its layers, output shapes, parameters "
+        "and what it was trained on (default: describe the machine)",
     )
     return p
 
@@ -526,6 +595,16 @@ COMMANDS = {
     "info": cmd_info,
     "export": cmd_export,
 }
+
+
+def _first_input_shape(net):
+    for m in net.modules():
+        if hasattr(m, "in_features"):
+            return (m.in_features,)
+        if m.children():
+            continue
+        return None
+    return None
 
 
 def main(argv=None) -> int:

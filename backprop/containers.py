@@ -217,6 +217,9 @@ class Concat(_Container):
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
 
+    def _parallel_children(self) -> bool:
+        return True
+
     def get_config(self) -> dict:
         return {"axis": self.axis}
 

@@ -69,6 +69,8 @@ class Module:
         self._children: list[Module] = []  # sub-modules; containers fill it
         self._version = 0  # bumped by every parameter write made through the library
         self.training = True
+        #: what the network was trained on, as recorded by ``backprop.save(..., metadata=)`` (JSON values)
+        self.metadata: dict = {}
 
     # ------------------------------------------------------------------ API
 
@@ -209,6 +211,17 @@ class Module:
 
     def _named_children(self) -> list[tuple[str, Module]]:
         return [(str(i), c) for i, c in enumerate(self.children())]
+
+    def _parallel_children(self) -> bool:
+        """Whether every child receives this module's input (Concat) rather than the previous output."""
+        return False
+
+    def summary(self, input_shape) -> str:
+        """A table of the layers with their output shapes for samples of ``input_shape`` (no batch
+        axis), parameter counts and the total memory of the parameters; see :func:`backprop.summary`."""
+        from .summary import summary
+
+        return summary(self, input_shape)
 
     def parameters(self) -> list:
         """Every parameter array of this module and its children, each once."""
@@ -361,7 +374,8 @@ class Module:
             lines.append(f"  {extra}")
         for name, child in children:
             body = repr(child).replace("\n", "\n  ")
-            lines.append(f"  ({name}): {body}")
+            count = 0 if child.children() else child.n_parameters()
+            lines.append(f"  ({name}): {body}" + (f"  [{count:,d} parameters]" if count else ""))
         lines.append(")")
         return "\n".join(lines)
 

@@ -264,8 +264,13 @@ def _check_tie(node_path: str, node: dict, by_path: dict) -> None:
 # ------------------------------------------------------------------ save and load
 
 
-def save(module: Module, path) -> None:
+def save(module: Module, path, *, metadata: dict | None = None) -> None:
     """Write ``module`` (architecture and parameters) to ``path``, atomically.
+
+    ``metadata`` (JSON values: what the network was trained on, its task,
+    input shape, classes...) is stored beside them; :func:`load` puts it
+    back as ``module.metadata``. By default the module's own ``metadata``
+    is written.
 
     The file is written to a temporary name in the same directory and renamed
     over ``path`` only once complete: an interrupted save leaves the previous
@@ -285,7 +290,8 @@ def save(module: Module, path) -> None:
     if not isinstance(module, Module):
         raise TypeError(f"backprop.save: expected a Module, got {type(module).__name__}")
     try:
-        text = json.dumps({"format": FORMAT, "architecture": architecture(module)})
+        meta = dict(module.metadata if metadata is None else metadata)
+        text = json.dumps({"format": FORMAT, "architecture": architecture(module), "metadata": meta})
     except TypeError as exc:
         raise TypeError(
             f"backprop.save: the architecture cannot be written as JSON ({exc})"
@@ -366,6 +372,8 @@ def load(path, *, backend=None, device=None, dtype=None) -> Module:
             module.load_state_dict(state)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"backprop.load: {shown}: {exc}") from None
+    meta = record.get("metadata", {})
+    module.metadata = meta if isinstance(meta, dict) else {}
     return module
 
 

@@ -80,10 +80,12 @@ def test_builder_gradcheck(f64, rng, tied):
 def test_seed_architecture():
     ae = bp.build_autoencoder((256, 100, 10))
     assert repr(ae.encoder) == (
-        "Sequentiel(\n  (0): Linear(256 -> 100)\n  (1): TanH()\n  (2): Linear(100 -> 10)\n  (3): TanH()\n)"
+        "Sequentiel(\n  (0): Linear(256 -> 100)  [25,700 parameters]\n  (1): TanH()\n"
+        "  (2): Linear(100 -> 10)  [1,010 parameters]\n  (3): TanH()\n)"
     )
     assert repr(ae.decoder) == (
-        "Sequentiel(\n  (0): Linear(10 -> 100)\n  (1): TanH()\n  (2): Linear(100 -> 256)\n  (3): Sigmoid()\n)"
+        "Sequentiel(\n  (0): Linear(10 -> 100)  [1,100 parameters]\n  (1): TanH()\n"
+        "  (2): Linear(100 -> 256)  [25,856 parameters]\n  (3): Sigmoid()\n)"
     )
     with pytest.raises(ValueError, match="at least two positive ints"):
         bp.build_autoencoder((64,))

@@ -77,7 +77,9 @@ def test_add_chains_and_checks(backend):
 
 def test_repr():
     net = bp.Sequentiel(bp.Linear(64, 10), bp.Sequentiel(bp.TanH()))
-    assert repr(net) == "Sequentiel(\n  (0): Linear(64 -> 10)\n  (1): Sequentiel(\n    (0): TanH()\n  )\n)"
+    assert repr(net) == (
+        "Sequentiel(\n  (0): Linear(64 -> 10)  [650 parameters]\n  (1): Sequentiel(\n    (0): TanH()\n  )\n)"
+    )
 
 
 def test_empty_is_identity(backend):

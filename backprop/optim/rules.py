@@ -123,7 +123,7 @@ class Optimizer:
         self._state = staged
         self.steps = steps
         if "lr" in state:
-            self.lr = _check_rate(owner, "lr", state["lr"])
+            self.lr = _check_rate(owner, "lr", state["lr"], allow_zero=True)  # a schedule may end at 0
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v}" for k, v in self._options().items())
