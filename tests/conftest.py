@@ -29,8 +29,60 @@ def _device_for(name: str):
     return None
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "random_shapes: hypothesis draws new shapes each example; on JAX each new shape compiles every "
+        "operation again (seconds per example), so the all-backend run leaves JAX out of these tests",
+    )
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per skip reason (pytest's own summary repeats it for every test file)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section("skips, by reason")
+        for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{count:5d} skipped: {reason}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect the JAX variants of ``random_shapes`` tests unless the run is restricted to JAX.
+
+    They run the standard-only primitives that array_api_strict runs through the same tests;
+    JAX's own parity with NumPy is checked on fixed shapes in test_parity.py, and
+    ``BACKPROP_BACKEND=jax pytest`` runs them all.
+    """
+    if os.environ.get("BACKPROP_BACKEND", "").strip() == "jax":
+        return
+    keep, drop = [], []
+    for item in items:
+        name = getattr(item, "callspec", None)
+        is_jax = name is not None and name.params.get("backend_name") == "jax"
+        (drop if is_jax and item.get_closest_marker("random_shapes") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(params=_selected())
 def backend_name(request) -> str:
+    name = request.param
+    try:
+        make_backend(name, _device_for(name), "float32")
+    except BackendUnavailableError as exc:
+        pytest.skip(f"{name} unavailable: {exc}")
+    return name
+
+
+@pytest.fixture(params=[n for n in _selected() if n != "numpy"])
+def other_backend_name(request) -> str:
+    """Each backend but NumPy, the reference the parity tests compare it with."""
     name = request.param
     try:
         make_backend(name, _device_for(name), "float32")

@@ -63,7 +63,7 @@ def test_backend_option_before_or_after_the_command():
         (["train", "--backend", "tensorflow"], "invalid choice: 'tensorflow'"),
         (["train", "--data", "/nonexistent/usps.txt"], "no such file: /nonexistent/usps.txt"),
         (["evaluate", "/nonexistent/model.npz"], "no such file"),
-        (["train", "--device", "cuda", "--epochs", "1"], "CPU only"),
+        (["train", "--backend", "numpy", "--device", "cuda", "--epochs", "1"], "CPU only"),
     ],
 )
 def test_errors_are_one_line(args, message):

@@ -86,7 +86,8 @@ def test_empty_is_identity(backend):
     x = bp.asarray(np.ones((2, 3)))
     y = bp.Sequentiel()(x)
     np.testing.assert_array_equal(bp.to_numpy(y), np.ones((2, 3)))
-    assert y is not x  # the output is the caller's, not an array the network keeps
+    if backend.mutable:
+        assert y is not x  # the output is the caller's, not an array the network keeps
 
 
 def test_errors_name_the_layer(backend):

@@ -133,6 +133,7 @@ def _parity(f64, torch, layer, x, d):
     assert_close(layer.backward_delta(X, bp.asarray(delta)), tx.grad.numpy(), f64, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.random_shapes
 @HYPO
 @given(data=st.data())
 def test_conv1d_torch_parity(f64, data):
@@ -144,6 +145,7 @@ def test_conv1d_torch_parity(f64, data):
     _parity(f64, torch, bp.Conv1D(k, c_in, c_out, stride=stride), x, 1)
 
 
+@pytest.mark.random_shapes
 @HYPO
 @given(data=st.data())
 def test_conv2d_torch_parity(f64, data):

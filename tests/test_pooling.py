@@ -79,6 +79,7 @@ def _torch_pool(torch, name, x, k, s):
     return f(x.permute(0, 3, 1, 2), k, s).permute(0, 2, 3, 1)
 
 
+@pytest.mark.random_shapes
 @HYPO
 @given(data=st.data())
 @pytest.mark.parametrize("name", POOLS)
