@@ -155,8 +155,10 @@ def test_sgd_checks_labels_once_up_front(backend, rng):
         bp.SGD(net, loss, X, y, batch_size=10, epochs=3, eps=0.1, seed=0)
     finally:
         type(loss)._check_values = original
-    # one check of every label, up front; none in the 6 steps
-    assert calls == [True, False, False, False, False, False, False]
+    # one check of every label, up front; none in the steps (6 eager steps; a compiled step
+    # runs the Python code once, when it is traced)
+    assert calls[0] is True and not any(calls[1:])
+    assert len(calls) == (2 if backend.compiles else 7)
     bad = y.copy()
     bad[13] = 7
     before = bp.to_numpy(net[0].get_parameter("weight")).copy()
