@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,6 +145,24 @@ def test_quick_study_produces_every_file(tmp_path):
     assert "## 4. Denoising" in report
     assert stored["claims"] == autoencoder.claims(stored)
     assert report == write_report(stored)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_report_is_written_from_the_stored_results_alone():
+    """The committed report is what its results.json gives, and the report decides no verdict."""
+    from backprop.experiments.autoencoder.report import report
+
+    stored = json.loads((DOCS / "autoencoder" / "results.json").read_text())
+    text = report(stored)
+    assert text == (DOCS / "autoencoder" / "report.md").read_text()
+    assert report(stored, images="autoencoder/") in (DOCS / "autoencoder.md").read_text()
+    claim = stored["claims"]["code_clusters_better_than_pixels"]
+    claim["holds"] = not claim["holds"]
+    changed = [(a, b) for a, b in zip(text.splitlines(), report(stored).splitlines()) if a != b]
+    assert len(changed) == 1 and "beats raw pixels" in changed[0][0], changed
+    assert sum("does not hold" in line for line in changed[0]) == 1, changed
 
 
 @pytest.mark.slow
