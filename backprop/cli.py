@@ -233,34 +233,11 @@ def cmd_train(args) -> int:
     return 0
 
 
-def plot_history(history, path, title):
-    import matplotlib
+def plot_history(history, path, title, loss=None):
+    """Save the curves of ``history`` (what SGD returned) to ``path``; ``loss`` names the cost axis."""
+    from .plotting import save, training_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = range(1, len(history) + 1)
-    panels = 2 if history.metric else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6), squeeze=False)
-    ax = axes[0][0]
-    ax.plot(epochs, list(history), label="training cost")
-    if history.val_loss:
-        ax.plot(epochs, history.val_loss, label="test cost")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cost")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    if history.metric:
-        ax = axes[0][1]
-        ax.plot(epochs, history.metric, color="C2")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy")
-        ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(training_curves(history, title=title, loss=loss), path)
 
 
 def cmd_evaluate(args) -> int:

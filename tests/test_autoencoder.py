@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,6 +118,7 @@ def test_noise_helpers(backend):
 
 def test_quick_study_produces_every_file(tmp_path):
     from backprop.experiments import autoencoder
+    from backprop.experiments.autoencoder.report import report as write_report
 
     results = autoencoder.main(["--out", str(tmp_path), "--quick", "--no-progress"])
     for name in (
@@ -131,23 +133,54 @@ def test_quick_study_produces_every_file(tmp_path):
         assert (tmp_path / name).stat().st_size > 0, name
     stored = json.loads((tmp_path / "results.json").read_text())
     numbers = [v for row in stored["denoising"]["rows"] for v in row.values()]
-    numbers += [v["bce"] for v in stored["reconstruction"].values()] + list(stored["classification"].values())
+    numbers += [v["bce"] for v in stored["reconstruction"].values()]
+    numbers += list(stored["classification"].values())
     assert all(np.isfinite(numbers))
     # the trained autoencoder's test BCE is below half of an untrained one's
     assert stored["reconstruction"]["10"]["bce"] < stored["untrained"]["bce"] / 2
     assert results["seconds"] < 60
-    assert "## 4. Denoising" in (tmp_path / "report.md").read_text()
+    assert stored == json.loads(json.dumps(results))
+    # every verdict is stored, and the report is what results.json alone gives
+    report = (tmp_path / "report.md").read_text()
+    assert "## 4. Denoising" in report
+    assert stored["claims"] == autoencoder.claims(stored)
+    assert report == write_report(stored)
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_report_is_written_from_the_stored_results_alone():
+    """The committed report is what its results.json gives, and the report decides no verdict."""
+    from backprop.experiments.autoencoder.report import report
+
+    stored = json.loads((DOCS / "autoencoder" / "results.json").read_text())
+    text = report(stored)
+    assert text == (DOCS / "autoencoder" / "report.md").read_text()
+    assert report(stored, images="autoencoder/") in (DOCS / "autoencoder.md").read_text()
+    claim = stored["claims"]["code_clusters_better_than_pixels"]
+    claim["holds"] = not claim["holds"]
+    changed = [(a, b) for a, b in zip(text.splitlines(), report(stored).splitlines()) if a != b]
+    assert len(changed) == 1 and "beats raw pixels" in changed[0][0], changed
+    assert sum("does not hold" in line for line in changed[0]) == 1, changed
+
+
+@pytest.mark.slow
 def test_full_study_claims(tmp_path):
-    """The claims the study makes, on the full (default) run: stated with the measured numbers."""
+    """The claims the study makes, on the full (default) run, as results.json records them."""
     from backprop.experiments import autoencoder
 
     with bp.use_backend("numpy", dtype="float32"):
         r = autoencoder.run(tmp_path, autoencoder.FULL, seed=0, progress=False)
-    cl = r["clustering"]
+    stored = json.loads((tmp_path / "results.json").read_text())
+    claims = stored["claims"]
+    assert claims["code_clusters_better_than_pixels"]["holds"], stored["clustering"]
+    assert claims["denoiser_beats_noisy_input"]["holds"], stored["denoising"]
+    # the verdicts agree with the numbers beside them
+    cl = stored["clustering"]
     assert cl["autoencoder code (10-D)"]["ari"] > cl["raw pixels (64-D)"]["ari"], cl
-    for row in r["denoising"]["rows"]:
+    for row in stored["denoising"]["rows"]:
         if row["noise"] >= 0.2:
             assert row["noise_trained"] < row["noisy_input"], row
+    assert claims == autoencoder.claims(stored)
     assert r["seconds"] < 300
