@@ -227,7 +227,7 @@ def cmd_train(args) -> int:
             if not args.quiet:
                 print(f"saved the network to {args.save}")
         if args.plot:
-            plot_history(history, args.plot, f"{args.model} on {source}")
+            plot_history(history, args.plot, f"{args.model} on {source}", loss=loss)
             if not args.quiet:
                 print(f"saved the training curves to {args.plot}")
     return 0
