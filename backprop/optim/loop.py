@@ -60,9 +60,11 @@ class History(list):
 
     @property
     def train_loss(self) -> list[float]:
+        """The per-epoch mean training costs (the list itself, as a plain list)."""
         return list(self)
 
     def as_dict(self) -> dict:
+        """Everything recorded, as JSON-serialisable lists and values."""
         return {
             "train_loss": list(self),
             "val_loss": self.val_loss,
@@ -306,7 +308,8 @@ class Trainer:
 
     Parameters
     ----------
-    net, loss : Module, Loss
+    net : Module
+    loss : Loss
     optimizer : None, str or Optimizer
         As for :class:`Optim`; ``eps`` is the learning rate for a name.
     batch_size : int
@@ -477,9 +480,14 @@ def SGD(
 
     Parameters
     ----------
-    net, loss : Module, Loss
-    X, Y : arrays or host data
-        Inputs ``(n, ...)`` and targets ``(n, ...)``; moved to the network's backend.
+    net : Module
+        The network to train, in place.
+    loss : Loss
+        The cost, e.g. :class:`~backprop.CELogSoftmax` on raw scores.
+    X : array or host data
+        Inputs ``(n, ...)``; moved to the network's backend.
+    Y : array or host data
+        Targets ``(n, ...)`` (integer labels ``(n,)`` for the classification losses).
     batch_size : int
         Largest batch; the rows of an epoch are split into ``ceil(n / batch_size)``
         batches of nearly equal size (see :func:`batch_bounds`).

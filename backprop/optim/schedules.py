@@ -21,6 +21,7 @@ class _Schedule:
         self.epoch = 0
 
     def rate(self, epoch: int) -> float:
+        """The learning rate after ``epoch`` epochs."""
         raise NotImplementedError
 
     def state_dict(self) -> dict:
