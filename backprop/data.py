@@ -192,7 +192,7 @@ def accuracy(scores, labels) -> float:
 
 
 # --------------------------------------------------------------------------
-# Reading the seed's original data: USPS text files and MNIST's IDX files
+# Reading the assignment's original data: USPS text files and MNIST's IDX files
 # --------------------------------------------------------------------------
 
 

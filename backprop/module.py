@@ -1,4 +1,4 @@
-"""The seed's two abstract classes, :class:`Module` and :class:`Loss`, and the shared input checks.
+"""The assignment's two abstract classes, :class:`Module` and :class:`Loss`, and the shared input checks.
 
 A module knows its own forward pass and its two backward rules:
 

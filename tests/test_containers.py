@@ -123,7 +123,7 @@ def test_concat_seed_style_calls_match_backward(f64, rng):
 
 
 def test_two_branch_network_gradcheck(f64, rng):
-    # the seed's rows + columns network, on 4x4 images to keep the check small
+    # the assignment's rows + columns network, on 4x4 images to keep the check small
     def branch(*head):
         return bp.Sequentiel(*head, bp.Reshape((16, 1)), bp.Conv1D(3, 1, 2), bp.ReLU(), bp.MaxPool1D(2), bp.Flatten())
 

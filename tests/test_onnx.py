@@ -1,4 +1,4 @@
-"""ONNX export, run by ONNX Runtime: every layer, the seed's networks, one file for all backends."""
+"""ONNX export, run by ONNX Runtime: every layer, the assignment's networks, one file for all backends."""
 
 import numpy as np
 import pytest

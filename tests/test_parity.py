@@ -115,7 +115,7 @@ def test_loss_parity_with_numpy(other_backend_name, dtype, name):
 
 
 def test_training_parity_with_numpy(other_backend_name):
-    """A few steps of the seed CNN with Adam and dropout: same costs and weights on every backend."""
+    """A few steps of the assignment's 1-D CNN with Adam and dropout: same costs and weights on every backend."""
     backend_name = other_backend_name
     rng = np.random.default_rng(3)
     X, y = rng.random((40, 32, 1)), rng.integers(0, 4, size=40)

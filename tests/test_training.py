@@ -1,4 +1,4 @@
-"""Trainings that prove the seed's claims, with fixed seeds and honest thresholds."""
+"""Trainings that prove the assignment's claims, with fixed seeds and honest thresholds."""
 
 import numpy as np
 

@@ -1,1 +1,1 @@
-"""Reproducible experiments on the bundled digits (the seed's networks, the autoencoder study)."""
+"""Reproducible experiments on the bundled digits (the assignment's networks, the autoencoder study)."""
