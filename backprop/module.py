@@ -37,6 +37,17 @@ def _shape(x) -> tuple:
     return tuple(x.shape)
 
 
+def _floating(x, what: str, error):
+    """The :class:`Backend` class of ``x``, a real floating array; else a TypeError worded by ``error``."""
+    try:
+        cls = kind_of(x)
+    except TypeError as exc:
+        raise TypeError(error(f"{what}: {exc}")) from None
+    if x.dtype not in cls.float_dtypes:
+        raise TypeError(error(f"expected a real floating {what}, got dtype {x.dtype}"))
+    return cls
+
+
 def _fresh_copy(x):
     """A copy of ``x`` that nobody else holds (``x`` itself for an immutable library)."""
     return backend_of(x).copy(x)
@@ -422,12 +433,7 @@ class Module:
         b = self._backend
         if b is not None and type(X) is b.array_type and X.dtype == b.dtype and (not b.has_devices or b.on_device(X)):
             return X  # the common case, checked in a few attribute reads
-        try:
-            cls = kind_of(X)
-        except TypeError as exc:
-            raise TypeError(self._error(method, f"{what}: {exc}")) from None
-        if X.dtype not in cls.float_dtypes:
-            raise TypeError(self._error(method, f"expected a real floating {what}, got dtype {X.dtype}"))
+        cls = _floating(X, what, lambda message: self._error(method, message))
         ref = b if b is not None else (backend_of(like) if like is not None else None)
         if ref is not None:
             where = f"the parameters live on {ref.describe()}" if b is not None else f"the input is on {ref.describe()}"
@@ -567,12 +573,7 @@ class Loss:
         return f"{type(self).__name__}.{method}: {message}"
 
     def _check_prediction(self, yhat, method: str):
-        try:
-            kind = kind_of(yhat)
-        except TypeError as exc:
-            raise TypeError(self._error(method, f"yhat: {exc}")) from None
-        if yhat.dtype not in kind.float_dtypes:
-            raise TypeError(self._error(method, f"expected a real floating yhat, got dtype {yhat.dtype}"))
+        kind = _floating(yhat, "yhat", lambda message: self._error(method, message))
         if yhat.ndim < 1:
             raise ValueError(self._error(method, f"expected yhat of shape (N, ...), got {_shape(yhat)}"))
         return kind
