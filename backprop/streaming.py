@@ -40,8 +40,8 @@ import threading
 import time
 import uuid
 
-from .backends import asarray, kind_of, namespace_of, to_numpy, use_backend
-from .backends.ondisk import open_npy, read_rows
+from .backends import asarray, backend_of, kind_of, namespace_of, to_numpy, use_backend
+from .backends.ondisk import is_memmap, open_npy, read_rows
 from .module import Loss, Module
 from .optim.loop import (
     Callback,
@@ -125,7 +125,7 @@ class RowChunks:
                 f"RowChunks: {self.name} has an unknown shape {shape}; compute its chunk sizes"
             )
         self._dask = _is_dask(data)
-        self._in_memory = not self._dask and _is_backend_array(data) and not _is_memmap_like(data)
+        self._in_memory = not self._dask and _is_backend_array(data) and not is_memmap(data)
         edges = self._edges(chunk_rows)
         self.rows = None if rows is None else _check_rows(rows, self.shape[0])
         if self.rows is None:
@@ -189,15 +189,15 @@ class RowChunks:
         index = self.rows[picks[0] : picks[1]] - a
         if self._in_memory:
             xp = namespace_of(block)
-            return xp.take(block, asarray(index, backend=_backend_of_array(block)), axis=0)
+            return xp.take(block, asarray(index, backend=backend_of(block)), axis=0)
         return block[index]
 
     def like(self, other: RowChunks) -> RowChunks:
         """This data cut at the chunks of ``other`` (targets read along with their inputs)."""
-        if self.n != other.n:
+        if self.shape[0] != other.shape[0]:
             raise ValueError(
-                f"RowChunks: {self.name} has {self.n} rows but {other.name} has {other.n}; "
-                "inputs and targets must have the same rows"
+                f"RowChunks: {self.name} has {self.shape[0]} rows but {other.name} has "
+                f"{other.shape[0]}; inputs and targets must have the same rows"
             )
         twin = object.__new__(RowChunks)
         twin.__dict__.update(self.__dict__)
@@ -207,18 +207,6 @@ class RowChunks:
 
     def __repr__(self) -> str:
         return f"RowChunks({self.name}, shape={self.shape}, chunks={len(self)}, rows={self.n})"
-
-
-def _is_memmap_like(x) -> bool:
-    from .backends.ondisk import is_memmap
-
-    return is_memmap(x)
-
-
-def _backend_of_array(x):
-    from .backends import backend_of
-
-    return backend_of(x)
 
 
 def _check_rows(rows, n: int):
