@@ -46,8 +46,10 @@ from the last completed epoch (``resume=True``).
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import concurrent.futures
 import os
+import time
 
 from .backends import asarray, host_rng, to_numpy, use_backend
 from .backends.ondisk import host_arange
@@ -61,6 +63,19 @@ from .streaming import assemble_callbacks
 __all__ = ["DataParallelTrainer", "WorkerLostError", "fit", "local_cluster"]
 
 _INSTALL = "pip install 'backprop[distributed]'"
+
+
+# what a call to a worker that died raises (dask's CommClosedError is an OSError)
+_LOST = (OSError, TimeoutError, concurrent.futures.CancelledError)
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError)  # the same class from Python 3.11
+# seconds a replica has to answer once its step failed, before it counts as lost
+_PING_S = 10
+# seconds between two looks at the scheduler's list of workers while waiting for a step
+_POLL_S = 0.5
+
+
+class _WorkerGone(ConnectionError):
+    """The worker of a call left the cluster while the call was pending."""
 
 
 class WorkerLostError(ConnectionError):
@@ -202,6 +217,7 @@ class DataParallelTrainer(Trainer):
             )
         super().__init__(net, loss, optimizer, **options)
         self.client, self._owns_client = _client(client)
+        self._dead: set[str] = set()  # workers seen dying (the scheduler may list them a while)
         workers = self._workers()
         if not workers:
             raise ValueError("DataParallelTrainer: the cluster has no workers")
@@ -229,11 +245,23 @@ class DataParallelTrainer(Trainer):
     # ------------------------------------------------------------ cluster
 
     def _workers(self) -> list[str]:
-        return list(self.client.scheduler_info().get("workers", {}))
+        """The workers the scheduler lists, less those this trainer saw die."""
+        listed = self.client.scheduler_info().get("workers", {})
+        return [w for w in listed if w not in self._dead]
+
+    def _wait_for_workers(self, count: int) -> list[str]:
+        """The live workers, once ``count`` are there or after ``worker_timeout`` seconds."""
+        deadline = time.monotonic() + self.worker_timeout
+        while True:
+            live = self._workers()
+            if len(live) >= count or time.monotonic() > deadline:
+                return live
+            time.sleep(0.1)
 
     def _place(self, shard: int, worker: str) -> None:
         X, Y = self._shards[shard]
-        data = self.client.scatter([X, Y], workers=[worker], hash=False)
+        timeout = self.worker_timeout
+        data = self.client.scatter([X, Y], workers=[worker], hash=False, timeout=timeout)
         future = self.client.submit(
             _Replica,
             self._arch,
@@ -245,8 +273,33 @@ class DataParallelTrainer(Trainer):
             actor=True,
             pure=False,
         )
-        actor = future.result()
+        actor = future.result(timeout=timeout)
         self._replicas[shard] = (future, actor, worker)
+
+    def _place_anywhere(self, shard: int, preferred: str | None = None) -> None:
+        """Put ``shard`` on ``preferred``, or on the live worker holding the fewest shards."""
+        reason = None
+        for _ in range(3):
+            live = self._wait_for_workers(1)
+            if not live:
+                break
+            if preferred not in live:
+                load = {w: 0 for w in live}
+                for entry in self._replicas:
+                    if entry is not None and entry[2] in load:
+                        load[entry[2]] += 1
+                preferred = min(live, key=lambda w: load[w])
+            try:
+                self._place(shard, preferred)
+                return
+            except _LOST as exc:  # the scheduler still listed a worker that had died
+                self._dead.add(preferred)
+                preferred, reason = None, exc
+        detail = "the cluster has no workers" if reason is None else f"{type(reason).__name__}"
+        raise WorkerLostError(
+            f"DataParallelTrainer: no live worker could take shard {shard} ({detail}); restart "
+            "the cluster and resume from a checkpoint (resume=True)"
+        )
 
     def _start(self, X, Y) -> None:
         host_X, host_Y = to_numpy(X), to_numpy(Y)
@@ -255,9 +308,9 @@ class DataParallelTrainer(Trainer):
         self._arch = architecture(self.net)
         self._slots = list(self.net.parameter_slots())
         self._replicas = [None] * s
-        workers = self._workers()
+        workers = self._wait_for_workers(1)
         for r in range(s):
-            self._place(r, workers[r % len(workers)])
+            self._place_anywhere(r, workers[r % len(workers)] if workers else None)
 
     def _stop(self) -> None:
         self._replicas = None
@@ -271,30 +324,38 @@ class DataParallelTrainer(Trainer):
     def _lost(self, shard: int) -> bool:
         """Whether the replica of ``shard`` is gone (its worker died), not just its step failing."""
         _, actor, worker = self._replicas[shard]
-        if worker not in self._workers():
-            return True
-        try:
-            actor.pid().result(timeout=self.worker_timeout)
-        except Exception:
-            return True
-        return False
+        if worker in self._workers():
+            try:
+                self._result(actor.pid(), worker, limit=_PING_S)
+                return False
+            except Exception:  # noqa: BLE001 - any failure to answer means the replica is gone
+                pass
+        self._dead.add(worker)
+        return True
+
+    def _result(self, call, worker: str, limit: float | None = None):
+        """The result of an actor ``call`` on ``worker``, or an error as soon as the worker is gone.
+
+        A call to a worker that died is retried by Dask until its connection
+        timeout (30 s by default); watching the scheduler's list of workers
+        notices the death within about a second.
+        """
+        start = time.monotonic()
+        while True:
+            try:
+                return call.result(timeout=_POLL_S)
+            except _TIMEOUTS:
+                if worker not in self._workers():
+                    raise _WorkerGone(f"worker {worker} left the cluster") from None
+                if limit is not None and time.monotonic() - start > limit:
+                    raise _WorkerGone(f"worker {worker} did not answer in {limit} s") from None
 
     def _replace(self, shard: int) -> None:
+        """Rebuild the replica of ``shard`` on a live worker, a replacement once it has joined."""
         _, _, worker = self._replicas[shard]
-        with contextlib.suppress(TimeoutError):  # then go on with the workers left
-            self.client.wait_for_workers(self.n_workers, timeout=self.worker_timeout)
-        live = self._workers()
-        if not live:
-            raise WorkerLostError(
-                f"DataParallelTrainer: every worker is gone (the last held shard {shard}); "
-                "restart the cluster and resume from a checkpoint"
-            )
-        load = {w: 0 for w in live}
-        for entry in self._replicas:
-            if entry is not None and entry[2] in load:
-                load[entry[2]] += 1
         self._replicas[shard] = None
-        self._place(shard, min(live, key=lambda w: load[w]))
+        self._wait_for_workers(self.n_workers)
+        self._place_anywhere(shard)
         epoch, batch = self._where
         self.recoveries.append({"epoch": epoch, "batch": batch, "shard": shard, "lost": worker})
 
@@ -311,7 +372,7 @@ class DataParallelTrainer(Trainer):
             failed = {}
             for r, call in calls.items():
                 try:
-                    results[r] = call.result()
+                    results[r] = self._result(call, self._replicas[r][2])
                 except Exception as exc:  # noqa: BLE001 - classified just below
                     failed[r] = exc
             if not failed:
