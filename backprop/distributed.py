@@ -178,6 +178,8 @@ class DataParallelTrainer(Trainer):
     ----------
     net, loss, optimizer, eps, batch_size, shuffle, seed, scheduler, callbacks
         As for :class:`~backprop.Trainer` (the update runs on the driver).
+    compile : bool
+        Refused: the steps run on the workers.
     client : distributed.Client, str or None
         The cluster: a client, a scheduler address (``'tcp://host:8786'``),
         or None for the client in force (``distributed.get_client()``).
@@ -204,18 +206,34 @@ class DataParallelTrainer(Trainer):
         loss,
         optimizer=None,
         *,
+        eps=1e-3,
+        batch_size=32,
+        shuffle=True,
+        seed=None,
+        scheduler=None,
+        callbacks=(),
         client=None,
         n_shards=None,
         worker_backend=None,
         retries=3,
         worker_timeout=60.0,
-        **options,
+        compile=False,
     ):
-        if options.get("compile"):
+        if compile:
             raise ValueError(
                 "DataParallelTrainer: compile=True is not supported (the steps run on the workers)"
             )
-        super().__init__(net, loss, optimizer, **options)
+        super().__init__(
+            net,
+            loss,
+            optimizer,
+            eps=eps,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            scheduler=scheduler,
+            callbacks=callbacks,
+        )
         self.client, self._owns_client = _client(client)
         self._dead: set[str] = set()  # workers seen dying (the scheduler may list them a while)
         workers = self._workers()
@@ -238,7 +256,7 @@ class DataParallelTrainer(Trainer):
             worker_backend = (self.backend.name, None, self.backend.dtype_name)
         self.worker_backend = tuple(worker_backend)
         # one mask stream per shard, independent of the shuffles (see the module's notes)
-        self._streams = host_rng(options.get("seed")).spawn(n_shards)
+        self._streams = host_rng(seed).spawn(n_shards)
         self.recoveries: list[dict] = []
         self._replicas = None
 

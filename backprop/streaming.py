@@ -289,8 +289,34 @@ class StreamingTrainer(Trainer):
     not fit in memory either.
     """
 
-    def __init__(self, net, loss, optimizer=None, *, chunk_rows=None, prefetch=True, **options):
-        super().__init__(net, loss, optimizer, **options)
+    def __init__(
+        self,
+        net,
+        loss,
+        optimizer=None,
+        *,
+        eps=1e-3,
+        batch_size=32,
+        shuffle=True,
+        seed=None,
+        scheduler=None,
+        callbacks=(),
+        compile=False,
+        chunk_rows=None,
+        prefetch=True,
+    ):
+        super().__init__(
+            net,
+            loss,
+            optimizer,
+            eps=eps,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            scheduler=scheduler,
+            callbacks=callbacks,
+            compile=compile,
+        )
         self.chunk_rows = chunk_rows
         self.prefetch = bool(prefetch)
 
