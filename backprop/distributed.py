@@ -20,8 +20,8 @@ computed on the workers of a ``distributed`` cluster:
 
 Every row of a batch is counted once whatever shard holds it, so with the
 same seed the parameters equal those of :func:`backprop.SGD` with the same
-global batches, up to the order of the floating-point sums (about 1e-15
-relative in float64, 1e-6 in float32).
+global batches, up to the order of the floating-point sums (measured on the
+digits: below 1e-14 relative in float64, a few 1e-6 in float32).
 
 Dropout
 -------
