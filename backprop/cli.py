@@ -277,8 +277,11 @@ def _train_npy(args, backend, verbose, progress) -> int:
     from .backends.readers import stratified_split
 
     X, labels = open_npy(args.data[0]), open_npy(args.data[1])
-    if X.ndim != 2:
-        raise UsageError(f"{args.data[0]}: expected samples of shape (n, values), got {X.shape}")
+    if X.ndim != 2 or X.dtype.kind != "f":
+        raise UsageError(
+            f"{args.data[0]}: expected floating samples of shape (n, values), got {X.dtype} of "
+            f"shape {X.shape}; save them as float32, scaled as the network should see them"
+        )
     if labels.ndim != 1 or labels.shape[0] != X.shape[0] or labels.dtype.kind not in "iu":
         raise UsageError(
             f"{args.data[1]}: expected {X.shape[0]} integer labels, one per row of {args.data[0]}, "

@@ -43,6 +43,10 @@ def test_memory_mapped_files_are_checked(npy_files, tmp_path):
     np.save(labels, np.zeros(10, dtype=np.int64))
     out = run("train", "--data", npy_files[0], str(labels))
     assert out.returncode == 2 and "expected 1797 integer labels" in out.stderr
+    pixels = tmp_path / "pixels.npy"
+    np.save(pixels, np.zeros((1797, 64), dtype=np.uint8))
+    out = run("train", "--data", str(pixels), npy_files[1])
+    assert out.returncode == 2 and "expected floating samples" in out.stderr
     out = run("train", "--data", *npy_files, "--workers", "2")
     assert out.returncode == 2 and "give one or the other" in out.stderr
     out = run("train", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
