@@ -160,6 +160,17 @@ def cmd_train(args) -> int:
         _check_output(args.checkpoint, "--checkpoint")
     verbose = not args.quiet and (args.verbose or not sys.stdout.isatty())
     progress = not args.quiet and not verbose and sys.stderr.isatty()
+    clustered = args.workers is not None or args.scheduler is not None
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError("--workers starts a local cluster, --scheduler joins one: give one")
+    if args.data and _npy_files(args.data):
+        if clustered:
+            raise UsageError(
+                "--data X.npy y.npy streams the files on one process; --workers and --scheduler "
+                "train from data in memory: give one or the other"
+            )
+        with _backend_context(args) as backend:
+            return _train_npy(args, backend, verbose, progress)
     with _backend_context(args) as backend:
         (X_tr, X_te, y_tr, y_te), image_shape = load_data(args)
         xp = backend.xp
@@ -178,18 +189,15 @@ def cmd_train(args) -> int:
         Y_tr, Y_te = (X_tr, X_te) if autoencoder else (y_tr, y_te)
         lr = args.lr if args.lr is not None else (1e-2 if args.optimizer == "adam" else 0.1)
         if not args.quiet:
+            where = _where(args, backend)
             print(
                 f"training {args.model} on {source} "
                 f"({X_tr.shape[0]} train / {X_te.shape[0]} test, {X_tr.shape[1]} values each) "
-                f"with {args.optimizer} (lr {lr}) on {backend.describe()}",
+                f"with {args.optimizer} (lr {lr}) on {where}",
                 flush=True,
             )
         t0 = time.perf_counter()
-        history = SGD(
-            net,
-            loss,
-            X_tr,
-            Y_tr,
+        options = dict(
             batch_size=args.batch_size,
             epochs=args.epochs,
             eps=lr,
@@ -203,6 +211,13 @@ def cmd_train(args) -> int:
             checkpoint=args.checkpoint,
             resume=args.resume,
         )
+        if clustered:
+            with _cluster(args) as client:
+                from . import distributed
+
+                history = distributed.fit(net, loss, X_tr, Y_tr, client=client, **options)
+        else:
+            history = SGD(net, loss, X_tr, Y_tr, **options)
         seconds = time.perf_counter() - t0
         net.eval()
         if autoencoder:
@@ -230,6 +245,124 @@ def cmd_train(args) -> int:
             plot_history(history, args.plot, f"{args.model} on {source}", loss=loss)
             if not args.quiet:
                 print(f"saved the training curves to {args.plot}")
+    return 0
+
+
+def _where(args, backend) -> str:
+    if args.workers is not None:
+        return f"{backend.describe()}, a local Dask cluster of {args.workers} worker processes"
+    if args.scheduler is not None:
+        return f"{backend.describe()}, the Dask cluster at {args.scheduler}"
+    return backend.describe()
+
+
+def _cluster(args):
+    """A Dask client: a new local cluster (--workers) or the one at --scheduler."""
+    from . import distributed
+
+    if args.workers is not None:
+        return distributed.local_cluster(args.workers)
+    import distributed as dask_distributed  # installed: backprop.distributed imported it
+
+    try:
+        return dask_distributed.Client(args.scheduler, timeout=30)
+    except (OSError, TimeoutError) as exc:
+        message = f"--scheduler {args.scheduler}: cannot reach the scheduler ({exc})"
+        raise UsageError(message) from None
+
+
+def _npy_files(paths) -> bool:
+    """Whether ``--data`` names two ``.npy`` files (read from their first bytes)."""
+    if len(paths) != 2:
+        return False
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                if f.read(6) != b"\x93NUMPY":
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def _train_npy(args, backend, verbose, progress) -> int:
+    """``train --data X.npy y.npy``: memory-mapped files, read chunk by chunk (streaming)."""
+    from . import BCELoss, CELogSoftmax, accuracy, asarray, manual_seed, save, streaming
+    from .backends import namespace_of
+    from .backends.ondisk import open_npy
+    from .backends.readers import stratified_split
+
+    X, labels = open_npy(args.data[0]), open_npy(args.data[1])
+    if X.ndim != 2 or X.dtype.kind != "f":
+        raise UsageError(
+            f"{args.data[0]}: expected floating samples of shape (n, values), got {X.dtype} of "
+            f"shape {X.shape}; save them as float32, scaled as the network should see them"
+        )
+    if labels.ndim != 1 or labels.shape[0] != X.shape[0] or labels.dtype.kind not in "iu":
+        raise UsageError(
+            f"{args.data[1]}: expected {X.shape[0]} integer labels, one per row of {args.data[0]}, "
+            f"got {labels.dtype} of shape {labels.shape}"
+        )
+    if X.shape[0] < 2:
+        message = f"{args.data[0]} holds {X.shape[0]} sample(s); training and testing need 2"
+        raise UsageError(message)
+    xp = backend.xp
+    y = asarray(labels[...], backend=backend)  # one label per row: small next to X
+    autoencoder = args.model == "autoencoder"
+    what = f"labels ({args.data[1]})"
+    n_classes = int(xp.max(y)) + 1 if autoencoder else _check_labels(xp, y, what)
+    train_rows, test_rows = (
+        namespace_of(r).sort(r) for r in stratified_split(labels[...], 0.25, args.seed)
+    )
+    side = int(round(X.shape[1] ** 0.5))
+    manual_seed(args.seed)
+    image_shape = (side, side) if side * side == X.shape[1] else None
+    net = build_model(args.model, X.shape[1], n_classes, image_shape)
+    loss = BCELoss() if autoencoder else CELogSoftmax()
+    target = X if autoencoder else labels
+    train = (streaming.RowChunks(X, rows=train_rows), streaming.RowChunks(target, rows=train_rows))
+    test = (streaming.RowChunks(X, rows=test_rows), streaming.RowChunks(target, rows=test_rows))
+    lr = args.lr if args.lr is not None else (1e-2 if args.optimizer == "adam" else 0.1)
+    if not args.quiet:
+        print(
+            f"training {args.model} on {args.data[0]} memory-mapped ({train[0].n} train / "
+            f"{test[0].n} test, {X.shape[1]} values each, {len(train[0])} chunks) "
+            f"with {args.optimizer} (lr {lr}) on {backend.describe()}",
+            flush=True,
+        )
+    t0 = time.perf_counter()
+    history = streaming.fit(
+        net,
+        loss,
+        *train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        eps=lr,
+        seed=args.seed,
+        optimizer=args.optimizer,
+        validation=test,
+        metric=None if autoencoder else accuracy,
+        restore_best=False,
+        progress=progress,
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - t0
+    if autoencoder:
+        summary = f"test BCE {history.val_loss[-1]:.4f}"
+    else:
+        summary = f"test accuracy {streaming.evaluate(net, loss, *test, metric=accuracy)[1]:.4f}"
+    print(
+        f"{args.model}: {summary}  (final training cost {history[-1]:.4f}, "
+        f"{len(history)} epochs, {seconds:.1f} s)"
+    )
+    if args.save:
+        save(net, args.save)
+        if not args.quiet:
+            print(f"saved the network to {args.save}")
+    if args.plot:
+        plot_history(history, args.plot, f"{args.model} on {args.data[0]}")
+        if not args.quiet:
+            print(f"saved the training curves to {args.plot}")
     return 0
 
 
@@ -474,7 +607,9 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train a network (the assignment's CNN on the digits by default)",
-        description="Train a network and print its test score; save it, plot its curves.",
+        description="Train a network and print its test score; save it, plot its curves. "
+        "--data X.npy y.npy (samples (n, values) and integer labels (n,), values used as they "
+        "are) trains from memory-mapped files read chunk by chunk, whatever their size.",
     )
     t.add_argument(
         "--model", choices=MODELS, default="cnn", help="the network to train (default: cnn)"
@@ -518,6 +653,19 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run saved at --checkpoint if it exists; it ends as if never "
         "interrupted (default: start afresh)",
+    )
+    t.add_argument(
+        "--workers",
+        type=_positive(int),
+        metavar="N",
+        help="train data-parallel on a local Dask cluster of N worker processes "
+        "(needs backprop[distributed]) (default: one process, no cluster)",
+    )
+    t.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="train data-parallel on the Dask cluster whose scheduler is at ADDRESS, "
+        "e.g. tcp://10.0.0.1:8786 (default: none)",
     )
     _common(t)
 

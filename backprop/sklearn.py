@@ -13,6 +13,16 @@ default), in float64 by default like the rest of scikit-learn.
 >>> from sklearn.preprocessing import StandardScaler
 >>> model = make_pipeline(StandardScaler(), NeuralNetClassifier(hidden_layer_sizes=(100,)))
 
+Incremental training
+--------------------
+``partial_fit`` trains one epoch on the data it is given, continuing the
+network, the optimizer's state (Adam's moments) and the shuffles of the
+earlier calls; the first call builds the network (a classifier needs
+``classes`` then). With ``warm_start=True``, ``fit`` continues from the
+fitted network the same way instead of starting anew. ``dask-ml``'s
+``Incremental`` wrapper and the searches built on it use ``partial_fit``
+to train on data larger than memory, one block at a time.
+
 Array API dispatch
 ------------------
 The estimators declare scikit-learn's array API support. With
@@ -89,6 +99,7 @@ class _NeuralNetBase(BaseEstimator):
         device=None,
         dtype="float64",
         verbose=False,
+        warm_start=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -103,6 +114,7 @@ class _NeuralNetBase(BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------ internals
 
@@ -259,23 +271,63 @@ class _NeuralNetBase(BaseEstimator):
             raise ValueError(f"optimizer must be one of {sorted(rules)}, got {self.optimizer!r}")
         return rules[self.optimizer](self.learning_rate, weight_decay=self.weight_decay)
 
-    def _train(self, net, loss, X, Y, rng):
+    def _train(self, net, loss, X, Y, rng, *, epochs=None, more=False):
+        """Train ``net``; with ``more``, go on with the optimizer and curve of the earlier calls."""
+        optimizer = self._restored_optimizer() if more else self._optimizer()
         history = SGD(
             net,
             loss,
             X,
             Y,
             batch_size=min(self.batch_size, X.shape[0]),
-            epochs=self.epochs,
+            epochs=self.epochs if epochs is None else epochs,
             eps=self.learning_rate,
             seed=rng,
-            optimizer=self._optimizer(),
+            optimizer=optimizer,
             verbose=bool(self.verbose),
         )
-        self.loss_curve_ = list(history)
-        self.n_iter_ = len(history)
+        self.optimizer_, self._shuffles = optimizer, rng
+        self.loss_curve_ = (self.loss_curve_ if more else []) + list(history)
+        self.n_iter_ = len(self.loss_curve_)
         net.eval()
         return net
+
+    def _restored_optimizer(self):
+        """``optimizer_``, its state keyed again by the modules it belongs to.
+
+        The optimizer finds a parameter's buffers by the identity of its
+        module; a copied or unpickled estimator (dask-ml moves estimators
+        between workers by pickling them) has new module objects, so the
+        keys are renewed from the modules each entry holds, or Adam's
+        moments would silently restart from zero.
+        """
+        optimizer = self.optimizer_
+        entries = optimizer._state.items()
+        optimizer._state = {(id(m), key): (m, buffers) for (_, key), (m, buffers) in entries}
+        return optimizer
+
+    def _continues(self, partial: bool) -> bool:
+        """Whether this call trains the fitted network further (partial_fit, warm_start)."""
+        return (partial or bool(self.warm_start)) and getattr(self, "network_", None) is not None
+
+    def _shape_params(self) -> dict:
+        """The parameters that fix the network (they may not change while it is trained further)."""
+        return {
+            "hidden_layer_sizes": self._check_params(),
+            "activation": self.activation,
+            "dropout": self.dropout,
+        }
+
+    def _check_params_unchanged(self, method: str) -> None:
+        now, then = self._shape_params(), self._fitted_params
+        changed = [name for name in now if now[name] != then.get(name)]
+        if changed:
+            name = changed[0]
+            raise ValueError(
+                f"{self._owner(method)}: {name} changed from {then.get(name)!r} to {now[name]!r} "
+                "since the network was built, so it cannot be trained further; fit a new estimator "
+                "(warm_start=False) to change it"
+            )
 
     def _forward(self, X, method: str):
         """``(X validated, network output)``: the output is in the network's library."""
@@ -311,28 +363,88 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     backend, device, dtype
         Where to compute (see :func:`backprop.use_backend`); float64 by default.
     verbose : bool
+    warm_start : bool, default False
+        ``fit`` trains a fitted network further instead of building a new one.
 
     Attributes
     ----------
     classes_, n_features_in_, network_, loss_curve_, n_iter_
+    optimizer_ : Optimizer
+        The update rule with its state, which ``partial_fit`` and warm starts continue.
     """
 
     def fit(self, X, y):
         """Train a new network on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``.
 
         The labels may be of any type scikit-learn accepts for classes; returns self.
+        With ``warm_start=True`` a fitted network is trained ``epochs`` more
+        epochs instead (the labels must be among ``classes_``).
         """
-        X, y = self._validate(X, y)
+        return self._fit(X, y, partial=False, classes=None)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch on ``X``, ``y``, continuing the network of the earlier calls; returns self.
+
+        Parameters
+        ----------
+        X : array (n_samples, n_features)
+        y : array (n_samples,)
+        classes : array of all the labels, required on the first call
+            The labels of every call must be among them.
+        """
+        return self._fit(X, y, partial=True, classes=classes)
+
+    def _fit(self, X, y, *, partial: bool, classes):
+        method = "partial_fit" if partial else "fit"
+        more = self._continues(partial)
+        if more:
+            self._check_namespace(X, method)
+        X, y = self._validate(X, y, reset=not more)
         check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
+        epochs = 1 if partial else None
+        if more:
+            given = None if classes is None else LabelEncoder().fit(classes).classes_
+            if given is not None and list(given) != list(self.classes_):
+                raise ValueError(
+                    f"{self._owner(method)}: classes={list(classes)} differs from the classes of "
+                    f"the first call, {list(self.classes_)}"
+                )
+            self._check_params_unchanged(method)
+            codes = self._codes(y, method)
+            with self._network_context():
+                net = self.network_
+                self._train(net, CELogSoftmax(), X, codes, self._shuffles, epochs=epochs, more=True)
+            return self
+        if partial:
+            if classes is None:
+                raise ValueError(
+                    f"{self._owner(method)}: classes must be given on the first call (every label "
+                    "the later calls may use)"
+                )
+            encoder = LabelEncoder().fit(classes)
+        else:
+            encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
-        codes = encoder.transform(y)
+        codes = self._codes(y, method)
         rng = self._rng()
         n_classes = self.classes_.shape[0]
         with self._fit_context(X):
             net = self._mlp(X.shape[1], max(n_classes, 2), rng)
-            self.network_ = self._train(net, CELogSoftmax(), X, codes, rng)
+            self._fitted_params = self._shape_params()
+            self.network_ = self._train(net, CELogSoftmax(), X, codes, rng, epochs=epochs)
         return self
+
+    def _codes(self, y, method: str):
+        """The index in ``classes_`` of each label of ``y`` (ValueError for a label not there)."""
+        encoder = LabelEncoder()
+        encoder.classes_ = self.classes_
+        try:
+            return encoder.transform(y)
+        except ValueError as exc:
+            raise ValueError(
+                f"{self._owner(method)}: {exc}; the labels must be among "
+                f"classes_ {list(self.classes_)}"
+            ) from None
 
     def _proba(self, X, method: str):
         X, scores = self._forward(X, method)
@@ -364,15 +476,41 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
 
     def fit(self, X, y):
         """Train a new network on ``X`` ``(n_samples, n_features)`` and ``y`` ``(n_samples,)`` or
-        ``(n_samples, n_targets)``; returns self."""
-        X, y = self._validate(X, y, y_numeric=True, multi_output=True)
-        self._single_target = y.ndim == 1
+        ``(n_samples, n_targets)``; returns self. With ``warm_start=True`` a fitted network is
+        trained ``epochs`` more epochs instead."""
+        return self._fit(X, y, partial=False)
+
+    def partial_fit(self, X, y):
+        """One epoch on ``X``, ``y``, continuing the network of the earlier calls; returns self."""
+        return self._fit(X, y, partial=True)
+
+    def _fit(self, X, y, *, partial: bool):
+        method = "partial_fit" if partial else "fit"
+        more = self._continues(partial)
+        if more:
+            self._check_namespace(X, method)
+        X, y = self._validate(X, y, reset=not more, y_numeric=True, multi_output=True)
         xp = namespace_of(y)
         Y = xp.astype(xp.reshape(y, (-1, 1)) if y.ndim == 1 else y, X.dtype)
+        epochs = 1 if partial else None
+        if more:
+            if (y.ndim == 1) != self._single_target or Y.shape[1] != self._n_targets:
+                raise ValueError(
+                    f"{self._owner(method)}: y has {Y.shape[1]} target(s) "
+                    f"({'1-D' if y.ndim == 1 else '2-D'}), but the network was built for "
+                    f"{self._n_targets} ({'1-D' if self._single_target else '2-D'})"
+                )
+            self._check_params_unchanged(method)
+            with self._network_context():
+                net = self.network_
+                self._train(net, MSELoss(), X, Y, self._shuffles, epochs=epochs, more=True)
+            return self
+        self._single_target, self._n_targets = y.ndim == 1, Y.shape[1]
         rng = self._rng()
         with self._fit_context(X):
             net = self._mlp(X.shape[1], Y.shape[1], rng)
-            self.network_ = self._train(net, MSELoss(), X, Y, rng)
+            self._fitted_params = self._shape_params()
+            self.network_ = self._train(net, MSELoss(), X, Y, rng, epochs=epochs)
         return self
 
     def predict(self, X):
@@ -425,6 +563,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         device=None,
         dtype="float64",
         verbose=False,
+        warm_start=False,
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -439,6 +578,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
             device=device,
             dtype=dtype,
             verbose=verbose,
+            warm_start=warm_start,
         )
         self.n_components = n_components
         self.output_activation = output_activation
@@ -448,9 +588,31 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
     def fit(self, X, y=None):
         """Train a new autoencoder to reconstruct ``X`` ``(n_samples, n_features)``; ``y`` is ignored.
 
-        Returns self.
+        Returns self. With ``warm_start=True`` a fitted autoencoder is
+        trained ``epochs`` more epochs instead.
         """
-        X = self._validate(X)
+        return self._fit(X, partial=False)
+
+    def partial_fit(self, X, y=None):
+        """One epoch on ``X``, continuing the autoencoder of the earlier calls; returns self."""
+        return self._fit(X, partial=True)
+
+    def _shape_params(self) -> dict:
+        shape = super()._shape_params()
+        shape.update(
+            n_components=self.n_components,
+            output_activation=self.output_activation,
+            loss=self.loss,
+            tied=self.tied,
+        )
+        return shape
+
+    def _fit(self, X, *, partial: bool):
+        method = "partial_fit" if partial else "fit"
+        more = self._continues(partial)
+        if more:
+            self._check_namespace(X, method)
+        X = self._validate(X, reset=not more)
         sizes = self._check_params()
         if isinstance(self.n_components, bool) or not isinstance(self.n_components, int) or self.n_components < 1:
             raise ValueError(f"n_components must be a positive int, got {self.n_components!r}")
@@ -459,6 +621,13 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
                 f"loss must be 'mse' or 'bce' and output_activation None or 'sigmoid', "
                 f"got {self.loss!r} and {self.output_activation!r}"
             )
+        loss = BCELoss() if self.loss == "bce" else MSELoss()
+        epochs = 1 if partial else None
+        if more:
+            self._check_params_unchanged(method)
+            with self._network_context():
+                self._train(self.network_, loss, X, X, self._shuffles, epochs=epochs, more=True)
+            return self
         rng = self._rng()
         with self._fit_context(X):
             ae = build_autoencoder(
@@ -468,7 +637,8 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
                 tied=self.tied,
                 rng=rng,
             )
-            self.network_ = self._train(ae.network, BCELoss() if self.loss == "bce" else MSELoss(), X, X, rng)
+            self._fitted_params = self._shape_params()
+            self.network_ = self._train(ae.network, loss, X, X, rng, epochs=epochs)
             self.encoder_, self.decoder_ = ae.encoder, ae.decoder
         return self
 

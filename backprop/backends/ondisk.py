@@ -1,0 +1,104 @@
+"""Arrays on disk, read on the host a block of rows at a time: memory-mapped ``.npy`` files.
+
+:func:`open_npy` maps a ``.npy`` file read-only (its header gives the shape
+and dtype; no data is read). :func:`read_rows` copies rows ``[start, stop)``
+of such a file into a fresh host array with one positioned read, not through
+the mapping: the pages a mapping touches stay counted in the process's
+resident memory until the kernel needs them back, so reading a 1 GB file
+through its mapping would show 1 GB resident at the end of an epoch, while
+reads at an offset leave only the returned block (the file stays in the
+page cache, which the system reclaims freely).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["host_arange", "is_memmap", "open_npy", "read_rows", "save_npy"]
+
+_NPY_MAGIC = b"\x93NUMPY"
+_NUMERIC_KINDS = "biuf"
+
+
+def open_npy(path) -> np.memmap:
+    """The ``.npy`` file at ``path`` mapped read-only (nothing is read but the header).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a ``.npy`` file (read from its first bytes, not its name), or an
+        array of objects or records, or a 0-d array.
+    """
+    try:
+        shown = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"open_npy: expected a file path, got {type(path).__name__}") from None
+    if not os.path.exists(shown):
+        raise FileNotFoundError(f"open_npy: no such file: {shown}")
+    if os.path.isdir(shown):
+        raise IsADirectoryError(f"open_npy: {shown} is a directory, not a .npy file")
+    with open(shown, "rb") as f:
+        magic = f.read(len(_NPY_MAGIC))
+    if magic != _NPY_MAGIC:
+        raise ValueError(f"open_npy: {shown} is not a .npy file (write one with numpy.save)")
+    try:
+        array = np.load(shown, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:  # object arrays, damaged headers
+        raise ValueError(f"open_npy: {shown} cannot be memory-mapped ({exc})") from None
+    if array.dtype.kind not in _NUMERIC_KINDS or array.dtype.fields is not None:
+        raise ValueError(f"open_npy: {shown} holds {array.dtype} values; expected numbers")
+    if array.ndim < 1:
+        raise ValueError(f"open_npy: {shown} holds a 0-d array; expected rows")
+    return array
+
+
+def is_memmap(x) -> bool:
+    """Whether ``x`` is a NumPy memory map whose rows :func:`read_rows` reads from its file."""
+    return isinstance(x, np.memmap) and _file_layout(x) is not None
+
+
+def _file_layout(x):
+    """``(filename, offset of row 0, bytes per row)`` of a C-ordered map of a file, or None."""
+    filename = getattr(x, "filename", None)
+    if filename is None or not x.flags.c_contiguous or x.ndim < 1:
+        return None
+    # a slice of a map shares the parent's `offset`: accept only the map of the file itself
+    mm = getattr(x, "_mmap", None)
+    if mm is None or x.base is not mm:
+        return None
+    row = int(np.prod(x.shape[1:], dtype=np.int64)) * x.dtype.itemsize
+    return filename, int(x.offset), row
+
+
+def read_rows(x, start: int, stop: int) -> np.ndarray:
+    """Rows ``[start, stop)`` of ``x`` as a fresh host array that nothing else holds.
+
+    A memory map of a whole C-ordered file is read with one positioned read
+    (``numpy.fromfile`` at the rows' offset), which leaves no page mapped; any
+    other array is sliced and copied.
+    """
+    layout = _file_layout(x) if isinstance(x, np.memmap) else None
+    if layout is None:
+        return np.array(x[start:stop], copy=True)
+    filename, offset, row = layout
+    count = (stop - start) * (row // x.dtype.itemsize)
+    block = np.fromfile(filename, dtype=x.dtype, count=count, offset=offset + start * row)
+    if block.size != count:
+        raise ValueError(
+            f"read_rows: {filename} ends before row {stop} (shorter than its header says)"
+        )
+    return block.reshape((stop - start, *x.shape[1:]))
+
+
+def host_arange(start: int, stop: int) -> np.ndarray:
+    """``[start, stop)`` as a host int64 array (row numbers)."""
+    return np.arange(start, stop, dtype=np.int64)
+
+
+def save_npy(path, array) -> None:
+    """Write a host array (or anything :func:`numpy.asarray` takes) to ``path`` as ``.npy``."""
+    np.save(os.fspath(path), np.asarray(array), allow_pickle=False)

@@ -1,0 +1,221 @@
+"""backprop.distributed: data-parallel training on a 2-worker Dask LocalCluster.
+
+One cluster serves the whole module (starting one takes seconds). With the
+same seed, a cluster run must give the parameters of a single-process run
+with the same global batches: float64 to 1e-10, float32 to 1e-5 relative.
+"""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed", reason="the distributed extra is not installed")
+pytest.importorskip("dask.array", reason="the distributed extra is not installed")
+
+import backprop as bp  # noqa: E402
+from backprop import distributed, models, streaming  # noqa: E402
+from backprop.serialization import architecture, build  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.local_cluster(2) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return tuple(bp.to_numpy(a) for a in bp.load_digits(seed=0))
+
+
+@pytest.fixture
+def f64_numpy():
+    with bp.use_backend("numpy", dtype="float64"):
+        bp.manual_seed(0)
+        yield
+
+
+def clone(net):
+    twin = build(architecture(net))
+    twin.load_state_dict(net.state_dict())
+    return twin
+
+
+def max_error(net, ref, relative=False):
+    """Largest difference of a parameter, absolute or relative to that parameter's largest value."""
+    worst = 0.0
+    for p, q in zip(net.parameters(), ref.parameters()):
+        a, b = bp.to_numpy(p).astype(np.float64), bp.to_numpy(q).astype(np.float64)
+        error = np.max(np.abs(a - b))
+        worst = max(worst, error / np.max(np.abs(b)) if relative else error)
+    return worst
+
+
+NETWORKS = {"mlp": lambda: models.mlp(64, 10), "cnn": lambda: models.cnn1d(64, 10)}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("network", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
+def test_same_parameters_as_one_process_float64(client, digits, f64_numpy, network, optimizer):
+    X, _, y, _ = digits
+    net = NETWORKS[network]()
+    ref = clone(net)
+    lr = 0.1 if optimizer == "sgd" else 1e-3
+    options = dict(epochs=1, eps=lr, optimizer=optimizer, seed=0, batch_size=32)
+    history = distributed.fit(net, bp.CELogSoftmax(), X, y, client=client, **options)
+    expected = bp.SGD(ref, bp.CELogSoftmax(), X, y, **options)
+    assert max_error(net, ref) < 1e-10
+    assert history[0] == pytest.approx(expected[0], rel=1e-12)
+
+
+def test_same_parameters_as_one_process_float32(client, digits):
+    X, _, y, _ = digits
+    with bp.use_backend("numpy", dtype="float32"):
+        bp.manual_seed(0)
+        net = models.mlp(64, 10)
+        ref = clone(net)
+        options = dict(epochs=2, eps=1e-3, optimizer="adam", seed=0, batch_size=32)
+        distributed.fit(net, bp.CELogSoftmax(), X, y, client=client, **options)
+        bp.SGD(ref, bp.CELogSoftmax(), X, y, **options)
+    assert bp.backends.backend_of(net.parameters()[0]).dtype_name == "float32"
+    assert max_error(net, ref, relative=True) < 1e-5
+
+
+def test_more_shards_than_workers_validation_and_early_stopping(client, digits, f64_numpy):
+    X, X_val, y, y_val = digits
+    net = models.mlp(64, 10, hidden=32)
+    ref = clone(net)
+    options = dict(
+        epochs=3, eps=0.05, optimizer="momentum", seed=1, batch_size=50, validation=(X_val, y_val),
+        metric=bp.accuracy, patience=2,
+    )  # fmt: skip
+    history = distributed.fit(net, bp.CELogSoftmax(), X, y, client=client, n_shards=3, **options)
+    expected = bp.SGD(ref, bp.CELogSoftmax(), X, y, **options)
+    assert max_error(net, ref) < 1e-10
+    np.testing.assert_allclose(history.val_loss, expected.val_loss, rtol=1e-10)
+    assert history.metric == expected.metric and history.best_epoch == expected.best_epoch
+
+
+def test_dropout_runs_are_reproducible(client, digits, f64_numpy):
+    X, _, y, _ = digits
+
+    def run():
+        bp.manual_seed(0)
+        net = bp.Sequential(bp.Linear(64, 32), bp.ReLU(), bp.Dropout(0.3), bp.Linear(32, 10))
+        trainer = distributed.DataParallelTrainer(net, bp.CELogSoftmax(), "adam", client=client, eps=1e-3, seed=4)
+        trainer.fit(X[:400], y[:400], 1)
+        return net, trainer
+
+    (a, trainer), (b, _) = run(), run()
+    assert max_error(a, b) == 0.0
+    assert len(trainer.state_dict()["shard_streams"]) == 2
+
+
+class KillingTrainer(distributed.DataParallelTrainer):
+    """Kills the worker process of shard 1 just before the step ``kill_at`` = (epoch, batch)."""
+
+    kill_at = (1, 10)
+
+    def _step(self, rows):
+        if self._where == self.kill_at:
+            worker = self._replicas[1][2]
+            pid = self.client.run(os.getpid, workers=[worker])[worker]
+            os.kill(pid, signal.SIGKILL)
+        return super()._step(rows)
+
+
+def test_a_killed_worker_is_replaced_and_the_step_retried(client, digits, f64_numpy):
+    X, _, y, _ = digits
+    net = models.mlp(64, 10, hidden=32)
+    ref = clone(net)
+    trainer = KillingTrainer(net, bp.CELogSoftmax(), "adam", client=client, eps=1e-3, seed=0, batch_size=32)
+    trainer.fit(X, y, 2)
+    bp.SGD(ref, bp.CELogSoftmax(), X, y, epochs=2, eps=1e-3, optimizer="adam", seed=0, batch_size=32)
+    assert [(r["epoch"], r["batch"], r["shard"]) for r in trainer.recoveries] == [(1, 10, 1)]
+    assert max_error(net, ref) < 1e-10  # nothing skipped, nothing counted twice
+
+
+def test_a_lost_worker_stops_the_run_which_resumes_from_its_checkpoint(client, digits, f64_numpy, tmp_path):
+    X, _, y, _ = digits
+    net = models.mlp(64, 10, hidden=32)
+    ref = clone(net)
+    path = tmp_path / "run.npz"
+    from backprop.optim import Checkpoint
+
+    trainer = KillingTrainer(
+        net, bp.CELogSoftmax(), "adam", client=client, eps=1e-3, seed=0, batch_size=32, retries=0,
+        callbacks=[Checkpoint(path)],
+    )  # fmt: skip
+    trainer.kill_at = (2, 5)
+    with pytest.raises(distributed.WorkerLostError, match=r"epoch 2, batch 5 of 43.*resume=True"):
+        trainer.fit(X, y, 3)
+    assert trainer.epoch == 1
+    resumed = clone(ref)
+    distributed.fit(
+        resumed, bp.CELogSoftmax(), X, y, client=client, n_shards=2, epochs=3, eps=1e-3, optimizer="adam",
+        seed=0, checkpoint=path, resume=True,
+    )  # fmt: skip
+    bp.SGD(ref, bp.CELogSoftmax(), X, y, epochs=3, eps=1e-3, optimizer="adam", seed=0)
+    assert max_error(resumed, ref) < 1e-10
+
+
+class FailsOnWorkers(bp.CELogSoftmax):
+    """A loss whose step raises on the workers (the driver only validates targets with forward)."""
+
+    def forward_backward(self, y, yhat):
+        raise ValueError("FailsOnWorkers: a bug in a step")
+
+
+def test_an_error_in_a_step_is_raised_as_it_is(client, digits, f64_numpy):
+    X, _, y, _ = digits
+    net = models.mlp(64, 10, hidden=8)
+    with pytest.raises(ValueError, match="a bug in a step"):
+        distributed.fit(net, FailsOnWorkers(), X[:100], y[:100], client=client, epochs=1)
+
+
+def test_argument_errors(client):
+    net = models.mlp(4, 2, hidden=3)
+    with pytest.raises(ValueError, match="compile=True is not supported"):
+        distributed.DataParallelTrainer(net, bp.MSELoss(), client=client, compile=True)
+    with pytest.raises(ValueError, match="n_shards must be a positive int"):
+        distributed.DataParallelTrainer(net, bp.MSELoss(), client=client, n_shards=0)
+    with pytest.raises(TypeError, match="client must be a distributed.Client"):
+        distributed.DataParallelTrainer(net, bp.MSELoss(), client=42)
+    trainer = distributed.DataParallelTrainer(net, bp.MSELoss(), client=client, n_shards=3)
+    with pytest.raises(ValueError, match="written with 2 shards.*n_shards=2"):
+        trainer.load_state_dict({"shard_streams": [{}, {}]})
+    with pytest.raises(ValueError, match="same number of rows"):
+        trainer.fit(np.zeros((5, 4)), np.zeros((4, 2)), 1)
+
+
+def test_inference_on_the_cluster(client, digits, f64_numpy):
+    import dask.array as da
+
+    _, X_val, _, _ = digits
+    net = models.mlp(64, 10).eval()
+    out = streaming.predict(net, da.from_array(X_val, chunks=100))
+    np.testing.assert_allclose(out.compute(), bp.to_numpy(net.forward(X_val)), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_dask_ml_incremental_and_search_over_the_classifier(client, digits):
+    """dask-ml's Incremental (partial_fit on each block) and a GridSearchCV over it, on the cluster."""
+    pytest.importorskip("dask_ml", reason="dask-ml is not installed")
+    import dask.array as da
+    from dask_ml.model_selection import GridSearchCV
+    from dask_ml.wrappers import Incremental
+
+    from backprop.sklearn import NeuralNetClassifier
+
+    X, X_val, y, y_val = digits
+    X, y = da.from_array(X, chunks=200), da.from_array(y, chunks=200)
+    net = NeuralNetClassifier(hidden_layer_sizes=(32,), learning_rate=3e-2, random_state=0)
+    model = Incremental(net, scoring="accuracy").fit(X, y, classes=np.arange(10))
+    assert model.estimator_.n_iter_ == len(X.chunks[0])  # one partial_fit per block of the data
+    assert model.score(da.from_array(X_val), da.from_array(y_val)) > 0.85
+    search = GridSearchCV(Incremental(net, scoring="accuracy"), {"estimator__learning_rate": [1e-3, 3e-2]}, cv=2)
+    search.fit(X, y, classes=np.arange(10))
+    assert search.best_params_ == {"estimator__learning_rate": 3e-2}
+    assert search.best_score_ > 0.8
