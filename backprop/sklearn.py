@@ -86,7 +86,7 @@ class _NeuralNetBase(BaseEstimator):
     def __init__(
         self,
         hidden_layer_sizes=(100,),
-        activation="tanh",
+        activation="relu",
         *,
         dropout=0.0,
         optimizer="adam",
@@ -350,7 +350,9 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default (100,)
-    activation : {'tanh', 'relu', 'sigmoid'}, default 'tanh'
+    activation : {'relu', 'tanh', 'sigmoid'}, default 'relu'
+        The defaults (relu, Adam at 1e-3, 200 epochs, batches of 32) are
+        scikit-learn's ``MLPClassifier``/``MLPRegressor``'s.
     dropout : float, default 0
         Dropout after each hidden activation (training only).
     optimizer : {'adam', 'sgd', 'momentum'}, default 'adam'
