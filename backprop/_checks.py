@@ -24,14 +24,19 @@ def positive_int(owner: str, name: str, value, minimum: int = 1) -> int:
 def flag(owner: str, name: str, value) -> bool:
     """``value`` if it is a bool, else a TypeError naming ``owner`` and ``name``."""
     if not isinstance(value, bool):
-        raise TypeError(f"{owner}: {name} must be True or False, got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"{owner}: {name} must be True or False, got {value!r} ({type(value).__name__})"
+        )
     return value
 
 
 def parameter_shape(owner: str, shape: tuple) -> tuple:
     """``shape`` if a parameter of that shape can exist, else a ValueError naming ``owner``."""
     if prod(shape) > MAX_ELEMENTS:
-        raise ValueError(f"{owner}: a parameter of shape {shape} would hold {prod(shape):.3g} values, more than {MAX_ELEMENTS:.3g}")
+        raise ValueError(
+            f"{owner}: a parameter of shape {shape} would hold {prod(shape):.3g} values, "
+            f"more than {MAX_ELEMENTS:.3g}"
+        )
     return shape
 
 

@@ -1,4 +1,5 @@
-"""What convolutions and poolings share: a kernel and a stride over 1 or 2 spatial axes, channels last."""
+"""What convolutions and poolings share: a kernel and a stride over 1 or 2 spatial axes, channels
+last."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from .module import Module
 
 
 class _Windowed(Module):
-    """A module that slides a ``kernel`` with ``stride`` over the spatial axes of ``(N, *spatial, C)``."""
+    """A module that slides a ``kernel`` with ``stride`` over the spatial axes of ``(N, *spatial,
+    C)``."""
 
     _d = 1  # number of spatial axes
 
@@ -30,12 +32,15 @@ class _Windowed(Module):
         return f"k={self._shown(self.kernel)}, stride={self._shown(self.stride)}"
 
     def _check_layout(self, X, method: str, channels=None):
-        """``X`` checked as an input ``(N, *spatial, C)`` (``C`` = ``channels`` when given) that the kernel fits."""
+        """``X`` checked as an input ``(N, *spatial, C)`` (``C`` = ``channels`` when given) that the
+        kernel fits."""
         X = self._check_array(X, method)
         if X.ndim != self._d + 2 or (channels is not None and X.shape[-1] != channels):
             c = "C" if channels is None else str(channels)
             layout = f"(N, L, {c})" if self._d == 1 else f"(N, H, W, {c})"
-            raise ValueError(self._error(method, f"expected input of shape {layout}, got {tuple(X.shape)}"))
+            raise ValueError(
+                self._error(method, f"expected input of shape {layout}, got {tuple(X.shape)}")
+            )
         self._check_window_fits(X, self.kernel, method)
         return X
 
@@ -44,6 +49,7 @@ class _Windowed(Module):
         return output_shape(tuple(input_shape[1:-1]), self.kernel, self.stride)
 
     def _slices(self, input_shape) -> list:
-        """The index of every kernel offset's strided slice (see :func:`~backprop.backends.base.offset_slices`)."""
+        """The index of every kernel offset's strided slice (see
+        :func:`~backprop.backends.base.offset_slices`)."""
         out = self._out_spatial(input_shape)
         return [index for _, index in offset_slices(self.kernel, self.stride, out)]

@@ -39,7 +39,9 @@ class _Activation(Module):
     def _checked(self, X, method: str):
         X = self._check_array(X, method)
         if X.ndim < self._min_ndim:
-            raise ValueError(self._error(method, f"expected input of shape (N, C), got {tuple(X.shape)}"))
+            raise ValueError(
+                self._error(method, f"expected input of shape (N, C), got {tuple(X.shape)}")
+            )
         return X
 
     def forward(self, X):
@@ -52,7 +54,9 @@ class _Activation(Module):
         return Y
 
     def backward_delta(self, input, delta):
-        input, delta = self._check_delta_like_input(self._checked(input, "backward_delta"), delta, "backward_delta")
+        input, delta = self._check_delta_like_input(
+            self._checked(input, "backward_delta"), delta, "backward_delta"
+        )
         xp = namespace_of(input)
         return self._rule(xp, self._compute(xp, input), delta)
 

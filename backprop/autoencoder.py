@@ -16,7 +16,7 @@ __all__ = ["Autoencoder", "build_autoencoder", "gaussian_noise", "masking_noise"
 
 @dataclass
 class Autoencoder:
-    """What :func:`build_autoencoder` returns: the two halves and the whole (sharing their modules)."""
+    """What :func:`build_autoencoder` returns: the two halves and the whole (sharing modules)."""
 
     encoder: Sequentiel
     decoder: Sequentiel
@@ -24,7 +24,13 @@ class Autoencoder:
 
 
 def build_autoencoder(
-    sizes, *, activation=TanH, latent_activation=TanH, output_activation=Sigmoid, tied: bool = False, rng=None
+    sizes,
+    *,
+    activation=TanH,
+    latent_activation=TanH,
+    output_activation=Sigmoid,
+    tied: bool = False,
+    rng=None,
 ) -> Autoencoder:
     """A symmetric autoencoder ``sizes[0] -> ... -> sizes[-1] -> ... -> sizes[0]``.
 
@@ -43,7 +49,9 @@ def build_autoencoder(
     """
     sizes = tuple(positive_int("build_autoencoder", "each size", s) for s in sizes)
     if len(sizes) < 2:
-        raise ValueError(f"build_autoencoder: sizes must be at least two positive ints, got {sizes!r}")
+        raise ValueError(
+            f"build_autoencoder: sizes must be at least two positive ints, got {sizes!r}"
+        )
 
     def make(cls) -> list[Module]:
         return [cls()] if cls is not None else []
@@ -57,7 +65,9 @@ def build_autoencoder(
             encoder.add(m)
     decoder = Sequentiel()
     for i, lin in enumerate(reversed(linears)):
-        decoder.add(TiedLinear(lin, rng=rng) if tied else Linear(lin.out_features, lin.in_features, rng=rng))
+        decoder.add(
+            TiedLinear(lin, rng=rng) if tied else Linear(lin.out_features, lin.in_features, rng=rng)
+        )
         for m in make(output_activation if i == len(linears) - 1 else activation):
             decoder.add(m)
     return Autoencoder(encoder, decoder, Sequentiel(encoder, decoder))

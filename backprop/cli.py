@@ -43,7 +43,9 @@ def _positive(kind):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected a positive {kind.__name__}, got {text!r}"
+            ) from None
         if value <= 0:
             raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
         return value
@@ -78,7 +80,8 @@ def load_data(args):
 
 
 def build_model(name: str, n_features: int, n_classes: int, image_shape):
-    """The network for ``--model``, sized for the data (the assignment's networks, see :mod:`backprop.models`)."""
+    """The network for ``--model``, sized for the data (the assignment's networks, see
+    :mod:`backprop.models`)."""
     from . import models
 
     if name == "mlp":
@@ -89,7 +92,9 @@ def build_model(name: str, n_features: int, n_classes: int, image_shape):
         return models.cnn1d(n_features, n_classes)
     if name == "cnn2d":
         if image_shape is None:
-            raise UsageError(f"cnn2d needs square images; {n_features} values per sample is not a square")
+            raise UsageError(
+                f"cnn2d needs square images; {n_features} values per sample is not a square"
+            )
         return models.cnn2d(image_shape, n_classes)
     return models.autoencoder((n_features, 100, 10))
 
@@ -197,20 +202,20 @@ def cmd_train(args) -> int:
                 flush=True,
             )
         t0 = time.perf_counter()
-        options = dict(
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            eps=lr,
-            seed=args.seed,
-            optimizer=args.optimizer,
-            validation=(X_te, Y_te),
-            metric=None if autoencoder else accuracy,
-            restore_best=False,
-            progress=progress,
-            verbose=verbose,
-            checkpoint=args.checkpoint,
-            resume=args.resume,
-        )
+        options = {
+            "batch_size": args.batch_size,
+            "epochs": args.epochs,
+            "eps": lr,
+            "seed": args.seed,
+            "optimizer": args.optimizer,
+            "validation": (X_te, Y_te),
+            "metric": None if autoencoder else accuracy,
+            "restore_best": False,
+            "progress": progress,
+            "verbose": verbose,
+            "checkpoint": args.checkpoint,
+            "resume": args.resume,
+        }
         if clustered:
             with _cluster(args) as client:
                 from . import distributed
@@ -367,7 +372,8 @@ def _train_npy(args, backend, verbose, progress) -> int:
 
 
 def plot_history(history, path, title, loss=None):
-    """Save the curves of ``history`` (what SGD returned) to ``path``; ``loss`` names the cost axis."""
+    """Save the curves of ``history`` (what SGD returned) to ``path``; ``loss`` names the cost
+    axis."""
     from .plotting import save, training_curves
 
     save(training_curves(history, title=title, loss=loss), path)
@@ -381,15 +387,18 @@ def cmd_evaluate(args) -> int:
         net = load(args.path).eval()
         meta = net.metadata
         if meta.get("task") == "autoencoder":
-            raise UsageError(f"{args.path} is an autoencoder (recorded when it was saved); evaluate scores classifiers")
+            raise UsageError(
+                f"{args.path} is an autoencoder (recorded when it was saved); evaluate scores "
+                "classifiers"
+            )
         recorded = meta.get("split_seed")
         if args.seed is None:
             args.seed = recorded if isinstance(recorded, int) else 0
         elif recorded is not None and args.seed != recorded:
             print(
                 f"warning: {args.path} was trained on the split of seed {recorded}; the split of "
-                f"--seed {args.seed} puts rows it was trained on among the test rows, so this score "
-                "is optimistic",
+                f"--seed {args.seed} puts rows it was trained on among the test rows, so this "
+                "score is optimistic",
                 file=sys.stderr,
             )
         (_, X_te, _, y_te), _ = load_data(args)
@@ -501,7 +510,10 @@ def cmd_info(args) -> int:
         shape = meta.get("input_shape") or _first_input_shape(net)
         if shape is None:
             print(repr(net))
-            print(f"{net.n_parameters():,d} parameters (no recorded input shape: layer shapes unknown)")
+            print(
+                f"{net.n_parameters():,d} parameters (no recorded input shape: layer shapes "
+                "unknown)"
+            )
         else:
             print(net.summary(tuple(shape)))
         for key, value in meta.items():
@@ -513,7 +525,9 @@ def cmd_info(args) -> int:
     for name, reason in available_backends().items():
         if reason is None:
             devices = [_device_label(d) for d in backend_class(name).devices()]
-            print(f"  {name:17s} usable   devices: {', '.join(devices)}   dtypes: {', '.join(DTYPES)}")
+            print(
+                f"  {name:17s} usable   devices: {', '.join(devices)}   dtypes: {', '.join(DTYPES)}"
+            )
         else:
             print(f"  {name:17s} unusable ({reason})")
     try:
@@ -525,7 +539,10 @@ def cmd_info(args) -> int:
                 f"{pool.get('num_threads')} threads ({pool.get('filepath', '').rsplit('/', 1)[-1]})"
             )
     except ImportError:
-        print("  threads: install threadpoolctl (comes with scikit-learn) to see the BLAS thread pools")
+        print(
+            "  threads: install threadpoolctl (comes with scikit-learn) to see the BLAS thread "
+            "pools"
+        )
     return 0
 
 

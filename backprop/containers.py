@@ -43,7 +43,9 @@ class _Container(Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self._public = None  # (the caller's input object, our copy of it) of the last public forward
+        self._public = (
+            None  # (the caller's input object, our copy of it) of the last public forward
+        )
         self._last_input = None  # the input of the last _forward
         self._versions = None  # parameter versions at the last _forward
         self._facts = None  # (structure version, modules with parameters)
@@ -54,7 +56,11 @@ class _Container(Module):
     def _param_modules(self) -> list[Module]:
         facts = self._facts
         if facts is None or facts[0] != _STRUCTURE[0]:
-            mods = [m for m in self.unique_modules() if not isinstance(m, _Container) and m._has_parameters()]
+            mods = [
+                m
+                for m in self.unique_modules()
+                if not isinstance(m, _Container) and m._has_parameters()
+            ]
             facts = self._facts = (_STRUCTURE[0], mods)
         return facts[1]
 
@@ -66,21 +72,23 @@ class _Container(Module):
         self._versions = [m._version for m in self._param_modules()]
 
     def _check_fresh(self, input, method: str) -> None:
-        """Raise unless ``input`` is the input of the last forward and no parameter changed since."""
+        """Raise unless ``input`` is the input of the last forward and no parameter changed
+        since."""
         if self._last_input is None or self._last_input is not input:
             raise ValueError(
                 self._error(
                     method,
                     "backward needs the input of the last forward pass (the same array object): "
-                    "call forward(input) first (backward never re-runs forward: a Dropout would draw a new mask)",
+                    "call forward(input) first (backward never re-runs forward: a Dropout would "
+                    "draw a new mask)",
                 )
             )
         if self._versions != [m._version for m in self._param_modules()]:
             raise ValueError(
                 self._error(
                     method,
-                    "parameters changed since the last forward pass (an update, load_state_dict or to()): "
-                    "call forward(input) again before backward",
+                    "parameters changed since the last forward pass (an update, load_state_dict or "
+                    "to()): call forward(input) again before backward",
                 )
             )
 
@@ -106,7 +114,9 @@ class _Container(Module):
         self._backward(self._own_input(input, "backward_update_gradient"), delta, False)
 
     def backward_delta(self, input, delta):
-        return self._backward(self._own_input(input, "backward_delta"), delta, True, param_grad=False)
+        return self._backward(
+            self._own_input(input, "backward_delta"), delta, True, param_grad=False
+        )
 
 
 class Sequentiel(_Container):
@@ -178,7 +188,8 @@ class Sequentiel(_Container):
         inputs = self._inputs
         first = self._first_with_parameters() if param_grad else len(self._modules)
         for i in range(len(self._modules) - 1, -1, -1):
-            # an input gradient is needed if the caller wants it or a layer before this one has parameters
+            # an input gradient is needed if the caller wants it or a layer before this one has
+            # parameters
             need = input_grad or i > first
             delta = self._modules[i]._backward(inputs[i], delta, need, param_grad)
             if not need:
@@ -207,7 +218,9 @@ class Concat(_Container):
         if not branches:
             raise ValueError("Concat: expected at least one branch")
         if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
-            raise ValueError(f"Concat: axis must be a non-zero int (axis 0 is the batch), got {axis!r}")
+            raise ValueError(
+                f"Concat: axis must be a non-zero int (axis 0 is the batch), got {axis!r}"
+            )
         self._branches = self._children
         self._branches.extend(_check_module("Concat", b) for b in branches)
         _structure_changed()
@@ -230,7 +243,11 @@ class Concat(_Container):
     def _axis(self, ndim: int, method: str) -> int:
         if not -ndim <= self.axis < ndim or self.axis % ndim == 0:
             raise ValueError(
-                self._error(method, f"axis {self.axis} is not a non-batch axis of the branch outputs, which have {ndim} axes")
+                self._error(
+                    method,
+                    f"axis {self.axis} is not a non-batch axis of the branch outputs, which have "
+                    f"{ndim} axes",
+                )
             )
         return self.axis % ndim
 
@@ -239,9 +256,16 @@ class Concat(_Container):
         first = outs[0]
         axis = self._axis(first.ndim, "forward")
         for o in outs:
-            if o.ndim != first.ndim or any(o.shape[i] != first.shape[i] for i in range(o.ndim) if i != axis):
+            if o.ndim != first.ndim or any(
+                o.shape[i] != first.shape[i] for i in range(o.ndim) if i != axis
+            ):
                 shapes = ", ".join(str(tuple(o.shape)) for o in outs)
-                raise ValueError(self._error("forward", f"branch outputs must agree except along axis {self.axis}, got {shapes}"))
+                raise ValueError(
+                    self._error(
+                        "forward",
+                        f"branch outputs must agree except along axis {self.axis}, got {shapes}",
+                    )
+                )
         self._sizes = [o.shape[axis] for o in outs]
         self._remember(X)
         return backend_of(first).xp.concat(outs, axis=axis)
@@ -253,12 +277,16 @@ class Concat(_Container):
         if delta.shape[axis] != sum(sizes):
             raise ValueError(
                 self._error(
-                    "backward", f"expected delta with {sum(sizes)} entries along axis {self.axis}, got shape {tuple(delta.shape)}"
+                    "backward",
+                    f"expected delta with {sum(sizes)} entries along axis {self.axis}, got shape "
+                    f"{tuple(delta.shape)}",
                 )
             )
         total, start = None, 0
         for b, size in zip(self._branches, sizes):
-            index = tuple(slice(start, start + size) if i == axis else slice(None) for i in range(delta.ndim))
+            index = tuple(
+                slice(start, start + size) if i == axis else slice(None) for i in range(delta.ndim)
+            )
             start += size
             g = b._backward(input, delta[index], input_grad, param_grad)
             if input_grad:

@@ -111,6 +111,20 @@ def predict_classes(scores):
     return kind_of(scores).xp.argmax(scores, axis=1)
 
 
+def _labels_like(labels, scores, kind):
+    """``labels`` in the library and on the device of ``scores``, and their shape as given."""
+    if type(labels) is not type(scores) or (kind.has_devices and labels.device != scores.device):
+        try:
+            host = to_numpy(labels)
+            shape = tuple(host.shape)  # asarray may give a 0-d array one axis
+            labels = asarray(host, backend=backend_of(scores))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"accuracy: labels: {exc}") from None
+    else:
+        shape = tuple(labels.shape)
+    return labels, shape
+
+
 def accuracy(scores, labels) -> float:
     """Fraction of rows whose largest score is at the label.
 
@@ -143,15 +157,7 @@ def accuracy(scores, labels) -> float:
     n, c = scores.shape
     if n == 0 or c == 0:
         raise ValueError(f"accuracy: no rows or no classes to score (scores of shape {(n, c)})")
-    if type(labels) is not type(scores) or (kind.has_devices and labels.device != scores.device):
-        try:
-            host = to_numpy(labels)
-            shape = tuple(host.shape)  # asarray may give a 0-d array one axis
-            labels = asarray(host, backend=backend_of(scores))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"accuracy: labels: {exc}") from None
-    else:
-        shape = tuple(labels.shape)
+    labels, shape = _labels_like(labels, scores, kind)
     if shape == (n, c) and c > 1:
         if labels.dtype == xp.bool:
             labels = xp.astype(labels, xp.int8)

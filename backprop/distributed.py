@@ -302,7 +302,7 @@ class DataParallelTrainer(Trainer):
             if not live:
                 break
             if preferred not in live:
-                load = {w: 0 for w in live}
+                load = dict.fromkeys(live, 0)
                 for entry in self._replicas:
                     if entry is not None and entry[2] in load:
                         load[entry[2]] += 1
@@ -346,7 +346,7 @@ class DataParallelTrainer(Trainer):
             try:
                 self._result(actor.pid(), worker, limit=_PING_S)
                 return False
-            except Exception:  # noqa: BLE001 - any failure to answer means the replica is gone
+            except Exception:
                 pass
         self._dead.add(worker)
         return True
@@ -391,7 +391,7 @@ class DataParallelTrainer(Trainer):
             for r, call in calls.items():
                 try:
                     results[r] = self._result(call, self._replicas[r][2])
-                except Exception as exc:  # noqa: BLE001 - classified just below
+                except Exception as exc:
                     failed[r] = exc
             if not failed:
                 return results

@@ -9,7 +9,7 @@ __all__ = ["Dropout"]
 
 
 class Dropout(Module):
-    """Zero each input element with probability ``p`` during training, scaling the rest by ``1 / (1 - p)``.
+    """Zero each input element with probability ``p`` in training, scaling the rest by 1 / (1 - p).
 
     In evaluation mode (``module.eval()``) it is the identity, so the expected
     activation is the same in both modes ("inverted" dropout).

@@ -19,7 +19,9 @@ def _numeric_gradient(f, x, eps):
     positions = xp.arange(flat.shape[0], device=backend_of(x).device_of(x))
     grad = []
     for i in range(flat.shape[0]):
-        step = xp.astype(positions == i, flat.dtype) * eps  # no in-place write: JAX arrays are immutable
+        step = (
+            xp.astype(positions == i, flat.dtype) * eps
+        )  # no in-place write: JAX arrays are immutable
         plus = f(xp.reshape(flat + step, x.shape))
         minus = f(xp.reshape(flat - step, x.shape))
         grad.append((plus - minus) / (2 * eps))
@@ -29,7 +31,10 @@ def _numeric_gradient(f, x, eps):
 def _compare(label, analytic, numeric, atol, rtol):
     xp = kind_of(numeric).xp
     if tuple(analytic.shape) != tuple(numeric.shape):
-        raise GradcheckError(f"{label}: analytic gradient has shape {tuple(analytic.shape)}, expected {tuple(numeric.shape)}")
+        raise GradcheckError(
+            f"{label}: analytic gradient has shape {tuple(analytic.shape)}, expected "
+            f"{tuple(numeric.shape)}"
+        )
     err = xp.abs(analytic - numeric)
     bad = err > atol + rtol * xp.abs(numeric)
     if bool(xp.any(bad)):
@@ -46,11 +51,20 @@ def _require_float64(x, what):
     kind = kind_of(x)
     if x.dtype != kind.xp.float64:
         raise ValueError(
-            f"gradcheck needs float64 arrays ({what} is {x.dtype}); build the module under backprop.use_backend(dtype='float64')"
+            f"gradcheck needs float64 arrays ({what} is {x.dtype}); build the module under "
+            "backprop.use_backend(dtype='float64')"
         )
 
 
-def gradcheck(target, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-5, delta=None, seed: int = 0) -> bool:
+def gradcheck(
+    target,
+    *inputs,
+    eps: float = 1e-6,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    delta=None,
+    seed: int = 0,
+) -> bool:
     """Check backward rules against central finite differences, in float64.
 
     ``gradcheck(module, X)`` checks ``backward_delta`` and the gradient of
@@ -111,6 +125,8 @@ def gradcheck(target, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: floa
                 m._parameters[key] = original
 
         numeric = _numeric_gradient(f_param, original, eps)
-        _compare(f"{label}: gradient of {m._label()}.{key}", grads[(id(m), key)], numeric, atol, rtol)
+        _compare(
+            f"{label}: gradient of {m._label()}.{key}", grads[(id(m), key)], numeric, atol, rtol
+        )
     target.forward(X)  # leave the caches consistent with the restored parameters
     return True

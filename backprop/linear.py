@@ -11,7 +11,8 @@ __all__ = ["Linear", "TiedLinear"]
 
 class _Affine(Module):
     """``Y = X W + b`` with ``W`` ``(in_features, out_features)``: the maths and checks shared by
-    :class:`Linear` (which owns ``W``) and :class:`TiedLinear` (which borrows a Linear's ``W^T``)."""
+    :class:`Linear` (which owns ``W``) and :class:`TiedLinear` (which borrows a Linear's
+    ``W^T``)."""
 
     in_features: int
     out_features: int
@@ -58,8 +59,11 @@ class _Affine(Module):
         if cls.backward_update_gradient is not _Affine.backward_update_gradient or (
             cls.backward_delta is not _Affine.backward_delta
         ):
-            return super().backward(input, delta, input_grad=input_grad)  # a subclass redefined a rule
-        # both rules with one validation of the arguments (this is the hot path of every training step)
+            return super().backward(
+                input, delta, input_grad=input_grad
+            )  # a subclass redefined a rule
+        # both rules with one validation of the arguments (this is the hot path of every training
+        # step)
         input, delta = self._inputs(input, delta, "backward")
         self._update_gradient(input, delta)
         return delta @ self._weight().T if input_grad else None
@@ -100,10 +104,16 @@ class Linear(_Affine):
             self._add_parameter("bias", uniform(-k, k, (output,), rng=rng, backend=backend))
 
     def get_config(self) -> dict:
-        return {"input": self.in_features, "output": self.out_features, "bias": "bias" in self._parameters}
+        return {
+            "input": self.in_features,
+            "output": self.out_features,
+            "bias": "bias" in self._parameters,
+        }
 
     def extra_repr(self) -> str:
-        return f"{self.in_features} -> {self.out_features}" + ("" if "bias" in self._parameters else ", bias=False")
+        return f"{self.in_features} -> {self.out_features}" + (
+            "" if "bias" in self._parameters else ", bias=False"
+        )
 
     def _weight(self):
         return self._parameters["weight"]
@@ -136,12 +146,16 @@ class TiedLinear(_Affine):
     def __init__(self, linear: Linear, bias: bool = True, *, rng=None):
         super().__init__()
         if not isinstance(linear, Linear):
-            raise TypeError(f"TiedLinear: expected a Linear to share weights with, got {type(linear).__name__}")
+            raise TypeError(
+                f"TiedLinear: expected a Linear to share weights with, got {type(linear).__name__}"
+            )
         self.linear = linear
         self.in_features, self.out_features = linear.out_features, linear.in_features
         if flag("TiedLinear", "bias", bias):
             k = 1.0 / self.in_features**0.5
-            self._add_parameter("bias", uniform(-k, k, (self.out_features,), rng=rng, backend=linear._backend))
+            self._add_parameter(
+                "bias", uniform(-k, k, (self.out_features,), rng=rng, backend=linear._backend)
+            )
 
     @property
     def _backend(self):
@@ -155,10 +169,16 @@ class TiedLinear(_Affine):
         return True  # the tied weight's gradient, even without a bias
 
     def extra_repr(self) -> str:
-        return f"{self.in_features} -> {self.out_features}, tied" + ("" if "bias" in self._parameters else ", bias=False")
+        return f"{self.in_features} -> {self.out_features}, tied" + (
+            "" if "bias" in self._parameters else ", bias=False"
+        )
 
     def get_config(self) -> dict:
-        return {"input": self.in_features, "output": self.out_features, "bias": "bias" in self._parameters}
+        return {
+            "input": self.in_features,
+            "output": self.out_features,
+            "bias": "bias" in self._parameters,
+        }
 
     @classmethod
     def from_config(cls, config: dict, children: list) -> TiedLinear:
@@ -170,7 +190,9 @@ class TiedLinear(_Affine):
 
     def set_reference(self, name: str, module: Module) -> None:
         if name != "linear" or not isinstance(module, Linear):
-            raise ValueError(f"{self._label()}: can only be tied to a Linear, got {name}={type(module).__name__}")
+            raise ValueError(
+                f"{self._label()}: can only be tied to a Linear, got {name}={type(module).__name__}"
+            )
         if (module.out_features, module.in_features) != (self.in_features, self.out_features):
             raise ValueError(f"{self._label()}: cannot tie to {module._label()} (shapes differ)")
         self.linear = module

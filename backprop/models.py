@@ -1,4 +1,5 @@
-"""The assignment's networks, defined once: the CLI, the experiments and the benchmarks build them here.
+"""The assignment's networks, defined once: the CLI, the experiments and the benchmarks build them
+here.
 
 Each builder draws its weights from the library's host generator (seed it
 with :func:`backprop.manual_seed`) and sizes the network for its data.
@@ -19,7 +20,8 @@ __all__ = ["autoencoder", "binary_classifier", "cnn1d", "cnn2d", "mlp", "two_bra
 
 
 def binary_classifier(n_features: int = 64, hidden: int = 32) -> Sequentiel:
-    """Part 2 of the assignment: ``Linear(n_features, hidden) -> TanH -> Linear(hidden, 1) -> Sigmoid``.
+    """Part 2 of the assignment: ``Linear(n_features, hidden) -> TanH -> Linear(hidden, 1) ->
+    Sigmoid``.
 
     Shape: ``(N, n_features)`` -> ``(N, 1)``, probabilities for MSELoss or BCELoss.
     """
@@ -27,7 +29,8 @@ def binary_classifier(n_features: int = 64, hidden: int = 32) -> Sequentiel:
 
 
 def mlp(n_features: int = 64, n_classes: int = 10, hidden: int = 100) -> Sequentiel:
-    """Part 4: ``Linear(n_features, hidden) -> TanH -> Linear(hidden, n_classes)``, raw scores for CELogSoftmax.
+    """Part 4: ``Linear(n_features, hidden) -> TanH -> Linear(hidden, n_classes)``, raw scores for
+    CELogSoftmax.
 
     Shape: ``(N, n_features)`` -> ``(N, n_classes)``.
     """
@@ -59,7 +62,8 @@ def cnn1d(n_features: int = 64, n_classes: int = 10) -> Sequentiel:
 def cnn2d(image_shape: tuple = (8, 8), n_classes: int = 10) -> Sequentiel:
     """Part 7, a 2-D convolution on ``(height, width)`` images (channels last).
 
-    ``Reshape((h, w, 1)) -> Conv2D(3,1,16) -> ReLU -> MaxPool2D(2) -> Flatten -> Linear -> ReLU -> Linear``.
+    ``Reshape((h, w, 1)) -> Conv2D(3,1,16) -> ReLU -> MaxPool2D(2) -> Flatten -> Linear -> ReLU ->
+    Linear``.
 
     Shape: ``(N, h * w)`` -> ``(N, n_classes)``.
     """
@@ -90,7 +94,9 @@ def two_branch(side: int = 8, n_classes: int = 10, channels: int = 16) -> Sequen
     n = side * side
 
     def branch(*head):
-        return Sequentiel(*head, Reshape((n, 1)), Conv1D(3, 1, channels), ReLU(), MaxPool1D(2), Flatten())
+        return Sequentiel(
+            *head, Reshape((n, 1)), Conv1D(3, 1, channels), ReLU(), MaxPool1D(2), Flatten()
+        )
 
     return Sequentiel(
         Concat(branch(), branch(Reshape((side, side)), Transpose((1, 0))), axis=1),

@@ -1,4 +1,5 @@
-"""The assignment's two abstract classes, :class:`Module` and :class:`Loss`, and the shared input checks.
+"""The assignment's two abstract classes, :class:`Module` and :class:`Loss`, and the shared input
+checks.
 
 A module knows its own forward pass and its two backward rules:
 
@@ -38,7 +39,8 @@ def _shape(x) -> tuple:
 
 
 def _floating(x, what: str, error):
-    """The :class:`Backend` class of ``x``, a real floating array; else a TypeError worded by ``error``."""
+    """The :class:`Backend` class of ``x``, a real floating array; else a TypeError worded by
+    ``error``."""
     try:
         cls = kind_of(x)
     except TypeError as exc:
@@ -80,7 +82,8 @@ class Module:
         self._children: list[Module] = []  # sub-modules; containers fill it
         self._version = 0  # bumped by every parameter write made through the library
         self.training = True
-        #: what the network was trained on, as recorded by ``backprop.save(..., metadata=)`` (JSON values)
+        #: what the network was trained on, as recorded by ``backprop.save(..., metadata=)`` (JSON
+        #: values)
         self.metadata: dict = {}
 
     # ------------------------------------------------------------------ API
@@ -122,7 +125,8 @@ class Module:
         return self.forward(X)
 
     def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
-        """Backward for a container: ``input`` is the object of a :meth:`_forward` call, unchanged since.
+        """Backward for a container: ``input`` is the object of a :meth:`_forward` call, unchanged
+        since.
 
         Accumulates the parameter gradients when ``param_grad``, returns the
         input gradient when ``input_grad`` (else None).
@@ -136,7 +140,8 @@ class Module:
         return False
 
     def _has_parameters(self) -> bool:
-        """Whether backward accumulates a gradient anywhere (containers ask, to skip needless input gradients)."""
+        """Whether backward accumulates a gradient anywhere (containers ask, to skip needless input
+        gradients)."""
         return bool(self._parameters)
 
     # ------------------------------------------------------------ updates
@@ -160,14 +165,18 @@ class Module:
                 m.update_parameters(gradient_step)
                 continue
             for key in m._parameters:
-                # no shortcut for zero gradients: a module may write _gradient directly (the assignment's style)
-                m.set_parameter(key, m._backend.sub_(m._parameters[key], gradient_step * m._gradient[key]))
+                # no shortcut for zero gradients: a module may write _gradient directly (the
+                # assignment's style)
+                m.set_parameter(
+                    key, m._backend.sub_(m._parameters[key], gradient_step * m._gradient[key])
+                )
 
     # ------------------------------------------ parameters, for optimizers
 
     @property
     def backend(self) -> Backend | None:
-        """The :class:`~backprop.backends.Backend` of this module's parameters (None without parameters)."""
+        """The :class:`~backprop.backends.Backend` of this module's parameters (None without
+        parameters)."""
         return self._backend
 
     def get_parameter(self, key: str):
@@ -224,12 +233,14 @@ class Module:
         return [(str(i), c) for i, c in enumerate(self.children())]
 
     def _parallel_children(self) -> bool:
-        """Whether every child receives this module's input (Concat) rather than the previous output."""
+        """Whether every child receives this module's input (Concat) rather than the previous
+        output."""
         return False
 
     def summary(self, input_shape) -> str:
         """A table of the layers with their output shapes for samples of ``input_shape`` (no batch
-        axis), parameter counts and the total memory of the parameters; see :func:`backprop.summary`."""
+        axis), parameter counts and the total memory of the parameters; see
+        :func:`backprop.summary`."""
         from .summary import summary
 
         return summary(self, input_shape)
@@ -256,7 +267,8 @@ class Module:
         return total
 
     def _ensure_backend(self) -> None:
-        # a module that fills _parameters by hand (the assignment's style) gets its backend from them
+        # a module that fills _parameters by hand (the assignment's style) gets its backend from
+        # them
         if self._backend is None and self._parameters:
             self._backend = backend_of(next(iter(self._parameters.values())))
 
@@ -286,7 +298,8 @@ class Module:
         raise ValueError(f"{self._label()} has no reference {name!r}")
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """``(path, module)`` for this module (path ``""``) and every descendant (``"0"``, ``"0.1"``, ...).
+        """``(path, module)`` for this module (path ``""``) and every descendant (``"0"``,
+        ``"0.1"``, ...).
 
         A module used twice appears at each of its places.
         """
@@ -295,11 +308,13 @@ class Module:
             yield from child.named_modules(f"{prefix}{name}.")
 
     def state_dict(self) -> dict:
-        """Every parameter by name (``"0.weight"``, ...), as copies: later training does not change them."""
+        """Every parameter by name (``"0.weight"``, ...), as copies: later training does not change
+        them."""
         return {name: _fresh_copy(p) for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Set every parameter from copies of the arrays in ``state`` (any library; floating values are cast).
+        """Set every parameter from copies of the arrays in ``state`` (any library; floating values
+        are cast).
 
         Everything is checked before anything is written: missing or
         unexpected names, shapes, non-floating dtypes and NaN or infinite
@@ -314,7 +329,9 @@ class Module:
         missing = [n for n in slots if n not in state]
         unexpected = [n for n in state if n not in slots]
         if missing or unexpected:
-            raise ValueError(f"{owner}: parameter names do not match: missing {missing}, unexpected {unexpected}")
+            raise ValueError(
+                f"{owner}: parameter names do not match: missing {missing}, unexpected {unexpected}"
+            )
         staged = []
         for name, (m, key) in slots.items():
             b = m._backend
@@ -323,10 +340,16 @@ class Module:
             except TypeError as exc:
                 raise TypeError(f"{owner}: parameter {name!r}: {exc}") from None
             if value.dtype not in b.float_dtypes:
-                raise TypeError(f"{owner}: parameter {name!r} has dtype {value.dtype}, expected a floating dtype")
+                raise TypeError(
+                    f"{owner}: parameter {name!r} has dtype {value.dtype}, expected a floating "
+                    "dtype"
+                )
             expected = tuple(m._parameters[key].shape)
             if tuple(value.shape) != expected:
-                raise ValueError(f"{owner}: parameter {name!r} has shape {tuple(value.shape)}, expected {expected}")
+                raise ValueError(
+                    f"{owner}: parameter {name!r} has shape {tuple(value.shape)}, expected "
+                    f"{expected}"
+                )
             if not bool(b.xp.all(b.xp.isfinite(value))):
                 raise ValueError(f"{owner}: parameter {name!r} holds NaN or infinite values")
             staged.append((m, key, _fresh_copy(value)))
@@ -346,7 +369,8 @@ class Module:
         return self.train(False)
 
     def to(self, backend: str | Backend | None = None, *, device=None, dtype=None) -> Module:
-        """Move every parameter and gradient to another backend, device or dtype, in place; returns self.
+        """Move every parameter and gradient to another backend, device or dtype, in place; returns
+        self.
 
         >>> net.to("torch", device="cuda")
         >>> net.to(dtype="float64")
@@ -357,7 +381,9 @@ class Module:
             if m._parameters and m._backend != target:
                 for key, p in m._parameters.items():
                     m.set_parameter(key, _fresh_copy(asarray(p, backend=target)))
-                m._gradient = {k: _fresh_copy(asarray(g, backend=target)) for k, g in m._gradient.items()}
+                m._gradient = {
+                    k: _fresh_copy(asarray(g, backend=target)) for k, g in m._gradient.items()
+                }
                 m._move_backend(target)
             m._clear_cache()  # cached arrays live on the old device
         return self
@@ -431,12 +457,21 @@ class Module:
         requires a real floating array.
         """
         b = self._backend
-        if b is not None and type(X) is b.array_type and X.dtype == b.dtype and (not b.has_devices or b.on_device(X)):
+        if (
+            b is not None
+            and type(X) is b.array_type
+            and X.dtype == b.dtype
+            and (not b.has_devices or b.on_device(X))
+        ):
             return X  # the common case, checked in a few attribute reads
         cls = _floating(X, what, lambda message: self._error(method, message))
         ref = b if b is not None else (backend_of(like) if like is not None else None)
         if ref is not None:
-            where = f"the parameters live on {ref.describe()}" if b is not None else f"the input is on {ref.describe()}"
+            where = (
+                f"the parameters live on {ref.describe()}"
+                if b is not None
+                else f"the input is on {ref.describe()}"
+            )
             if cls is not type(ref):
                 found = f"{what} is a {cls.name} array"
             elif not ref.on_device(X):
@@ -455,7 +490,9 @@ class Module:
             return b.xp.astype(X, b.dtype)
         return X
 
-    def _check_shape(self, X, expected: tuple, method: str = "forward", what: str = "input") -> None:
+    def _check_shape(
+        self, X, expected: tuple, method: str = "forward", what: str = "input"
+    ) -> None:
         """ValueError unless ``X`` matches ``expected`` (``None`` entries match any size)."""
         shape = X.shape
         if len(shape) == len(expected):
@@ -467,18 +504,24 @@ class Module:
         shape = tuple(shape)
         shown = (
             "("
-            + ", ".join("N" if i == 0 and e is None else ("*" if e is None else str(e)) for i, e in enumerate(expected))
+            + ", ".join(
+                "N" if i == 0 and e is None else ("*" if e is None else str(e))
+                for i, e in enumerate(expected)
+            )
             + ("," if len(expected) == 1 else "")
             + ")"
         )
         raise ValueError(self._error(method, f"expected {what} of shape {shown}, got {shape}"))
 
     def _check_window_fits(self, X, kernel: tuple, method: str) -> None:
-        """ValueError if a spatial axis of ``X`` (``(N, *spatial, C)``) is shorter than the kernel."""
+        """ValueError if a spatial axis of ``X`` (``(N, *spatial, C)``) is shorter than the
+        kernel."""
         for axis, (size, k) in enumerate(zip(X.shape[1:-1], kernel)):
             if size < k:
                 what = "length" if len(kernel) == 1 else ("height", "width")[axis]
-                raise ValueError(self._error(method, f"input {what} {size} is shorter than kernel_size {k}"))
+                raise ValueError(
+                    self._error(method, f"input {what} {size} is shorter than kernel_size {k}")
+                )
 
     def _check_delta_like_input(self, input, delta, method: str):
         """Check ``input`` and ``delta`` for an element-wise module; returns both."""
@@ -486,7 +529,11 @@ class Module:
         delta = self._check_array(delta, method, "delta", like=input)
         if tuple(delta.shape) != tuple(input.shape):
             raise ValueError(
-                self._error(method, f"expected delta of the input's shape {tuple(input.shape)}, got {tuple(delta.shape)}")
+                self._error(
+                    method,
+                    f"expected delta of the input's shape {tuple(input.shape)}, got "
+                    f"{tuple(delta.shape)}",
+                )
             )
         return input, delta
 
@@ -495,12 +542,18 @@ class Module:
         delta = self._check_array(delta, method, "delta", like=input)
         if _shape(delta) != tuple(expected_shape):
             raise ValueError(
-                self._error(method, f"expected delta of the output's shape {tuple(expected_shape)}, got {_shape(delta)}")
+                self._error(
+                    method,
+                    f"expected delta of the output's shape {tuple(expected_shape)}, got "
+                    f"{_shape(delta)}",
+                )
             )
         return delta
 
 
-_TARGETS_CHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar("backprop_targets_checked", default=False)
+_TARGETS_CHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "backprop_targets_checked", default=False
+)
 
 
 class Loss:
@@ -549,16 +602,20 @@ class Loss:
         return self.forward(y, yhat)
 
     def forward(self, y, yhat):
-        """The cost of each row: ``(N,)``, for targets ``y`` and predictions ``yhat`` ``(N, ...)``."""
+        """The cost of each row: ``(N,)``, for targets ``y`` and predictions ``yhat`` ``(N,
+        ...)``."""
         return self._evaluate(y, yhat, "forward", True, False)[0]
 
     def backward(self, y, yhat):
-        """The gradient of the batch mean of :meth:`forward` w.r.t. ``yhat``, shaped like ``yhat``."""
+        """The gradient of the batch mean of :meth:`forward` w.r.t. ``yhat``, shaped like
+        ``yhat``."""
         return self._evaluate(y, yhat, "backward", False, True)[1]
 
     def forward_backward(self, y, yhat):
         """``(forward(y, yhat), backward(y, yhat))`` with the checks and shared work done once."""
-        if type(self)._evaluate is Loss._evaluate:  # a loss that defines forward and backward itself
+        if (
+            type(self)._evaluate is Loss._evaluate
+        ):  # a loss that defines forward and backward itself
             return self.forward(y, yhat), self.backward(y, yhat)
         return self._evaluate(y, yhat, "forward", True, True)
 
@@ -575,7 +632,9 @@ class Loss:
     def _check_prediction(self, yhat, method: str):
         kind = _floating(yhat, "yhat", lambda message: self._error(method, message))
         if yhat.ndim < 1:
-            raise ValueError(self._error(method, f"expected yhat of shape (N, ...), got {_shape(yhat)}"))
+            raise ValueError(
+                self._error(method, f"expected yhat of shape (N, ...), got {_shape(yhat)}")
+            )
         return kind
 
     def _check_target_array(self, y, kind, yhat, method: str):
@@ -587,12 +646,18 @@ class Loss:
         if other is not kind:
             raise TypeError(
                 self._error(
-                    method, f"y is a {other.name} array but yhat is a {kind.name} array; move it with backprop.asarray(y)"
+                    method,
+                    f"y is a {other.name} array but yhat is a {kind.name} array; move it with "
+                    "backprop.asarray(y)",
                 )
             )
         if kind.device_of(y) != kind.device_of(yhat):
             raise ValueError(
-                self._error(method, f"y is on device {y.device} but yhat is on {yhat.device}; move it with backprop.asarray(y)")
+                self._error(
+                    method,
+                    f"y is on device {y.device} but yhat is on {yhat.device}; move it with "
+                    "backprop.asarray(y)",
+                )
             )
 
     def _dense_target(self, y, yhat, method: str):
@@ -600,7 +665,11 @@ class Loss:
         kind = self._check_prediction(yhat, method)
         self._check_target_array(y, kind, yhat, method)
         if _shape(y) != _shape(yhat):
-            raise ValueError(self._error(method, f"expected y of the same shape as yhat {_shape(yhat)}, got {_shape(y)}"))
+            raise ValueError(
+                self._error(
+                    method, f"expected y of the same shape as yhat {_shape(yhat)}, got {_shape(y)}"
+                )
+            )
         if y.dtype != yhat.dtype:
             y = kind.xp.astype(y, yhat.dtype)
         return kind.xp, y

@@ -155,27 +155,9 @@ def _export(g: _Graph, m: Module, v: _Value) -> _Value:
             _fail(m, "samples with at least one axis", v.shape)
         return _Value(g.node(_ROW_WISE[t], [v.name], axis=-1), v.shape)
     if t is Linear or t is TiedLinear:
-        if v.shape != (m.in_features,):
-            _fail(m, f"samples of shape ({m.in_features},)", v.shape)
-        inputs = [v.name, g.param(m.linear, "weight") if t is TiedLinear else g.param(m, "weight")]
-        if "bias" in m._parameters:
-            inputs.append(g.param(m, "bias"))
-        # TiedLinear multiplies by the transpose of the shared weight: one initializer serves both
-        return _Value(g.node("Gemm", inputs, transB=int(t is TiedLinear)), (m.out_features,))
-    if t is Flatten:
-        if not v.shape:
-            _fail(m, "samples with at least one axis", v.shape)
-        return _Value(g.node("Flatten", [v.name], axis=1), (prod(v.shape),))
-    if t is Reshape:
-        if prod(v.shape) != prod(m.shape):
-            _fail(m, f"samples of {prod(m.shape)} values", v.shape)
-        # 0 copies the batch size from the input: the batch axis stays dynamic
-        return _Value(g.node("Reshape", [v.name, g.int64s((0, *m.shape))]), tuple(m.shape))
-    if t is Transpose:
-        if len(v.shape) != len(m.axes):
-            _fail(m, f"samples with {len(m.axes)} axes", v.shape)
-        shape = tuple(v.shape[a] for a in m.axes)
-        return _Value(g.node("Transpose", [v.name], perm=[0, *(a + 1 for a in m.axes)]), shape)
+        return _gemm(g, m, v)
+    if t is Flatten or t is Reshape or t is Transpose:
+        return _reshaped(g, m, v)
     if t is Concat:
         return _concat(g, m, v)
     names = sorted(c.__name__ for c in (*_ELEMENTWISE, *_ROW_WISE, *_CONVS, *_POOLS))
@@ -193,6 +175,34 @@ def _export(g: _Graph, m: Module, v: _Value) -> _Value:
         f"export_onnx: cannot export {m._label()} (type {t.__module__}.{t.__qualname__}): "
         f"ONNX export knows the library's own layers only: {', '.join(sorted(names))}"
     )
+
+
+def _reshaped(g: _Graph, m, v: _Value) -> _Value:
+    t = type(m)
+    if t is Flatten:
+        if not v.shape:
+            _fail(m, "samples with at least one axis", v.shape)
+        return _Value(g.node("Flatten", [v.name], axis=1), (prod(v.shape),))
+    if t is Reshape:
+        if prod(v.shape) != prod(m.shape):
+            _fail(m, f"samples of {prod(m.shape)} values", v.shape)
+        # 0 copies the batch size from the input: the batch axis stays dynamic
+        return _Value(g.node("Reshape", [v.name, g.int64s((0, *m.shape))]), tuple(m.shape))
+    if len(v.shape) != len(m.axes):
+        _fail(m, f"samples with {len(m.axes)} axes", v.shape)
+    shape = tuple(v.shape[a] for a in m.axes)
+    return _Value(g.node("Transpose", [v.name], perm=[0, *(a + 1 for a in m.axes)]), shape)
+
+
+def _gemm(g: _Graph, m, v: _Value) -> _Value:
+    t = type(m)
+    if v.shape != (m.in_features,):
+        _fail(m, f"samples of shape ({m.in_features},)", v.shape)
+    inputs = [v.name, g.param(m.linear, "weight") if t is TiedLinear else g.param(m, "weight")]
+    if "bias" in m._parameters:
+        inputs.append(g.param(m, "bias"))
+    # TiedLinear multiplies by the transpose of the shared weight: one initializer serves both
+    return _Value(g.node("Gemm", inputs, transB=int(t is TiedLinear)), (m.out_features,))
 
 
 def _windowed(g: _Graph, m, v: _Value) -> _Value:

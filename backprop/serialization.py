@@ -13,7 +13,6 @@ import json
 import os
 
 from .backends import namespace_of, use_backend
-
 from .backends.npz import NpzArchive, decode_text, save_npz_atomic
 from .module import MODULE_TYPES, Module
 
@@ -291,7 +290,9 @@ def save(module: Module, path, *, metadata: dict | None = None) -> None:
         raise TypeError(f"backprop.save: expected a Module, got {type(module).__name__}")
     try:
         meta = dict(module.metadata if metadata is None else metadata)
-        text = json.dumps({"format": FORMAT, "architecture": architecture(module), "metadata": meta})
+        text = json.dumps(
+            {"format": FORMAT, "architecture": architecture(module), "metadata": meta}
+        )
     except TypeError as exc:
         raise TypeError(
             f"backprop.save: the architecture cannot be written as JSON ({exc})"

@@ -49,7 +49,11 @@ class Flatten(Module):
     def forward(self, X):
         X = self._check_array(X, "forward")
         if X.ndim < 2:
-            raise ValueError(self._error("forward", f"expected input of shape (N, d1, ...), got {tuple(X.shape)}"))
+            raise ValueError(
+                self._error(
+                    "forward", f"expected input of shape (N, d1, ...), got {tuple(X.shape)}"
+                )
+            )
         return namespace_of(X).reshape(X, (X.shape[0], prod(X.shape[1:])))
 
     def backward_delta(self, input, delta):
@@ -103,7 +107,8 @@ class Reshape(Module):
 
 
 class Transpose(Module):
-    """Permute the axes of each sample: ``axes`` indexes the sample's axes (the batch axis stays first).
+    """Permute the axes of each sample: ``axes`` indexes the sample's axes (the batch axis stays
+    first).
 
     Parameters
     ----------
@@ -135,7 +140,11 @@ class Transpose(Module):
     def _check_rank(self, X, method):
         if X.ndim != len(self.axes) + 1:
             raise ValueError(
-                self._error(method, f"expected input with {len(self.axes)} axes per sample, got shape {tuple(X.shape)}")
+                self._error(
+                    method,
+                    f"expected input with {len(self.axes)} axes per sample, got shape "
+                    f"{tuple(X.shape)}",
+                )
             )
 
     def forward(self, X):

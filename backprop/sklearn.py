@@ -229,20 +229,32 @@ class _NeuralNetBase(BaseEstimator):
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, int) else tuple(sizes)
         if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive ints, got {self.hidden_layer_sizes!r}")
+            raise ValueError(
+                f"hidden_layer_sizes must be positive ints, got {self.hidden_layer_sizes!r}"
+            )
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
         import numbers
 
         dropout = self.dropout
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, numbers.Real)
+            or not 0 <= dropout < 1
+        ):
             raise ValueError(
                 f"{type(self).__name__}: dropout must be a number in [0, 1), "
                 f"got {dropout!r} ({type(dropout).__name__})"
             )
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
+        ):
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
         return sizes
 
@@ -345,7 +357,8 @@ class _NeuralNetBase(BaseEstimator):
 
 
 class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
-    """An MLP classifier: ``hidden_layer_sizes`` layers with ``activation``, trained with CELogSoftmax.
+    """An MLP classifier: ``hidden_layer_sizes`` layers with ``activation``, trained with
+    CELogSoftmax.
 
     Parameters
     ----------
@@ -376,7 +389,8 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     """
 
     def fit(self, X, y):
-        """Train a new network on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``.
+        """Train a new network on ``X`` ``(n_samples, n_features)`` and labels ``y``
+        ``(n_samples,)``.
 
         The labels may be of any type scikit-learn accepts for classes; returns self.
         With ``warm_start=True`` a fitted network is trained ``epochs`` more
@@ -461,7 +475,8 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         return self._proba(X, "predict_proba")
 
     def predict(self, X):
-        """The most probable class of each row of ``X``: ``(n_samples,)``, values from ``classes_``."""
+        """The most probable class of each row of ``X``: ``(n_samples,)``, values from
+        ``classes_``."""
         proba = self._proba(X, "predict")
         index = namespace_of(proba).argmax(proba, axis=1)
         classes = self.classes_
@@ -516,7 +531,8 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         return self
 
     def predict(self, X):
-        """Predictions for ``X``: ``(n_samples,)`` or ``(n_samples, n_targets)``, like the ``y`` given to fit."""
+        """Predictions for ``X``: ``(n_samples,)`` or ``(n_samples, n_targets)``, like the ``y``
+        given to fit."""
         X, out = self._forward(X, "predict")
         return self._output(out[:, 0] if self._single_target else out, X)
 
@@ -528,7 +544,8 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
 
 
 class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
-    """An autoencoder as a transformer: ``transform`` gives the codes, ``inverse_transform`` the reconstructions.
+    """An autoencoder as a transformer: ``transform`` gives the codes, ``inverse_transform`` the
+    reconstructions.
 
     The parameters not listed here are those of :class:`NeuralNetClassifier`.
 
@@ -588,7 +605,8 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         self.tied = tied
 
     def fit(self, X, y=None):
-        """Train a new autoencoder to reconstruct ``X`` ``(n_samples, n_features)``; ``y`` is ignored.
+        """Train a new autoencoder to reconstruct ``X`` ``(n_samples, n_features)``; ``y`` is
+        ignored.
 
         Returns self. With ``warm_start=True`` a fitted autoencoder is
         trained ``epochs`` more epochs instead.
@@ -616,7 +634,11 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
             self._check_namespace(X, method)
         X = self._validate(X, reset=not more)
         sizes = self._check_params()
-        if isinstance(self.n_components, bool) or not isinstance(self.n_components, int) or self.n_components < 1:
+        if (
+            isinstance(self.n_components, bool)
+            or not isinstance(self.n_components, int)
+            or self.n_components < 1
+        ):
             raise ValueError(f"n_components must be a positive int, got {self.n_components!r}")
         if self.loss not in ("mse", "bce") or self.output_activation not in (None, "sigmoid"):
             raise ValueError(
@@ -654,7 +676,8 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         return namespace_of(codes).astype(codes, X.dtype, copy=False)
 
     def inverse_transform(self, Z):
-        """Reconstructions from codes: ``(n_samples, n_components)`` -> ``(n_samples, n_features)``."""
+        """Reconstructions from codes: ``(n_samples, n_components)`` -> ``(n_samples,
+        n_features)``."""
         check_is_fitted(self)
         self._check_namespace(Z, "inverse_transform")
         with self._network_context():

@@ -532,7 +532,7 @@ def _predict_dask(net, X, batch_size, chunk_rows):
     if chunk_rows is not None:
         X = X.rechunk({0: chunk_rows})
     if X.ndim > 1:
-        X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})  # a task needs whole rows
+        X = X.rechunk(dict.fromkeys(range(1, X.ndim), -1))  # a task needs whole rows
     modes = [(m, m.training) for m in net.unique_modules()]
     net.eval()
     try:

@@ -14,15 +14,25 @@ def _count(m: Module) -> int:
 
 
 def _trace(m: Module, x, path: str, rows: list, seen: set):
-    """Run ``m`` on ``x`` (one sample), appending ``(path, label, output shape, own parameters)``."""
+    """Run ``m`` on ``x`` (one sample), appending ``(path, label, output shape, own
+    parameters)``."""
     children = m._named_children()
     shared = id(m) in seen
     seen.add(id(m))
     if not children:
         y = m.forward(x)
-        rows.append((path, m._label() + (" (shared)" if shared else ""), tuple(y.shape), 0 if shared else _count(m)))
+        rows.append(
+            (
+                path,
+                m._label() + (" (shared)" if shared else ""),
+                tuple(y.shape),
+                0 if shared else _count(m),
+            )
+        )
         return y
-    rows.append((path, type(m).__name__ + (f"({m.extra_repr()})" if m.extra_repr() else ""), None, 0))
+    rows.append(
+        (path, type(m).__name__ + (f"({m.extra_repr()})" if m.extra_repr() else ""), None, 0)
+    )
     index = len(rows) - 1
     if m._parallel_children():
         for name, c in children:
@@ -37,15 +47,18 @@ def _trace(m: Module, x, path: str, rows: list, seen: set):
 
 
 def summary(net: Module, input_shape) -> str:
-    """A table of every layer of ``net``: its path, output shape for inputs of ``(N, *input_shape)``,
+    """A table of every layer of ``net``: its path, output shape for inputs of ``(N,
+    *input_shape)``,
     parameters (a shared module counted at its first use), and the totals with their memory.
 
     Runs one sample through the network in evaluation mode; nothing is kept.
     """
     if not isinstance(net, Module):
         raise TypeError(f"summary: expected a Module, got {type(net).__name__}")
-    shape = tuple(positive_int("summary", "input_shape entries", s) for s in (
-        (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)))
+    shape = tuple(
+        positive_int("summary", "input_shape entries", s)
+        for s in ((input_shape,) if isinstance(input_shape, int) else tuple(input_shape))
+    )
     b = net.backend if net.backend is not None else _first_backend(net)
     x = b.xp.zeros((1, *shape), dtype=b.dtype, device=b.device)
     modes = [(m, m.training) for m in net.unique_modules()]
@@ -54,7 +67,9 @@ def summary(net: Module, input_shape) -> str:
     try:
         _trace(net, x, "", rows, set())
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"summary: the network does not take samples of shape {shape}: {exc}") from None
+        raise ValueError(
+            f"summary: the network does not take samples of shape {shape}: {exc}"
+        ) from None
     finally:
         for m, mode in modes:
             m.training = mode
@@ -68,8 +83,10 @@ def summary(net: Module, input_shape) -> str:
         shown = "(N, " + ", ".join(str(d) for d in out[1:]) + ")" if out is not None else ""
         lines.append(f"{path or '(network)':<28s} {label[:36]:<36s} {shown:<18s} {count:>12,d}")
     lines.append("-" * len(lines[0]))
-    lines.append(f"input (N, {', '.join(map(str, shape))}); {total:,d} parameters, "
-                 f"{total * itemsize / 2**20:.2f} MiB in {b.dtype_name} on {b.describe()}")
+    lines.append(
+        f"input (N, {', '.join(map(str, shape))}); {total:,d} parameters, "
+        f"{total * itemsize / 2**20:.2f} MiB in {b.dtype_name} on {b.describe()}"
+    )
     return "\n".join(lines)
 
 

@@ -27,10 +27,10 @@ X, Y = bp.asarray(x_host), bp.asarray(y_host)  # host data -> the current backen
 linear, loss = Linear(3, 2), MSELoss()
 for iteration in range(200):
     linear.zero_grad()
-    yhat = linear.forward(X)                     # (500, 3) -> (500, 2)
-    cost = loss.forward(Y, yhat)                 # one squared error per row: (500,)
-    delta = loss.backward(Y, yhat)               # d(mean cost)/d yhat: (500, 2)
-    linear.backward_update_gradient(X, delta)    # accumulate dL/dW and dL/db
+    yhat = linear.forward(X)  # (500, 3) -> (500, 2)
+    cost = loss.forward(Y, yhat)  # one squared error per row: (500,)
+    delta = loss.backward(Y, yhat)  # d(mean cost)/d yhat: (500, 2)
+    linear.backward_update_gradient(X, delta)  # accumulate dL/dW and dL/db
     linear.update_parameters(gradient_step=0.1)  # W <- W - 0.1 dL/dW
     if iteration % 50 == 0:
         print(f"iteration {iteration:3d}  mean cost {float(bp.to_numpy(cost).mean()):.5f}")

@@ -52,10 +52,21 @@ for name, (net, loss, encode) in runs.items():
         targets, test_targets = encode(y_train, 10), encode(y_test, 10)
     # the test set is only watched here (restore_best=False): nothing is chosen on it
     history = SGD(
-        net, loss, X_train, targets, batch_size=32, epochs=20, eps=0.2, seed=0,
-        validation=(X_test, test_targets), metric=bp.accuracy, restore_best=False,
+        net,
+        loss,
+        X_train,
+        targets,
+        batch_size=32,
+        epochs=20,
+        eps=0.2,
+        seed=0,
+        validation=(X_test, test_targets),
+        metric=bp.accuracy,
+        restore_best=False,
     )
     # the largest score, probability or log-probability is the predicted class
     final = bp.accuracy(net.forward(X_test), y_test)
-    print(f"{name:<36s} accuracy after 2 epochs {history.metric[1]:.4f}, "
-          f"after {len(history)}: test accuracy: {final:.4f}")
+    print(
+        f"{name:<36s} accuracy after 2 epochs {history.metric[1]:.4f}, "
+        f"after {len(history)}: test accuracy: {final:.4f}"
+    )

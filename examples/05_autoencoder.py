@@ -28,8 +28,17 @@ encoder = Sequentiel(Linear(64, 32), TanH(), Linear(32, 10), TanH())
 decoder = Sequentiel(Linear(10, 32), TanH(), Linear(32, 64), Sigmoid())
 autoencoder = Sequentiel(encoder, decoder)  # containers nest: the two halves share their modules
 
-history = SGD(autoencoder, BCELoss(), X_train, X_train, batch_size=32, epochs=60, eps=0.01,
-              optimizer="adam", seed=0)
+history = SGD(
+    autoencoder,
+    BCELoss(),
+    X_train,
+    X_train,
+    batch_size=32,
+    epochs=60,
+    eps=0.01,
+    optimizer="adam",
+    seed=0,
+)
 print(f"BCE per image: epoch 1 {history[0]:.2f}, epoch {len(history)} {history[-1]:.2f}")
 
 pixels_train, pixels_test = bp.to_numpy(X_train), bp.to_numpy(X_test)

@@ -39,8 +39,8 @@ def branch(pool, *head):
 
 
 bp.manual_seed(0)
-rows = branch(AvgPool1D(2))                                            # the image as it comes: rows
-columns = branch(MaxPool1D(2), Reshape((8, 8)), Transpose((1, 0)))   # transposed: columns
+rows = branch(AvgPool1D(2))  # the image as it comes: rows
+columns = branch(MaxPool1D(2), Reshape((8, 8)), Transpose((1, 0)))  # transposed: columns
 two_branch = Sequentiel(
     Concat(rows, columns, axis=1),  # (batch, 496) and (batch, 496) -> (batch, 992)
     Linear(2 * 31 * 16, 100),
@@ -50,11 +50,11 @@ two_branch = Sequentiel(
 
 bp.manual_seed(0)
 cnn2d = Sequentiel(
-    Reshape((8, 8, 1)),   # (batch, height, width, chan_in)
-    Conv2D(3, 1, 16),     # -> (batch, 6, 6, 16)
+    Reshape((8, 8, 1)),  # (batch, height, width, chan_in)
+    Conv2D(3, 1, 16),  # -> (batch, 6, 6, 16)
     ReLU(),
-    MaxPool2D(2),         # -> (batch, 3, 3, 16)
-    Flatten(),            # -> (batch, 144)
+    MaxPool2D(2),  # -> (batch, 3, 3, 16)
+    Flatten(),  # -> (batch, 144)
     Linear(3 * 3 * 16, 100),
     ReLU(),
     Linear(100, 10),
@@ -62,5 +62,7 @@ cnn2d = Sequentiel(
 
 for name, net in (("two-branch CNN (rows + columns)", two_branch), ("2-D CNN", cnn2d)):
     history = SGD(net, CELogSoftmax(), X_train, y_train, batch_size=32, epochs=12, eps=0.1, seed=0)
-    print(f"{name:<32s} {net.n_parameters():6d} parameters, final cost {history[-1]:.4f}, "
-          f"test accuracy: {bp.accuracy(net.forward(X_test), y_test):.4f}")
+    print(
+        f"{name:<32s} {net.n_parameters():6d} parameters, final cost {history[-1]:.4f}, "
+        f"test accuracy: {bp.accuracy(net.forward(X_test), y_test):.4f}"
+    )

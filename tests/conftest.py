@@ -32,8 +32,9 @@ def _device_for(name: str):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "random_shapes: hypothesis draws new shapes each example; on JAX each new shape compiles every "
-        "operation again (seconds per example), so the all-backend run leaves JAX out of these tests",
+        "random_shapes: hypothesis draws new shapes each example; on JAX each new shape compiles "
+        "every operation again (seconds per example), so the all-backend run leaves JAX out of "
+        "these tests",
     )
 
 
@@ -42,7 +43,9 @@ def pytest_terminal_summary(terminalreporter):
     reasons: dict[str, int] = {}
     for report in terminalreporter.stats.get("skipped", []):
         longrepr = report.longrepr
-        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reason = (
+            longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        )
         reason = reason.removeprefix("Skipped: ")
         reasons[reason] = reasons.get(reason, 0) + 1
     if reasons:
@@ -119,7 +122,11 @@ def rng():
 
 def tol(b) -> dict:
     """Comparison tolerances for the backend's dtype."""
-    return {"rtol": 1e-5, "atol": 1e-6} if b.dtype_name == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+    return (
+        {"rtol": 1e-5, "atol": 1e-6}
+        if b.dtype_name == "float32"
+        else {"rtol": 1e-12, "atol": 1e-12}
+    )
 
 
 def assert_close(actual, expected, b=None, **kw):

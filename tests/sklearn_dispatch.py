@@ -18,17 +18,17 @@ if os.environ.get("SCIPY_ARRAY_API") != "1":
 
 pytest.importorskip("sklearn", reason="scikit-learn is not installed")
 
-import sklearn  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-from sklearn.utils.estimator_checks import estimator_checks_generator  # noqa: E402
+import sklearn
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import estimator_checks_generator
 
-import backprop as bp  # noqa: E402
-import backprop.backends  # noqa: E402
-import backprop.sklearn  # noqa: E402
-from backprop.sklearn import AutoencoderTransformer, NeuralNetClassifier, NeuralNetRegressor  # noqa: E402
+import backprop as bp
+import backprop.backends
+import backprop.sklearn
+from backprop.sklearn import AutoencoderTransformer, NeuralNetClassifier, NeuralNetRegressor
 
 # the same small settings as tests/test_sklearn.py
 ESTIMATORS = [

@@ -59,7 +59,9 @@ def test_no_parameters_and_errors(backend, name):
     with pytest.raises(TypeError, match=f"{name}\\(\\)\\.forward: expected a real floating input"):
         m(bp.asarray(np.array([[1, 2]])))
     x = bp.asarray(np.ones((2, 3)))
-    with pytest.raises(ValueError, match=r"expected delta of the input's shape \(2, 3\), got \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"expected delta of the input's shape \(2, 3\), got \(2, 2\)"
+    ):
         m.backward_delta(x, bp.asarray(np.ones((2, 2))))
 
 
@@ -73,7 +75,9 @@ def test_stability_extremes(backend):
         ce = bp.to_numpy(bp.CELogSoftmax().forward(bp.asarray(np.array([1, 0])), big))
         sig = bp.to_numpy(bp.Sigmoid()(bp.asarray([[-1000.0, 1000.0, 0.0]])))
         th = bp.to_numpy(bp.TanH()(bp.asarray([[-1000.0, 1000.0]])))
-        g = bp.to_numpy(bp.Sigmoid().backward_delta(bp.asarray([[-1000.0, 1000.0]]), bp.asarray([[1.0, 1.0]])))
+        g = bp.to_numpy(
+            bp.Sigmoid().backward_delta(bp.asarray([[-1000.0, 1000.0]]), bp.asarray([[1.0, 1.0]]))
+        )
     assert np.all(np.isfinite(s)) and np.allclose(s[0], [1, 0, 0]) and np.allclose(s[1], 1 / 3)
     assert np.all(np.isfinite(ls)) and ls[0, 1] == pytest.approx(-2e4, rel=1e-6)
     assert ce == pytest.approx([2e4, np.log(3)], rel=1e-6)

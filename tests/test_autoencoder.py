@@ -32,7 +32,9 @@ def test_tied_gradient_accumulates_into_the_shared_weight(f64, rng):
     net.backward(X, D)
     h = bp.to_numpy(net[1](net[0](X)))
     d2 = bp.to_numpy(net[3].backward_delta(net[2](net[1](net[0](X))), D))
-    d1 = bp.to_numpy(net[1].backward_delta(net[0](X), net[2].backward_delta(net[1](net[0](X)), bp.asarray(d2))))
+    d1 = bp.to_numpy(
+        net[1].backward_delta(net[0](X), net[2].backward_delta(net[1](net[0](X)), bp.asarray(d2)))
+    )
     assert_close(enc._gradient["weight"], x.T @ d1 + d2.T @ h, f64)
 
 
@@ -43,7 +45,10 @@ def test_one_update_per_step_for_the_shared_weight(f64, rng):
     net.zero_grad()
     net.forward(x)
     net.backward(x, bp.asarray(rng.normal(size=(5, 4))))
-    w0, g = bp.to_numpy(enc._parameters["weight"]).copy(), bp.to_numpy(enc._gradient["weight"]).copy()
+    w0, g = (
+        bp.to_numpy(enc._parameters["weight"]).copy(),
+        bp.to_numpy(enc._gradient["weight"]).copy(),
+    )
     net.update_parameters(0.1)
     assert_close(enc._parameters["weight"], w0 - 0.1 * g, f64)
 

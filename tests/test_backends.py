@@ -8,7 +8,9 @@ from conftest import assert_like
 
 
 def test_unknown_backend_lists_valid_names():
-    with pytest.raises(ValueError, match="valid names are: numpy, cupy, torch, jax, array_api_strict"):
+    with pytest.raises(
+        ValueError, match="valid names are: numpy, cupy, torch, jax, array_api_strict"
+    ):
         bp.set_backend("tensorflow")
 
 
@@ -40,7 +42,7 @@ def test_missing_library_names_the_extra(monkeypatch):
 
 def test_cupy_without_device_is_a_clear_error():
     try:
-        import cupy  # noqa: F401
+        import cupy
     except ImportError:
         pytest.skip("CuPy is not installed")
     try:
@@ -62,20 +64,20 @@ def test_torch_cuda_without_gpu_is_a_clear_error():
 
 
 def test_environment_selects_backend(monkeypatch):
-    monkeypatch.setattr(backends, "_global", None)
+    monkeypatch.setattr(backends.selection, "_global", None)
     monkeypatch.setenv("BACKPROP_BACKEND", "array_api_strict")
     monkeypatch.setenv("BACKPROP_DTYPE", "float64")
     monkeypatch.delenv("BACKPROP_DEVICE", raising=False)
     b = bp.get_backend()
     assert (b.name, b.dtype_name) == ("array_api_strict", "float64")
-    monkeypatch.setattr(backends, "_global", None)
+    monkeypatch.setattr(backends.selection, "_global", None)
     monkeypatch.setenv("BACKPROP_BACKEND", "nope")
     with pytest.raises(ValueError, match="environment"):
         bp.get_backend()
 
 
 def test_set_and_use_backend_nest(monkeypatch):
-    monkeypatch.setattr(backends, "_global", None)
+    monkeypatch.setattr(backends.selection, "_global", None)
     monkeypatch.delenv("BACKPROP_BACKEND", raising=False)
     monkeypatch.delenv("BACKPROP_DTYPE", raising=False)
     bp.set_backend("numpy", dtype="float64")

@@ -25,5 +25,7 @@ def test_quick_run_writes_results(tmp_path):
         assert set(results["networks"][name]["32"]) == {"single_s", "workers_1_s", "workers_2_s"}
     assert results["model"]["bandwidth_Bps"] > 0 and results["model"]["round_trip_s"] > 0
     rows = results["projection"]["loopback (measured)"]
-    assert {row["network"] for row in rows} == {"small", "large"} and all(row["W=512"] > 0 for row in rows)
+    assert {row["network"] for row in rows} == {"small", "large"} and all(
+        row["W=512"] > 0 for row in rows
+    )
     assert "projection" in out.stdout and "rss" not in results

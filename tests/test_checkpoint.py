@@ -1,4 +1,5 @@
-"""Resumable training: a run killed at any moment and resumed ends bit-identical to one never interrupted."""
+"""Resumable training: a run killed at any moment and resumed ends bit-identical to one never
+interrupted."""
 
 from __future__ import annotations
 
@@ -43,9 +44,10 @@ def _train(X, y, epochs, path=None, resume=False, dtype="float32", optimizer="ad
         bp.manual_seed(5)
         net = _net()
         history = bp.SGD(
-            net, bp.CELogSoftmax(), X, y, batch_size=16, epochs=epochs, eps=0.01, optimizer=optimizer,
-            scheduler="cosine", validation=(X[:20], y[:20]), metric=bp.accuracy, patience=50,
-            checkpoint=path, resume=resume, callbacks=[_Crash(crash_at)] if crash_at else (),
+            net, bp.CELogSoftmax(), X, y, batch_size=16, epochs=epochs, eps=0.01,
+            optimizer=optimizer, scheduler="cosine", validation=(X[:20], y[:20]),
+            metric=bp.accuracy, patience=50, checkpoint=path, resume=resume,
+            callbacks=[_Crash(crash_at)] if crash_at else (),
         )  # fmt: skip
         return {k: bp.to_numpy(v) for k, v in net.state_dict().items()}, history
 
@@ -107,8 +109,9 @@ _SCRIPT = textwrap.dedent(
     with bp.use_backend("numpy", dtype=dtype):
         bp.manual_seed(1)
         net = bp.Sequentiel(bp.Linear(6, 8), Slow(), bp.TanH(), bp.Dropout(0.3), bp.Linear(8, 2))
-        bp.SGD(net, bp.CELogSoftmax(), X, y, batch_size=8, epochs=epochs, eps=0.05, optimizer="adam",
-               callbacks=[Marker()], checkpoint=path if path != "-" else None, resume=path != "-")
+        bp.SGD(net, bp.CELogSoftmax(), X, y, batch_size=8, epochs=epochs, eps=0.05,
+               optimizer="adam", callbacks=[Marker()], checkpoint=path if path != "-" else None,
+               resume=path != "-")
         np.savez(out, **{k: bp.to_numpy(v) for k, v in net.state_dict().items()})
     """
 )
@@ -135,8 +138,10 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, dtype):
     marker = f"{path}.epoch"
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until epoch 3 has begun (epochs 1-2 are checkpointed)
-        if os.path.exists(marker) and open(marker).read().strip() == "3":
-            break
+        if os.path.exists(marker):
+            with open(marker) as f:
+                if f.read().strip() == "3":
+                    break
         time.sleep(0.01)
     time.sleep(0.1)  # into the epoch: some steps of epoch 3 are done
     proc.send_signal(signal.SIGKILL)

@@ -12,7 +12,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def run(*args, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "backprop", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, "-m", "backprop", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )
 
 
@@ -57,14 +61,27 @@ def test_memory_mapped_files_are_checked(npy_files, tmp_path):
 @pytest.mark.slow
 def test_workers_reach_the_accuracy_of_one_process():
     pytest.importorskip("distributed", reason="the distributed extra is not installed")
-    options = ("train", "--model", "mlp", "--epochs", "3", "--dtype", "float64", "--seed", "3", "--quiet")
+    options = (
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "3",
+        "--dtype",
+        "float64",
+        "--seed",
+        "3",
+        "--quiet",
+    )
     alone, clustered = run(*options), run(*options, "--workers", "2")
     assert "a local Dask cluster" not in alone.stdout  # --quiet: the summary line only
     assert accuracy_of(clustered) == accuracy_of(alone)
 
 
 def test_scheduler_joins_a_running_cluster():
-    distributed = pytest.importorskip("distributed", reason="the distributed extra is not installed")
+    distributed = pytest.importorskip(
+        "distributed", reason="the distributed extra is not installed"
+    )
     # worker threads in this process, reached over TCP by the command's process
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",

@@ -25,7 +25,12 @@ def test_gradcheck_nested(f64, rng):
     net = bp.Sequentiel(inner, bp.Linear(5, 3), bp.Sequentiel(bp.Sigmoid()))
     assert bp.gradcheck(net, bp.asarray(rng.normal(size=(3, 4))))
     assert len(net.parameters()) == 4
-    assert [n for n, _ in net.named_parameters()] == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
+    assert [n for n, _ in net.named_parameters()] == [
+        "0.0.weight",
+        "0.0.bias",
+        "1.weight",
+        "1.bias",
+    ]
 
 
 def test_seed_style_two_calls_equal_backward(f64, rng):
@@ -48,7 +53,10 @@ def test_backward_for_another_batch_is_an_error_not_a_recomputation(f64, rng):
     x, y = bp.asarray(rng.normal(size=(5, 4))), bp.asarray(rng.normal(size=(5, 4)))
     d = bp.asarray(rng.normal(size=(5, 3)))
     net.forward(y)  # keeps the intermediates of another batch
-    with pytest.raises(ValueError, match=r"Sequentiel\(\)\.backward_delta: backward needs the input of the last forward"):
+    with pytest.raises(
+        ValueError,
+        match=r"Sequentiel\(\)\.backward_delta: backward needs the input of the last forward",
+    ):
         net.backward_delta(x, d)
 
 
@@ -78,7 +86,8 @@ def test_add_chains_and_checks(backend):
 def test_repr():
     net = bp.Sequentiel(bp.Linear(64, 10), bp.Sequentiel(bp.TanH()))
     assert repr(net) == (
-        "Sequentiel(\n  (0): Linear(64 -> 10)  [650 parameters]\n  (1): Sequentiel(\n    (0): TanH()\n  )\n)"
+        "Sequentiel(\n  (0): Linear(64 -> 10)  [650 parameters]\n"
+        "  (1): Sequentiel(\n    (0): TanH()\n  )\n)"
     )
 
 
@@ -92,7 +101,10 @@ def test_empty_is_identity(backend):
 
 def test_errors_name_the_layer(backend):
     net = bp.Sequentiel(bp.Linear(4, 6), bp.TanH(), bp.Linear(5, 3))
-    with pytest.raises(ValueError, match=r"Linear\(5 -> 3\)\.forward: expected input of shape \(N, 5\), got \(2, 6\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Linear\(5 -> 3\)\.forward: expected input of shape \(N, 5\), got \(2, 6\)",
+    ):
         net(bp.asarray(np.zeros((2, 4))))
 
 
@@ -125,9 +137,14 @@ def test_concat_seed_style_calls_match_backward(f64, rng):
 def test_two_branch_network_gradcheck(f64, rng):
     # the assignment's rows + columns network, on 4x4 images to keep the check small
     def branch(*head):
-        return bp.Sequentiel(*head, bp.Reshape((16, 1)), bp.Conv1D(3, 1, 2), bp.ReLU(), bp.MaxPool1D(2), bp.Flatten())
+        return bp.Sequentiel(
+            *head, bp.Reshape((16, 1)), bp.Conv1D(3, 1, 2), bp.ReLU(), bp.MaxPool1D(2), bp.Flatten()
+        )
 
-    net = bp.Sequentiel(bp.Concat(branch(), branch(bp.Reshape((4, 4)), bp.Transpose((1, 0))), axis=1), bp.Linear(28, 3))
+    net = bp.Sequentiel(
+        bp.Concat(branch(), branch(bp.Reshape((4, 4)), bp.Transpose((1, 0))), axis=1),
+        bp.Linear(28, 3),
+    )
     x = rng.permutation(32).reshape(2, 16) / 32.0  # distinct values: no max-pool ties
     assert bp.gradcheck(net, bp.asarray(x), atol=1e-5)
 
@@ -138,7 +155,10 @@ def test_concat_errors(backend):
     with pytest.raises(ValueError, match="axis must be a non-zero int"):
         bp.Concat(bp.ReLU(), axis=0)
     cat = bp.Concat(bp.Linear(3, 2), bp.Reshape((3, 1)))
-    with pytest.raises(ValueError, match=r"branch outputs must agree except along axis -1, got \(4, 2\), \(4, 3, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"branch outputs must agree except along axis -1, got \(4, 2\), \(4, 3, 1\)",
+    ):
         cat(bp.asarray(np.zeros((4, 3))))
     cat = bp.Concat(bp.Linear(3, 2), bp.Linear(3, 2))
     x = bp.asarray(np.zeros((4, 3)))

@@ -6,7 +6,9 @@ from hypothesis import strategies as st
 import backprop as bp
 from conftest import assert_close, assert_like, try_torch
 
-HYPO = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYPO = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def naive_conv1d(x, w, b, stride):
@@ -91,18 +93,28 @@ def test_output_length_formula(length, data):
 def test_errors(backend):
     conv = bp.Conv1D(5, 2, 3)
     with pytest.raises(
-        ValueError, match=r"Conv1D\(k=5, 2 -> 3, stride=1\)\.forward: input length 3 is shorter than kernel_size 5"
+        ValueError,
+        match=r"Conv1D\(k=5, 2 -> 3, stride=1\)\.forward: "
+        r"input length 3 is shorter than kernel_size 5",
     ):
         conv(bp.asarray(np.zeros((1, 3, 2))))
     with pytest.raises(ValueError, match=r"expected input of shape \(N, L, 2\), got \(1, 8, 3\)"):
         conv(bp.asarray(np.zeros((1, 8, 3))))
     with pytest.raises(ValueError, match=r"expected input of shape \(N, L, 2\), got \(8, 2\)"):
         conv(bp.asarray(np.zeros((8, 2))))
-    with pytest.raises(ValueError, match=r"expected delta of the output's shape \(1, 4, 3\), got \(1, 5, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"expected delta of the output's shape \(1, 4, 3\), got \(1, 5, 3\)"
+    ):
         conv.backward_delta(bp.asarray(np.zeros((1, 8, 2))), bp.asarray(np.zeros((1, 5, 3))))
     with pytest.raises(ValueError, match="input width 2 is shorter than kernel_size 3"):
         bp.Conv2D(3, 1, 1)(bp.asarray(np.zeros((1, 5, 2, 1))))
-    for bad in ({"k_size": 0}, {"stride": 0}, {"chan_in": 1.5}, {"chan_out": -1}, {"k_size": (2, 2)}):
+    for bad in (
+        {"k_size": 0},
+        {"stride": 0},
+        {"chan_in": 1.5},
+        {"chan_out": -1},
+        {"k_size": (2, 2)},
+    ):
         args = {"k_size": 3, "chan_in": 1, "chan_out": 1, **bad}
         with pytest.raises(ValueError, match="must be"):
             bp.Conv1D(**args)
@@ -130,7 +142,9 @@ def _parity(f64, torch, layer, x, d):
     layer.backward_update_gradient(X, bp.asarray(delta))
     assert_close(layer._gradient["weight"], tw.grad.numpy(), f64, rtol=1e-10, atol=1e-10)
     assert_close(layer._gradient["bias"], tb.grad.numpy(), f64, rtol=1e-10, atol=1e-10)
-    assert_close(layer.backward_delta(X, bp.asarray(delta)), tx.grad.numpy(), f64, rtol=1e-10, atol=1e-10)
+    assert_close(
+        layer.backward_delta(X, bp.asarray(delta)), tx.grad.numpy(), f64, rtol=1e-10, atol=1e-10
+    )
 
 
 @pytest.mark.random_shapes
@@ -150,7 +164,11 @@ def test_conv1d_torch_parity(f64, data):
 @given(data=st.data())
 def test_conv2d_torch_parity(f64, data):
     torch = try_torch()
-    n, h, w = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+    n, h, w = (
+        data.draw(st.integers(1, 2)),
+        data.draw(st.integers(1, 9)),
+        data.draw(st.integers(1, 9)),
+    )
     kh, kw = data.draw(st.integers(1, h)), data.draw(st.integers(1, w))
     sh, sw = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
     c_in, c_out = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))

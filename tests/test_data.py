@@ -99,7 +99,9 @@ def test_one_hot_narrow_dtypes_and_arguments(backend):
         ValueError, match=r"one_hot: labels must lie in \[0, 200\), got \[-100, 3\]"
     ):
         bp.one_hot(bp.asarray(np.array([-100, 3], dtype=np.int8)), 200)
-    with pytest.raises(ValueError, match=r"one_hot: n_classes must lie in \[1, 2147483647\], got 0"):
+    with pytest.raises(
+        ValueError, match=r"one_hot: n_classes must lie in \[1, 2147483647\], got 0"
+    ):
         bp.one_hot(bp.asarray(np.array([0])), 0)
     with pytest.raises(TypeError, match="one_hot: n_classes must be an int, got float"):
         bp.one_hot(bp.asarray(np.array([0])), 2.5)

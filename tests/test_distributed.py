@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("distributed", reason="the distributed extra is not installed")
 pytest.importorskip("dask.array", reason="the distributed extra is not installed")
 
-import backprop as bp  # noqa: E402
-from backprop import distributed, models, streaming  # noqa: E402
-from backprop.serialization import architecture, build  # noqa: E402
+import backprop as bp
+from backprop import distributed, models, streaming
+from backprop.serialization import architecture, build
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_same_parameters_as_one_process_float64(client, digits, f64_numpy, netwo
     net = NETWORKS[network]()
     ref = clone(net)
     lr = 0.1 if optimizer == "sgd" else 1e-3
-    options = dict(epochs=1, eps=lr, optimizer=optimizer, seed=0, batch_size=32)
+    options = {"epochs": 1, "eps": lr, "optimizer": optimizer, "seed": 0, "batch_size": 32}
     history = distributed.fit(net, bp.CELogSoftmax(), X, y, client=client, **options)
     expected = bp.SGD(ref, bp.CELogSoftmax(), X, y, **options)
     assert max_error(net, ref) < 1e-10
@@ -76,7 +76,7 @@ def test_same_parameters_as_one_process_float32(client, digits):
         bp.manual_seed(0)
         net = models.mlp(64, 10)
         ref = clone(net)
-        options = dict(epochs=2, eps=1e-3, optimizer="adam", seed=0, batch_size=32)
+        options = {"epochs": 2, "eps": 1e-3, "optimizer": "adam", "seed": 0, "batch_size": 32}
         distributed.fit(net, bp.CELogSoftmax(), X, y, client=client, **options)
         bp.SGD(ref, bp.CELogSoftmax(), X, y, **options)
     assert bp.backends.backend_of(net.parameters()[0]).dtype_name == "float32"
@@ -87,10 +87,10 @@ def test_more_shards_than_workers_validation_and_early_stopping(client, digits, 
     X, X_val, y, y_val = digits
     net = models.mlp(64, 10, hidden=32)
     ref = clone(net)
-    options = dict(
-        epochs=3, eps=0.05, optimizer="momentum", seed=1, batch_size=50, validation=(X_val, y_val),
-        metric=bp.accuracy, patience=2,
-    )  # fmt: skip
+    options = {
+        "epochs": 3, "eps": 0.05, "optimizer": "momentum", "seed": 1, "batch_size": 50,
+        "validation": (X_val, y_val), "metric": bp.accuracy, "patience": 2,
+    }  # fmt: skip
     history = distributed.fit(net, bp.CELogSoftmax(), X, y, client=client, n_shards=3, **options)
     expected = bp.SGD(ref, bp.CELogSoftmax(), X, y, **options)
     assert max_error(net, ref) < 1e-10
@@ -104,7 +104,9 @@ def test_dropout_runs_are_reproducible(client, digits, f64_numpy):
     def run():
         bp.manual_seed(0)
         net = bp.Sequential(bp.Linear(64, 32), bp.ReLU(), bp.Dropout(0.3), bp.Linear(32, 10))
-        trainer = distributed.DataParallelTrainer(net, bp.CELogSoftmax(), "adam", client=client, eps=1e-3, seed=4)
+        trainer = distributed.DataParallelTrainer(
+            net, bp.CELogSoftmax(), "adam", client=client, eps=1e-3, seed=4
+        )
         trainer.fit(X[:400], y[:400], 1)
         return net, trainer
 
@@ -130,14 +132,20 @@ def test_a_killed_worker_is_replaced_and_the_step_retried(client, digits, f64_nu
     X, _, y, _ = digits
     net = models.mlp(64, 10, hidden=32)
     ref = clone(net)
-    trainer = KillingTrainer(net, bp.CELogSoftmax(), "adam", client=client, eps=1e-3, seed=0, batch_size=32)
+    trainer = KillingTrainer(
+        net, bp.CELogSoftmax(), "adam", client=client, eps=1e-3, seed=0, batch_size=32
+    )
     trainer.fit(X, y, 2)
-    bp.SGD(ref, bp.CELogSoftmax(), X, y, epochs=2, eps=1e-3, optimizer="adam", seed=0, batch_size=32)
+    bp.SGD(
+        ref, bp.CELogSoftmax(), X, y, epochs=2, eps=1e-3, optimizer="adam", seed=0, batch_size=32
+    )
     assert [(r["epoch"], r["batch"], r["shard"]) for r in trainer.recoveries] == [(1, 10, 1)]
     assert max_error(net, ref) < 1e-10  # nothing skipped, nothing counted twice
 
 
-def test_a_lost_worker_stops_the_run_which_resumes_from_its_checkpoint(client, digits, f64_numpy, tmp_path):
+def test_a_lost_worker_stops_the_run_which_resumes_from_its_checkpoint(
+    client, digits, f64_numpy, tmp_path
+):
     X, _, y, _ = digits
     net = models.mlp(64, 10, hidden=32)
     ref = clone(net)
@@ -154,8 +162,8 @@ def test_a_lost_worker_stops_the_run_which_resumes_from_its_checkpoint(client, d
     assert trainer.epoch == 1
     resumed = clone(ref)
     distributed.fit(
-        resumed, bp.CELogSoftmax(), X, y, client=client, n_shards=2, epochs=3, eps=1e-3, optimizer="adam",
-        seed=0, checkpoint=path, resume=True,
+        resumed, bp.CELogSoftmax(), X, y, client=client, n_shards=2, epochs=3, eps=1e-3,
+        optimizer="adam", seed=0, checkpoint=path, resume=True,
     )  # fmt: skip
     bp.SGD(ref, bp.CELogSoftmax(), X, y, epochs=3, eps=1e-3, optimizer="adam", seed=0)
     assert max_error(resumed, ref) < 1e-10
@@ -201,7 +209,8 @@ def test_inference_on_the_cluster(client, digits, f64_numpy):
 
 @pytest.mark.slow
 def test_dask_ml_incremental_and_search_over_the_classifier(client, digits):
-    """dask-ml's Incremental (partial_fit on each block) and a GridSearchCV over it, on the cluster."""
+    """dask-ml's Incremental (partial_fit on each block) and a GridSearchCV over it, on the
+    cluster."""
     pytest.importorskip("dask_ml", reason="dask-ml is not installed")
     import dask.array as da
     from dask_ml.model_selection import GridSearchCV
@@ -215,7 +224,9 @@ def test_dask_ml_incremental_and_search_over_the_classifier(client, digits):
     model = Incremental(net, scoring="accuracy").fit(X, y, classes=np.arange(10))
     assert model.estimator_.n_iter_ == len(X.chunks[0])  # one partial_fit per block of the data
     assert model.score(da.from_array(X_val), da.from_array(y_val)) > 0.85
-    search = GridSearchCV(Incremental(net, scoring="accuracy"), {"estimator__learning_rate": [1e-3, 3e-2]}, cv=2)
+    search = GridSearchCV(
+        Incremental(net, scoring="accuracy"), {"estimator__learning_rate": [1e-3, 3e-2]}, cv=2
+    )
     search.fit(X, y, classes=np.arange(10))
     assert search.best_params_ == {"estimator__learning_rate": 3e-2}
     assert search.best_score_ > 0.8

@@ -31,7 +31,9 @@ def test_catches_wrong_loss_gradient(f64, rng):
             return super().backward(y, yhat) / 2
 
     with pytest.raises(bp.GradcheckError, match="HalfMSE"):
-        bp.gradcheck(HalfMSE(), bp.asarray(rng.normal(size=(3, 2))), bp.asarray(rng.normal(size=(3, 2))))
+        bp.gradcheck(
+            HalfMSE(), bp.asarray(rng.normal(size=(3, 2))), bp.asarray(rng.normal(size=(3, 2)))
+        )
 
 
 def test_requires_float64(rng):

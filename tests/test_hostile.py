@@ -40,9 +40,10 @@ def _available():
 BACKENDS = _available()
 # hostile values make NumPy warn (overflow, inf - inf) on the way to the values checked here
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
-SETTINGS = dict(
-    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
-)
+SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much],
+}
 
 SPECIAL = [
     0.0,

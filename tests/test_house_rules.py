@@ -25,15 +25,23 @@ def test_only_backends_import_array_libraries():
         rel = path.relative_to(ROOT)
         if rel.parts[:2] == ("backprop", "backends"):
             continue
-        offenders += [f"{rel}:{line} imports {name}" for line, name in _imports(path) if name in FORBIDDEN]
-    assert not offenders, "only backprop/backends/ may import numpy, cupy or torch:\n" + "\n".join(offenders)
+        offenders += [
+            f"{rel}:{line} imports {name}" for line, name in _imports(path) if name in FORBIDDEN
+        ]
+    assert not offenders, "only backprop/backends/ may import numpy, cupy or torch:\n" + "\n".join(
+        offenders
+    )
 
 
 def test_no_assert_statements_in_library_code():
     offenders = []
     for path in (ROOT / "backprop").rglob("*.py"):
         tree = ast.parse(path.read_text())
-        offenders += [f"{path.relative_to(ROOT)}:{n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Assert)]
+        offenders += [
+            f"{path.relative_to(ROOT)}:{n.lineno}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Assert)
+        ]
     assert not offenders, "user errors must raise, not assert:\n" + "\n".join(offenders)
 
 
@@ -45,6 +53,8 @@ def test_public_names_are_exported():
 
 
 def test_main_job_runs():
-    out = subprocess.run([sys.executable, "-m", "backprop"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "backprop"], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("test accuracy") >= 2, out.stdout

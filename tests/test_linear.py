@@ -43,7 +43,11 @@ def test_gradient_by_hand(f64, rng):
     lin.backward_update_gradient(bp.asarray(x), bp.asarray(d))
     assert_close(lin._gradient["weight"], x.T @ d, f64)
     assert_close(lin._gradient["bias"], d.sum(0), f64)
-    assert_close(lin.backward_delta(bp.asarray(x), bp.asarray(d)), d @ bp.to_numpy(lin._parameters["weight"]).T, f64)
+    assert_close(
+        lin.backward_delta(bp.asarray(x), bp.asarray(d)),
+        d @ bp.to_numpy(lin._parameters["weight"]).T,
+        f64,
+    )
 
 
 def test_accumulation_and_zero_grad(backend, rng):
@@ -62,7 +66,9 @@ def test_accumulation_and_zero_grad(backend, rng):
 
 def test_update_parameters(backend, rng):
     lin = bp.Linear(3, 2)
-    lin.backward_update_gradient(bp.asarray(rng.normal(size=(4, 3))), bp.asarray(rng.normal(size=(4, 2))))
+    lin.backward_update_gradient(
+        bp.asarray(rng.normal(size=(4, 3))), bp.asarray(rng.normal(size=(4, 2)))
+    )
     before = {k: bp.to_numpy(p).copy() for k, p in lin._parameters.items()}
     grads = {k: bp.to_numpy(g).copy() for k, g in lin._gradient.items()}
     lin.update_parameters(0.1)
@@ -73,13 +79,19 @@ def test_update_parameters(backend, rng):
 
 def test_errors(backend):
     lin = bp.Linear(64, 10)
-    with pytest.raises(ValueError, match=r"Linear\(64 -> 10\)\.forward: expected input of shape \(N, 64\), got \(32, 63\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Linear\(64 -> 10\)\.forward: expected input of shape \(N, 64\), got \(32, 63\)",
+    ):
         lin(bp.asarray(np.zeros((32, 63))))
     with pytest.raises(ValueError, match=r"expected input of shape \(N, 64\), got \(64,\)"):
         lin(bp.asarray(np.zeros(64)))
     with pytest.raises(TypeError, match="real floating input, got dtype"):
         lin(bp.asarray(np.zeros((2, 64), dtype=np.int64)))
-    with pytest.raises(ValueError, match=r"backward_delta: expected delta of the output's shape \(2, 10\), got \(2, 9\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"backward_delta: expected delta of the output's shape \(2, 10\), got \(2, 9\)",
+    ):
         lin.backward_delta(bp.asarray(np.zeros((2, 64))), bp.asarray(np.zeros((2, 9))))
     with pytest.raises(ValueError, match="input must be a positive int"):
         bp.Linear(0, 3)
@@ -100,7 +112,9 @@ def test_input_from_another_library_says_how_to_move_it(backend_name):
         lin = bp.Linear(3, 2)
     with bp.use_backend(other):
         x = bp.asarray(np.ones((2, 3)))
-    with pytest.raises(TypeError, match=r"is a \w+ array but the parameters live on .*backprop.asarray"):
+    with pytest.raises(
+        TypeError, match=r"is a \w+ array but the parameters live on .*backprop.asarray"
+    ):
         lin(x)
 
 
@@ -114,7 +128,10 @@ def test_strict_second_device_trains_and_rejects_cpu_input(rng):
         assert str(net[0]._parameters["weight"].device) == str(X.device)
     with bp.use_backend("array_api_strict"):
         cpu_x = bp.asarray(rng.normal(size=(4, 2)))
-    with pytest.raises(ValueError, match="is on device .*CPU_DEVICE.* but the parameters live on array_api_strict:device1"):
+    with pytest.raises(
+        ValueError,
+        match="is on device .*CPU_DEVICE.* but the parameters live on array_api_strict:device1",
+    ):
         net(cpu_x)
 
 

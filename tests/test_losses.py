@@ -325,7 +325,9 @@ def test_no_classes_is_refused(backend):
 
 
 def test_complex_targets_are_refused():
-    yhat = bp.asarray(np.full((1, 2), 0.5), backend=bp.backends.make_backend("numpy", None, "float64"))
+    yhat = bp.asarray(
+        np.full((1, 2), 0.5), backend=bp.backends.make_backend("numpy", None, "float64")
+    )
     with pytest.raises(
         TypeError,
         match="MSELoss.forward: expected real, integer or boolean targets y, got dtype complex128",

@@ -29,7 +29,9 @@ def test_call_is_forward(backend, rng):
 
 
 def test_parameters_slots_and_counts(backend):
-    net = bp.Sequentiel(bp.Linear(3, 4), bp.ReLU(), bp.Concat(bp.Linear(4, 2), bp.Linear(4, 1, bias=False)))
+    net = bp.Sequentiel(
+        bp.Linear(3, 4), bp.ReLU(), bp.Concat(bp.Linear(4, 2), bp.Linear(4, 1, bias=False))
+    )
     names = [n for n, _ in net.named_parameters()]
     assert names == ["0.weight", "0.bias", "2.0.weight", "2.0.bias", "2.1.weight"]
     assert net.n_parameters() == 3 * 4 + 4 + 4 * 2 + 2 + 4

@@ -1,4 +1,5 @@
-"""ONNX export, run by ONNX Runtime: every layer, the assignment's networks, one file for all backends."""
+"""ONNX export, run by ONNX Runtime: every layer, the assignment's networks, one file for all
+backends."""
 
 import numpy as np
 import pytest
@@ -34,8 +35,14 @@ from backprop import (  # noqa: E402
 )
 from backprop.models import (  # noqa: E402
     cnn1d as seed_cnn_network,
+)
+from backprop.models import (  # noqa: E402
     cnn2d as cnn2d_network,
+)
+from backprop.models import (  # noqa: E402
     mlp as mlp_network,
+)
+from backprop.models import (  # noqa: E402
     two_branch as two_branch_network,
 )
 from backprop.onnx import export_onnx, infer_input_shape  # noqa: E402

@@ -74,7 +74,9 @@ def test_sgd_argument_errors(backend):
 
 def test_sgd_verbose_prints(backend, capsys, rng):
     net = bp.Sequentiel(bp.Linear(2, 1))
-    bp.SGD(net, bp.MSELoss(), rng.normal(size=(8, 2)), rng.normal(size=(8, 1)), epochs=2, verbose=True)
+    bp.SGD(
+        net, bp.MSELoss(), rng.normal(size=(8, 2)), rng.normal(size=(8, 1)), epochs=2, verbose=True
+    )
     assert capsys.readouterr().out.count("epoch") == 2
 
 
@@ -94,7 +96,15 @@ def test_history_with_validation_and_metric(backend, rng):
     X, y = rng.normal(size=(80, 4)), rng.integers(0, 3, size=80)
     net = bp.Sequentiel(bp.Linear(4, 8), bp.TanH(), bp.Linear(8, 3))
     hist = bp.SGD(
-        net, bp.CELogSoftmax(), X[:60], y[:60], epochs=3, eps=0.1, seed=0, validation=(X[60:], y[60:]), metric=bp.accuracy
+        net,
+        bp.CELogSoftmax(),
+        X[:60],
+        y[:60],
+        epochs=3,
+        eps=0.1,
+        seed=0,
+        validation=(X[60:], y[60:]),
+        metric=bp.accuracy,
     )
     assert isinstance(hist, list) and len(hist) == 3
     assert len(hist.val_loss) == len(hist.metric) == len(hist.time) == 3
@@ -108,7 +118,18 @@ def test_early_stopping_restores_best_parameters(backend, rng):
     Xv, yv = rng.normal(size=(200, 10)), rng.integers(0, 2, size=200)
     bp.manual_seed(0)
     net = bp.Sequentiel(bp.Linear(10, 64), bp.TanH(), bp.Linear(64, 2))
-    hist = bp.SGD(net, bp.CELogSoftmax(), X, y, batch_size=8, epochs=200, eps=0.5, seed=0, validation=(Xv, yv), patience=5)
+    hist = bp.SGD(
+        net,
+        bp.CELogSoftmax(),
+        X,
+        y,
+        batch_size=8,
+        epochs=200,
+        eps=0.5,
+        seed=0,
+        validation=(Xv, yv),
+        patience=5,
+    )
     assert hist.stopped_early and len(hist) < 200
     assert hist.best_epoch == len(hist) - 5
     best = min(hist.val_loss)
@@ -134,7 +155,13 @@ def test_early_stopping_needs_validation(backend):
 
 def test_evaluate_restores_training_mode(backend, rng):
     net = bp.Sequentiel(bp.Linear(3, 3), bp.Dropout(0.5))
-    cost, acc = bp.evaluate(net, bp.CELogSoftmax(), rng.normal(size=(10, 3)), rng.integers(0, 3, size=10), metric=bp.accuracy)
+    cost, acc = bp.evaluate(
+        net,
+        bp.CELogSoftmax(),
+        rng.normal(size=(10, 3)),
+        rng.integers(0, 3, size=10),
+        metric=bp.accuracy,
+    )
     assert net[1].training and 0 <= acc <= 1 and cost > 0
 
 
@@ -164,4 +191,6 @@ def test_sgd_checks_labels_once_up_front(backend, rng):
     before = bp.to_numpy(net[0].get_parameter("weight")).copy()
     with pytest.raises(ValueError, match="label 7 is out of range for 3 classes"):
         bp.SGD(net, loss, X, bad, batch_size=10, epochs=3, eps=0.1, seed=0)
-    np.testing.assert_array_equal(bp.to_numpy(net[0].get_parameter("weight")), before)  # refused before any step
+    np.testing.assert_array_equal(
+        bp.to_numpy(net[0].get_parameter("weight")), before
+    )  # refused before any step

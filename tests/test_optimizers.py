@@ -94,7 +94,9 @@ def test_matches_torch_optim_step_for_step(f64, rng, name):
     theirs = {
         "sgd": lambda: torch.optim.SGD(params, lr=0.05, weight_decay=wd),
         "momentum": lambda: torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=wd),
-        "nesterov": lambda: torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=wd),
+        "nesterov": lambda: torch.optim.SGD(
+            params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=wd
+        ),
         "adam": lambda: torch.optim.Adam(params, lr=0.01, weight_decay=wd),
     }[name]()
     optim = bp.Optim(net, bp.CELogSoftmax(), optimizer=ours)
@@ -106,9 +108,16 @@ def test_matches_torch_optim_step_for_step(f64, rng, name):
         loss.backward()
         theirs.step()
         assert ours_loss == pytest.approx(loss.item(), abs=1e-10), step
-    for m, t in zip([m for m in net if isinstance(m, bp.Linear)], [t for t in tnet if isinstance(t, torch.nn.Linear)]):
-        np.testing.assert_allclose(bp.to_numpy(m._parameters["weight"]), t.weight.detach().numpy().T, atol=1e-10)
-        np.testing.assert_allclose(bp.to_numpy(m._parameters["bias"]), t.bias.detach().numpy(), atol=1e-10)
+    for m, t in zip(
+        [m for m in net if isinstance(m, bp.Linear)],
+        [t for t in tnet if isinstance(t, torch.nn.Linear)],
+    ):
+        np.testing.assert_allclose(
+            bp.to_numpy(m._parameters["weight"]), t.weight.detach().numpy().T, atol=1e-10
+        )
+        np.testing.assert_allclose(
+            bp.to_numpy(m._parameters["bias"]), t.bias.detach().numpy(), atol=1e-10
+        )
 
 
 def test_optimizer_by_name_and_errors():
@@ -132,7 +141,11 @@ def test_schedules():
     opt = bp.GradientDescent(1.0)
     cos = bp.CosineLR(opt, total_epochs=4, min_lr=0.0)
     rates = [cos.step() for _ in range(5)]
-    assert rates[1] == pytest.approx(0.5) and rates[3] == pytest.approx(0.0) and rates[4] == pytest.approx(0.0)
+    assert (
+        rates[1] == pytest.approx(0.5)
+        and rates[3] == pytest.approx(0.0)
+        and rates[4] == pytest.approx(0.0)
+    )
     assert rates[0] == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
     with pytest.raises(TypeError, match="expected an Optimizer"):
         bp.StepLR("adam", 2)

@@ -35,7 +35,10 @@ MODULES = {
     "Flatten": (bp.Flatten, (3, 4, 2)),
     "Reshape": (lambda: bp.Reshape((3, 4)), (2, 12)),
     "Transpose": (lambda: bp.Transpose((1, 0)), (2, 3, 4)),
-    "Concat": (lambda: bp.Concat(bp.Linear(6, 2), bp.Sequentiel(bp.Linear(6, 3), bp.ReLU())), (5, 6)),
+    "Concat": (
+        lambda: bp.Concat(bp.Linear(6, 2), bp.Sequentiel(bp.Linear(6, 3), bp.ReLU())),
+        (5, 6),
+    ),
     "Dropout": (lambda: bp.Dropout(0.3, rng=5), (5, 6)),
     "TiedLinear": (_tied, (5, 6)),
 }
@@ -56,7 +59,11 @@ def _run_module(name, backend_name, dtype, x, d):
         out = m.forward(X)
         m.zero_grad()
         grad_in = m.backward(X, D)
-        grads = [bp.to_numpy(g[k]).copy() for g in (mod._gradient for mod in m.modules()) for k in sorted(g)]
+        grads = [
+            bp.to_numpy(g[k]).copy()
+            for g in (mod._gradient for mod in m.modules())
+            for k in sorted(g)
+        ]
         return bp.to_numpy(out), bp.to_numpy(grad_in), grads
 
 
@@ -87,7 +94,11 @@ def _loss_case(name, rng):
     if name == "MSELoss":
         return bp.MSELoss(), rng.normal(size=(n, c)), rng.normal(size=(n, c))
     if name == "BCELoss":
-        return bp.BCELoss(), rng.uniform(size=(n, c)), np.r_[rng.uniform(0.01, 0.99, size=(n - 1, c)), [[0, 1, 0.5, 1, 0]]]
+        return (
+            bp.BCELoss(),
+            rng.uniform(size=(n, c)),
+            np.r_[rng.uniform(0.01, 0.99, size=(n - 1, c)), [[0, 1, 0.5, 1, 0]]],
+        )
     labels = rng.integers(0, c, size=n)
     z = rng.normal(size=(n, c)) * 3
     if name == "CrossEntropyLoss":
@@ -115,7 +126,8 @@ def test_loss_parity_with_numpy(other_backend_name, dtype, name):
 
 
 def test_training_parity_with_numpy(other_backend_name):
-    """A few steps of the assignment's 1-D CNN with Adam and dropout: same costs and weights on every backend."""
+    """A few steps of the assignment's 1-D CNN with Adam and dropout: same costs and weights on
+    every backend."""
     backend_name = other_backend_name
     rng = np.random.default_rng(3)
     X, y = rng.random((40, 32, 1)), rng.integers(0, 4, size=40)
@@ -123,8 +135,25 @@ def test_training_parity_with_numpy(other_backend_name):
     def run(b):
         with bp.use_backend(b, device=_device_for(b), dtype="float64"):
             bp.manual_seed(0)
-            net = bp.Sequentiel(bp.Conv1D(3, 1, 4), bp.ReLU(), bp.MaxPool1D(2), bp.Flatten(), bp.Dropout(0.2), bp.Linear(60, 4))
-            hist = bp.SGD(net, bp.CELogSoftmax(), X, y, batch_size=8, epochs=2, eps=1e-2, seed=0, optimizer="adam")
+            net = bp.Sequentiel(
+                bp.Conv1D(3, 1, 4),
+                bp.ReLU(),
+                bp.MaxPool1D(2),
+                bp.Flatten(),
+                bp.Dropout(0.2),
+                bp.Linear(60, 4),
+            )
+            hist = bp.SGD(
+                net,
+                bp.CELogSoftmax(),
+                X,
+                y,
+                batch_size=8,
+                epochs=2,
+                eps=1e-2,
+                seed=0,
+                optimizer="adam",
+            )
             return list(hist), [bp.to_numpy(p) for p in net.parameters()]
 
     ref, got = run("numpy"), run(backend_name)
@@ -134,7 +163,8 @@ def test_training_parity_with_numpy(other_backend_name):
 
 
 def test_everything_stays_on_a_second_device(tmp_path):
-    """array_api_strict's device1 refuses to mix devices: any array created on the default device fails here."""
+    """array_api_strict's device1 refuses to mix devices: any array created on the default device
+    fails here."""
     import array_api_strict as strict
 
     rng = np.random.default_rng(4)
@@ -145,7 +175,9 @@ def test_everything_stays_on_a_second_device(tmp_path):
         net = bp.Sequentiel(
             bp.Concat(
                 bp.Sequentiel(bp.Conv1D(3, 1, 4), bp.ReLU(), bp.MaxPool1D(2), bp.Flatten()),
-                bp.Sequentiel(bp.Conv1D(2, 1, 4, stride=2), bp.TanH(), bp.AvgPool1D(2), bp.Flatten()),
+                bp.Sequentiel(
+                    bp.Conv1D(2, 1, 4, stride=2), bp.TanH(), bp.AvgPool1D(2), bp.Flatten()
+                ),
                 axis=1,
             ),
             bp.Dropout(0.2),
@@ -172,8 +204,16 @@ def test_everything_stays_on_a_second_device(tmp_path):
         assert len(hist) == 2 and np.isfinite(hist).all()
         ae = bp.build_autoencoder((32, 8, 2), tied=True)
         Z = bp.asarray(rng.random((10, 32)))
-        bp.SGD(ae.network, bp.BCELoss(), bp.gaussian_noise(Z, 0.1), Z, epochs=1, optimizer="momentum")
-        conv2 = bp.Sequentiel(bp.Reshape((4, 8, 1)), bp.Conv2D(2, 1, 2), bp.MaxPool2D(2), bp.Flatten(), bp.Linear(6, 2))
+        bp.SGD(
+            ae.network, bp.BCELoss(), bp.gaussian_noise(Z, 0.1), Z, epochs=1, optimizer="momentum"
+        )
+        conv2 = bp.Sequentiel(
+            bp.Reshape((4, 8, 1)),
+            bp.Conv2D(2, 1, 2),
+            bp.MaxPool2D(2),
+            bp.Flatten(),
+            bp.Linear(6, 2),
+        )
         bp.SGD(conv2, bp.MSELoss(), Z, bp.asarray(rng.random((10, 2))), epochs=1)
         for p in net.parameters() + ae.network.parameters() + conv2.parameters():
             assert p.device == dev

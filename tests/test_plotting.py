@@ -2,9 +2,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-import backprop as bp  # noqa: E402
-from backprop import plotting  # noqa: E402
-from backprop.optim.loop import History  # noqa: E402
+import backprop as bp
+from backprop import plotting
+from backprop.optim.loop import History
 
 
 def _history(epochs=7):

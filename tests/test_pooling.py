@@ -6,7 +6,9 @@ from hypothesis import strategies as st
 import backprop as bp
 from conftest import assert_close, assert_like, try_torch
 
-HYPO = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYPO = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 POOLS = {
     "MaxPool1D": (bp.MaxPool1D, 1),
     "AvgPool1D": (bp.AvgPool1D, 1),
@@ -29,7 +31,9 @@ def test_maxpool_backward_first_maximum_and_overlaps(backend):
     g = bp.MaxPool1D(2).backward_delta(x, bp.asarray(np.array([[[1.0], [10.0]]])))
     assert_close(g, [[[1.0], [0.0], [0.0], [10.0], [0.0]]], backend)
     # overlapping windows [0:3], [1:4], [2:5]: the first maxima are at 0, 1 and 3
-    g = bp.MaxPool1D(3, stride=1).backward_delta(x, bp.asarray(np.array([[[1.0], [10.0], [100.0]]])))
+    g = bp.MaxPool1D(3, stride=1).backward_delta(
+        x, bp.asarray(np.array([[[1.0], [10.0], [100.0]]]))
+    )
     assert_close(g, [[[1.0], [10.0], [0.0], [100.0], [0.0]]], backend)
 
 
@@ -53,7 +57,9 @@ def test_errors(backend, name):
     layer = cls(3)
     short = (1, 2, 1) if d == 1 else (1, 5, 2, 1)
     what = "length" if d == 1 else "width"
-    with pytest.raises(ValueError, match=f"{name}.*forward: input {what} 2 is shorter than kernel_size 3"):
+    with pytest.raises(
+        ValueError, match=f"{name}.*forward: input {what} 2 is shorter than kernel_size 3"
+    ):
         layer(bp.asarray(np.zeros(short)))
     with pytest.raises(ValueError, match="expected input of shape"):
         layer(bp.asarray(np.zeros((4, 4))))
@@ -100,4 +106,6 @@ def test_torch_parity_with_ties(f64, name, data):
     layer = cls(kernel if d == 2 else kernel[0], stride if d == 2 else stride[0])
     X = bp.asarray(x)
     assert_close(layer(X), ty.detach().numpy(), f64, rtol=1e-10, atol=1e-10)
-    assert_close(layer.backward_delta(X, bp.asarray(delta)), tx.grad.numpy(), f64, rtol=1e-10, atol=1e-10)
+    assert_close(
+        layer.backward_delta(X, bp.asarray(delta)), tx.grad.numpy(), f64, rtol=1e-10, atol=1e-10
+    )

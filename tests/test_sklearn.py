@@ -12,18 +12,20 @@ import pytest
 
 pytest.importorskip("sklearn", reason="scikit-learn is not installed")
 
-from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-from sklearn.utils.estimator_checks import _get_check_estimator_ids, estimator_checks_generator  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import _get_check_estimator_ids, estimator_checks_generator
 
-from backprop.sklearn import AutoencoderTransformer, NeuralNetClassifier, NeuralNetRegressor  # noqa: E402
+from backprop.sklearn import AutoencoderTransformer, NeuralNetClassifier, NeuralNetRegressor
 
 # small and fast settings: scikit-learn's checks fit each estimator many times on tiny data
 ESTIMATORS = [
     NeuralNetClassifier(hidden_layer_sizes=(16,), epochs=60, learning_rate=1e-2, random_state=0),
     NeuralNetRegressor(hidden_layer_sizes=(16,), epochs=100, learning_rate=1e-2, random_state=0),
-    AutoencoderTransformer(n_components=2, hidden_layer_sizes=(8,), epochs=20, learning_rate=1e-2, random_state=0),
+    AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(8,), epochs=20, learning_rate=1e-2, random_state=0
+    ),
 ]
 
 
@@ -48,7 +50,12 @@ def test_pipeline_grid_search_on_digits():
 
     X, y = load_digits(return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
-    pipe = Pipeline([("scale", StandardScaler()), ("net", NeuralNetClassifier(epochs=30, learning_rate=1e-3, random_state=0))])
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("net", NeuralNetClassifier(epochs=30, learning_rate=1e-3, random_state=0)),
+        ]
+    )
     grid = GridSearchCV(pipe, {"net__hidden_layer_sizes": [(32,), (100,)]}, cv=3)
     grid.fit(X_tr, y_tr)
     accuracy = grid.score(X_te, y_te)
@@ -61,7 +68,9 @@ def test_cross_val_score_and_labels():
 
     X, y = load_iris(return_X_y=True)
     names = np.array(["setosa", "versicolor", "virginica"])[y]
-    clf = NeuralNetClassifier(hidden_layer_sizes=(16,), epochs=100, learning_rate=1e-2, random_state=0)
+    clf = NeuralNetClassifier(
+        hidden_layer_sizes=(16,), epochs=100, learning_rate=1e-2, random_state=0
+    )
     scores = cross_val_score(clf, StandardScaler().fit_transform(X), names, cv=3)
     assert scores.mean() > 0.85
     clf.fit(X, names)
@@ -75,9 +84,13 @@ def test_regressor_and_transformer_shapes():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 4))
     y = X @ np.array([1.0, -2.0, 0.5, 0.0])
-    reg = NeuralNetRegressor(hidden_layer_sizes=(16,), epochs=150, learning_rate=1e-2, random_state=0).fit(X, y)
+    reg = NeuralNetRegressor(
+        hidden_layer_sizes=(16,), epochs=150, learning_rate=1e-2, random_state=0
+    ).fit(X, y)
     assert reg.predict(X).shape == (80,) and reg.score(X, y) > 0.9
-    reg2 = NeuralNetRegressor(hidden_layer_sizes=(8,), epochs=5, random_state=0).fit(X, np.c_[y, -y])
+    reg2 = NeuralNetRegressor(hidden_layer_sizes=(8,), epochs=5, random_state=0).fit(
+        X, np.c_[y, -y]
+    )
     assert reg2.predict(X).shape == (80, 2)
     ae = AutoencoderTransformer(n_components=2, epochs=20, random_state=0).fit(X)
     codes = ae.transform(X)
@@ -116,7 +129,8 @@ def test_array_api_dispatch_in_a_fresh_interpreter():
 
 
 def test_defaults_are_scikit_learns_mlp_and_reach_its_score():
-    """relu and Adam by default, as MLPRegressor: the same number of epochs reaches a comparable R^2."""
+    """relu and Adam by default, as MLPRegressor: the same number of epochs reaches a comparable
+    R^2."""
     import warnings
 
     from sklearn.datasets import load_diabetes

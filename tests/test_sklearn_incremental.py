@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("sklearn", reason="scikit-learn is not installed")
 
-from backprop.sklearn import AutoencoderTransformer, NeuralNetClassifier, NeuralNetRegressor  # noqa: E402
+from backprop.sklearn import AutoencoderTransformer, NeuralNetClassifier, NeuralNetRegressor
 
 
 @pytest.fixture(scope="module")

@@ -151,7 +151,15 @@ def test_state_dict_is_a_copy(backend, rng):
     net = _mlp()
     saved = net.state_dict()
     before = {k: bp.to_numpy(v).copy() for k, v in saved.items()}
-    bp.SGD(net, bp.MSELoss(), rng.normal(size=(8, 5)), rng.random(size=(8, 3)), epochs=1, eps=0.5, seed=0)
+    bp.SGD(
+        net,
+        bp.MSELoss(),
+        rng.normal(size=(8, 5)),
+        rng.random(size=(8, 3)),
+        epochs=1,
+        eps=0.5,
+        seed=0,
+    )
     for k, v in saved.items():
         np.testing.assert_array_equal(bp.to_numpy(v), before[k])
 
@@ -202,7 +210,10 @@ def test_shared_module_counted_updated_and_differentiated_once(f64, rng):
     net.zero_grad()
     net.forward(x)
     net.backward(x, bp.asarray(rng.normal(size=(5, 3))))
-    w, g = bp.to_numpy(lin.get_parameter("weight")).copy(), bp.to_numpy(lin.get_gradient("weight")).copy()
+    w, g = (
+        bp.to_numpy(lin.get_parameter("weight")).copy(),
+        bp.to_numpy(lin.get_gradient("weight")).copy(),
+    )
     net.update_parameters(0.1)
     assert_close(lin.get_parameter("weight"), w - 0.1 * g, f64)  # once, not twice
 
@@ -215,7 +226,10 @@ def test_shared_module_with_momentum_is_stepped_once(f64, rng):
     net.zero_grad()
     net.forward(x)
     net.backward(x, bp.asarray(rng.normal(size=(5, 3))))
-    w, g = bp.to_numpy(lin.get_parameter("weight")).copy(), bp.to_numpy(lin.get_gradient("weight")).copy()
+    w, g = (
+        bp.to_numpy(lin.get_parameter("weight")).copy(),
+        bp.to_numpy(lin.get_gradient("weight")).copy(),
+    )
     opt.step(net)
     assert_close(lin.get_parameter("weight"), w - 0.1 * g, f64)
 
@@ -235,7 +249,15 @@ def test_shared_dropout_keeps_one_mask_per_use(f64, rng):
 def test_sgd_restores_the_callers_mode(backend, rng, mode):
     net = bp.Sequentiel(bp.Linear(3, 4), bp.Dropout(0.2), bp.Linear(4, 2))
     net.train(mode)
-    bp.SGD(net, bp.MSELoss(), rng.normal(size=(10, 3)), rng.random(size=(10, 2)), epochs=1, eps=0.1, seed=0)
+    bp.SGD(
+        net,
+        bp.MSELoss(),
+        rng.normal(size=(10, 3)),
+        rng.random(size=(10, 2)),
+        epochs=1,
+        eps=0.1,
+        seed=0,
+    )
     assert all(m.training == mode for m in net.modules())
 
 
@@ -250,7 +272,17 @@ def test_optimizer_trajectory_matches_numpy(backend_name, rng, optimizer):
         with bp.use_backend(name, dtype="float64"):
             bp.manual_seed(0)
             net = bp.Sequentiel(bp.Linear(5, 8), bp.TanH(), bp.Linear(8, 3))
-            bp.SGD(net, bp.CELogSoftmax(), X, y, batch_size=8, epochs=3, eps=0.05, optimizer=optimizer, seed=0)
+            bp.SGD(
+                net,
+                bp.CELogSoftmax(),
+                X,
+                y,
+                batch_size=8,
+                epochs=3,
+                eps=0.05,
+                optimizer=optimizer,
+                seed=0,
+            )
             return {k: bp.to_numpy(v) for k, v in net.state_dict().items()}
 
     ref, got = run("numpy"), run(backend_name)
@@ -278,8 +310,8 @@ def test_compiled_step_gives_the_eager_parameters(f64, rng, optimizer):
     def run(compile):
         bp.manual_seed(0)
         net = bp.Sequentiel(bp.Linear(5, 8), bp.ReLU(), bp.Linear(8, 3))
-        bp.SGD(net, bp.CELogSoftmax(), X, y, batch_size=8, epochs=3, eps=0.05, optimizer=optimizer, seed=0,
-               compile=compile)  # fmt: skip
+        bp.SGD(net, bp.CELogSoftmax(), X, y, batch_size=8, epochs=3, eps=0.05, optimizer=optimizer,
+               seed=0, compile=compile)  # fmt: skip
         return {k: bp.to_numpy(v) for k, v in net.state_dict().items()}
 
     eager, compiled = run(False), run(True)

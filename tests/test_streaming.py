@@ -54,7 +54,12 @@ def test_row_chunks_bounds_and_rows(files, data):
     np.testing.assert_array_equal(chunks.read(4), X[60:64])
     rows = np.array([1, 2, 20, 47, 63])
     subset = streaming.RowChunks(files[0], chunk_rows=16, rows=rows)
-    assert subset.bounds == [(0, 16), (16, 32), (32, 48), (48, 64)] and subset.lengths == [2, 1, 1, 1]
+    assert subset.bounds == [(0, 16), (16, 32), (32, 48), (48, 64)] and subset.lengths == [
+        2,
+        1,
+        1,
+        1,
+    ]
     got = np.concatenate([subset.read(k) for k in range(len(subset))])
     np.testing.assert_array_equal(got, X[rows])
     sparse = streaming.RowChunks(X, chunk_rows=16, rows=np.array([3, 4]))
@@ -134,7 +139,9 @@ def test_epoch_follows_the_documented_draws(f64, data):
     net = models.mlp(5, 3, hidden=8)
     ref = clone(net)
     # 16-row chunks in batches of 8: one batch shape, which JAX compiles once
-    trainer = streaming.StreamingTrainer(net, bp.CELogSoftmax(), eps=0.1, batch_size=8, seed=3, chunk_rows=16)
+    trainer = streaming.StreamingTrainer(
+        net, bp.CELogSoftmax(), eps=0.1, batch_size=8, seed=3, chunk_rows=16
+    )
     history = trainer.fit(X, y, 2)
     by_hand(ref, X, y, 2, seed=3, chunk_rows=16, batch_size=8)
     close_params(net, ref)
@@ -155,7 +162,9 @@ def test_sources_give_the_same_run(source, files, data):
         bp.manual_seed(0)
         net = models.mlp(5, 3, hidden=8)
         ref = clone(net)
-        streaming.fit(net, bp.CELogSoftmax(), Xs, ys, epochs=2, eps=0.1, batch_size=5, seed=3, chunk_rows=16)
+        streaming.fit(
+            net, bp.CELogSoftmax(), Xs, ys, epochs=2, eps=0.1, batch_size=5, seed=3, chunk_rows=16
+        )
         by_hand(ref, X, y, 2, seed=3, chunk_rows=16, batch_size=5)
         close_params(net, ref)
 
@@ -178,11 +187,14 @@ def test_digits_from_files_with_validation(tmp_path):
     bp.manual_seed(0)
     net = models.mlp(64, 10)
     history = streaming.fit(
-        net, bp.CELogSoftmax(), paths["X_tr"], paths["y_tr"], epochs=8, eps=0.1, seed=0, chunk_rows=300,
-        validation=(paths["X_te"], paths["y_te"]), metric=bp.accuracy, patience=5, restore_best=False,
+        net, bp.CELogSoftmax(), paths["X_tr"], paths["y_tr"], epochs=8, eps=0.1, seed=0,
+        chunk_rows=300, validation=(paths["X_te"], paths["y_te"]), metric=bp.accuracy, patience=5,
+        restore_best=False,
     )  # fmt: skip
     assert len(history.val_loss) == len(history) == len(history.metric)
-    cost, acc = streaming.evaluate(net, bp.CELogSoftmax(), paths["X_te"], paths["y_te"], metric=bp.accuracy)
+    cost, acc = streaming.evaluate(
+        net, bp.CELogSoftmax(), paths["X_te"], paths["y_te"], metric=bp.accuracy
+    )
     assert acc == history.metric[-1] and acc > 0.9
     in_memory = bp.evaluate(net, bp.CELogSoftmax(), X_te, y_te, metric=bp.accuracy)
     assert cost == pytest.approx(in_memory[0], rel=1e-6) and acc == pytest.approx(in_memory[1])
@@ -194,11 +206,13 @@ def test_checkpoint_resumes_exactly(tmp_path, data):
         bp.manual_seed(0)
         net = models.mlp(5, 3, hidden=8)
         ref = clone(net)
-        options = dict(eps=0.1, batch_size=5, seed=1, chunk_rows=16, optimizer="adam")
+        options = {"eps": 0.1, "batch_size": 5, "seed": 1, "chunk_rows": 16, "optimizer": "adam"}
         path = tmp_path / "run.npz"
         streaming.fit(net, bp.CELogSoftmax(), X, y, epochs=2, checkpoint=path, **options)
         resumed = clone(ref)  # the resumed run starts from the checkpoint, not from these weights
-        streaming.fit(resumed, bp.CELogSoftmax(), X, y, epochs=4, checkpoint=path, resume=True, **options)
+        streaming.fit(
+            resumed, bp.CELogSoftmax(), X, y, epochs=4, checkpoint=path, resume=True, **options
+        )
         streaming.fit(ref, bp.CELogSoftmax(), X, y, epochs=4, **options)
         close_params(resumed, ref, 0)
 
@@ -223,9 +237,13 @@ def test_predict_reads_chunk_by_chunk(files, data):
     with bp.use_backend("numpy", dtype="float64"):
         net = models.mlp(5, 3, hidden=8).eval()
         expected = bp.to_numpy(net.forward(X))
-        np.testing.assert_allclose(bp.to_numpy(streaming.predict(net, files[0], chunk_rows=16)), expected)
+        np.testing.assert_allclose(
+            bp.to_numpy(streaming.predict(net, files[0], chunk_rows=16)), expected
+        )
         rows = np.array([0, 17, 63])
-        np.testing.assert_allclose(bp.to_numpy(streaming.predict(net, X, rows=rows)), expected[rows])
+        np.testing.assert_allclose(
+            bp.to_numpy(streaming.predict(net, X, rows=rows)), expected[rows]
+        )
         assert net.training is False
 
 
@@ -236,11 +254,15 @@ def test_predict_on_a_dask_array_is_lazy():
     with bp.use_backend("numpy", dtype="float64"):
         net = bp.Sequential(bp.Flatten(), bp.Linear(16, 3))
         out = streaming.predict(net, da.from_array(images, chunks=(16, 2, 4)))
-        assert isinstance(out, da.Array) and out.shape == (50, 3) and out.chunks[0] == (16, 16, 16, 2)
+        assert (
+            isinstance(out, da.Array) and out.shape == (50, 3) and out.chunks[0] == (16, 16, 16, 2)
+        )
         np.testing.assert_allclose(out.compute(), bp.to_numpy(net.forward(images)), rtol=1e-12)
         vectors = da.from_array(rng.normal(size=(30, 16)), chunks=10)
         out = streaming.predict(net.children()[1], vectors, batch_size=4)
-        np.testing.assert_allclose(out.compute(), bp.to_numpy(net.children()[1].forward(vectors.compute())))
+        np.testing.assert_allclose(
+            out.compute(), bp.to_numpy(net.children()[1].forward(vectors.compute()))
+        )
 
 
 # --------------------------------------------------------------------- memory
@@ -260,17 +282,21 @@ def megabytes(key):
 path, rows, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 net = models.mlp(256, 10)
 labels = np.zeros(rows, dtype=np.int64)
-source = path if mode == "file" else np.load(path, mmap_mode="r")[0:]  # a slice: read through the map
+# a slice: read through the map
+source = path if mode == "file" else np.load(path, mmap_mode="r")[0:]
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # resets the peak (VmHWM) to the current resident size
 before = megabytes("VmRSS")
-streaming.fit(net, bp.CELogSoftmax(), source, labels, epochs=1, eps=0.01, chunk_rows=2048, batch_size=256)
+streaming.fit(net, bp.CELogSoftmax(), source, labels, epochs=1, eps=0.01, chunk_rows=2048,
+              batch_size=256)
 print(megabytes("VmHWM") - before)
 """
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's /proc/self/clear_refs")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's /proc/self/clear_refs"
+)
 def test_peak_memory_stays_near_a_few_chunks(tmp_path):
     """An epoch over a 64 MB file in 2 MB chunks raises the peak resident memory by a few chunks.
 

@@ -15,7 +15,9 @@ def test_moons_two_layer_tanh_sigmoid_mse(backend_name):
     with bp.use_backend(backend_name):
         bp.manual_seed(0)
         net = bp.Sequentiel(bp.Linear(2, 16), bp.TanH(), bp.Linear(16, 1), bp.Sigmoid())
-        bp.SGD(net, bp.MSELoss(), X_tr, y_tr[:, None] * 1.0, batch_size=16, epochs=60, eps=1.0, seed=0)
+        bp.SGD(
+            net, bp.MSELoss(), X_tr, y_tr[:, None] * 1.0, batch_size=16, epochs=60, eps=1.0, seed=0
+        )
         pred = bp.to_numpy(net(bp.asarray(X_te)))[:, 0] > 0.5
     acc = (pred == y_te).mean()
     assert acc >= 0.97, acc

@@ -22,7 +22,8 @@ class CuPyBackend(Backend):
             return cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:  # CUDARuntimeError without a driver or a GPU
             raise BackendUnavailableError(
-                f"backend 'cupy' is installed but no CUDA device is usable here ({type(exc).__name__}: {exc})"
+                "backend 'cupy' is installed but no CUDA device is usable here "
+                f"({type(exc).__name__}: {exc})"
             ) from None
 
     @classmethod
@@ -33,14 +34,18 @@ class CuPyBackend(Backend):
     def resolve_device(cls, spec):
         count = cls._count()
         if count == 0:
-            raise BackendUnavailableError("backend 'cupy' is installed but no CUDA device is visible")
+            raise BackendUnavailableError(
+                "backend 'cupy' is installed but no CUDA device is visible"
+            )
         if spec is None:
             index = 0
         elif isinstance(spec, int) and not isinstance(spec, bool):
             index = spec
         elif isinstance(spec, cupy.cuda.Device):
             index = spec.id
-        elif isinstance(spec, str) and (spec.isdigit() or spec.partition(":")[0] in ("cuda", "gpu")):
+        elif isinstance(spec, str) and (
+            spec.isdigit() or spec.partition(":")[0] in ("cuda", "gpu")
+        ):
             tail = spec if spec.isdigit() else spec.partition(":")[2] or "0"
             if not tail.isdigit():
                 raise ValueError(f"backend 'cupy': cannot read device {spec!r}; use e.g. 'cuda:0'")
@@ -48,7 +53,9 @@ class CuPyBackend(Backend):
         else:
             raise ValueError(f"backend 'cupy': cannot read device {spec!r}; use e.g. 'cuda:0'")
         if not 0 <= index < count:
-            raise BackendUnavailableError(f"backend 'cupy': device cuda:{index} does not exist ({count} visible)")
+            raise BackendUnavailableError(
+                f"backend 'cupy': device cuda:{index} does not exist ({count} visible)"
+            )
         return cupy.cuda.Device(index)
 
     @classmethod

@@ -20,12 +20,14 @@ import threading
 import numpy as np
 
 __all__ = [
-    "bernoulli", "generator_state", "host_rng", "manual_seed", "normal", "permutation", "set_generator_state",
-    "uniform",
+    "bernoulli", "generator_state", "host_rng", "manual_seed", "normal", "permutation",
+    "set_generator_state", "uniform",
 ]  # fmt: skip
 
 _process_generator = np.random.default_rng()
-_generator: contextvars.ContextVar[np.random.Generator | None] = contextvars.ContextVar("backprop_rng", default=None)
+_generator: contextvars.ContextVar[np.random.Generator | None] = contextvars.ContextVar(
+    "backprop_rng", default=None
+)
 
 
 def _seed(owner: str, seed) -> int:
@@ -52,7 +54,8 @@ def manual_seed(seed: int) -> None:
 
 
 def host_rng(rng=None) -> np.random.Generator:
-    """A NumPy ``Generator``: the library's own when ``rng`` is None, a new one from an int seed, or ``rng`` itself."""
+    """A NumPy ``Generator``: the library's own when ``rng`` is None, a new one from an int seed, or
+    ``rng`` itself."""
     if rng is None:
         current = _generator.get()
         return _process_generator if current is None else current
@@ -69,7 +72,8 @@ def generator_state(rng=None) -> dict:
 
 
 def set_generator_state(state: dict, rng=None) -> None:
-    """Put a generator (the library's by default) back in the state :func:`generator_state` returned."""
+    """Put a generator (the library's by default) back in the state :func:`generator_state`
+    returned."""
     gen = host_rng(rng)
     try:
         gen.bit_generator.state = state

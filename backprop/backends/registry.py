@@ -14,11 +14,36 @@ from .base import Backend, BackendUnavailableError
 
 #: name -> (module in this package, class, root modules of its array types, how to install it)
 REGISTRY = {
-    "numpy": ("numpy", "NumPyBackend", ("numpy",), "pip install backprop (numpy is a core dependency)"),
-    "cupy": ("cupy", "CuPyBackend", ("cupy",), "pip install 'backprop[cuda12]' or 'backprop[cuda13]'"),
-    "torch": ("torch", "TorchBackend", ("torch",), "pip install 'backprop[torch]' (or the build for your GPU)"),
-    "jax": ("jax", "JaxBackend", ("jax", "jaxlib"), "pip install 'backprop[jax]' (or jax[cuda12] for a GPU)"),
-    "array_api_strict": ("strict", "StrictBackend", ("array_api_strict",), "pip install 'backprop[test]'"),
+    "numpy": (
+        "numpy",
+        "NumPyBackend",
+        ("numpy",),
+        "pip install backprop (numpy is a core dependency)",
+    ),
+    "cupy": (
+        "cupy",
+        "CuPyBackend",
+        ("cupy",),
+        "pip install 'backprop[cuda12]' or 'backprop[cuda13]'",
+    ),
+    "torch": (
+        "torch",
+        "TorchBackend",
+        ("torch",),
+        "pip install 'backprop[torch]' (or the build for your GPU)",
+    ),
+    "jax": (
+        "jax",
+        "JaxBackend",
+        ("jax", "jaxlib"),
+        "pip install 'backprop[jax]' (or jax[cuda12] for a GPU)",
+    ),
+    "array_api_strict": (
+        "strict",
+        "StrictBackend",
+        ("array_api_strict",),
+        "pip install 'backprop[test]'",
+    ),
 }
 BACKENDS = tuple(REGISTRY)
 
@@ -33,13 +58,19 @@ def backend_class(name: str) -> type[Backend]:
     if cls is not None:
         return cls
     if not isinstance(name, str) or name not in REGISTRY:
-        hint = " (a device? use e.g. net.to('torch', device='cuda') or 'cupy')" if name in ("cuda", "gpu") else ""
+        hint = (
+            " (a device? use e.g. net.to('torch', device='cuda') or 'cupy')"
+            if name in ("cuda", "gpu")
+            else ""
+        )
         raise ValueError(f"unknown backend {name!r}; valid names are: {', '.join(BACKENDS)}{hint}")
     module, class_name, _, install = REGISTRY[name]
     try:
         cls = getattr(importlib.import_module(f"{__package__}.{module}"), class_name)
     except ImportError as exc:
-        raise BackendUnavailableError(f"backend {name!r} is not installed ({exc}); install it with: {install}") from None
+        raise BackendUnavailableError(
+            f"backend {name!r} is not installed ({exc}); install it with: {install}"
+        ) from None
     _CLASSES[name] = cls
     return cls
 
@@ -59,7 +90,10 @@ def kind_of(x) -> type[Backend]:
         if cls is not None and cls.owns(x):
             _CLASS_BY_TYPE[t] = cls
             return cls
-    raise TypeError(f"expected an array ({', '.join(BACKENDS)}), got {t.__name__}; convert it with backprop.asarray(x)")
+    raise TypeError(
+        f"expected an array ({', '.join(BACKENDS)}), got {t.__name__}; "
+        "convert it with backprop.asarray(x)"
+    )
 
 
 def namespace_of(x):

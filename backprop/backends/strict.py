@@ -30,7 +30,9 @@ class StrictBackend(Backend):
             return array_api_strict.Device(str(spec))
         except ValueError:
             names = ", ".join(repr(str(d)) for d in cls.devices())
-            raise ValueError(f"backend 'array_api_strict': unknown device {spec!r}; valid devices are: {names}") from None
+            raise ValueError(
+                f"backend 'array_api_strict': unknown device {spec!r}; valid devices are: {names}"
+            ) from None
 
     @classmethod
     def to_host(cls, x):

@@ -1,1 +1,2 @@
-"""Reproducible experiments on the bundled digits (the assignment's networks, the autoencoder study)."""
+"""Reproducible experiments on the bundled digits (the assignment's networks, the autoencoder
+study)."""

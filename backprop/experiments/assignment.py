@@ -42,52 +42,93 @@ def binary_classifier(*, epochs: int = 40, seed: int = 0, verbose: bool = False)
     target_tr = xp.astype(xp.expand_dims(y_tr == BINARY_DIGIT, axis=1), get_backend().dtype)
     net = models.binary_classifier()
     t0 = time.perf_counter()
-    losses = SGD(net, MSELoss(), X_tr, target_tr, batch_size=32, epochs=epochs, eps=0.5, seed=seed, verbose=verbose)
+    losses = SGD(
+        net,
+        MSELoss(),
+        X_tr,
+        target_tr,
+        batch_size=32,
+        epochs=epochs,
+        eps=0.5,
+        seed=seed,
+        verbose=verbose,
+    )
     seconds = time.perf_counter() - t0
     predicted = net.forward(X_te)[:, 0] > 0.5
     acc = int(xp.sum(xp.astype(predicted == (y_te == BINARY_DIGIT), xp.int32))) / predicted.shape[0]
-    return Result(f"binary: digit {BINARY_DIGIT} vs rest (tanh/sigmoid, MSE)", acc, seconds, epochs, losses)
+    return Result(
+        f"binary: digit {BINARY_DIGIT} vs rest (tanh/sigmoid, MSE)", acc, seconds, epochs, losses
+    )
 
 
 def _classifier(name: str, net, *, epochs: int, eps: float, seed: int, verbose: bool) -> Result:
     X_tr, X_te, y_tr, y_te = load_digits(seed=seed)
     t0 = time.perf_counter()
-    losses = SGD(net, CELogSoftmax(), X_tr, y_tr, batch_size=32, epochs=epochs, eps=eps, seed=seed, verbose=verbose)
+    losses = SGD(
+        net,
+        CELogSoftmax(),
+        X_tr,
+        y_tr,
+        batch_size=32,
+        epochs=epochs,
+        eps=eps,
+        seed=seed,
+        verbose=verbose,
+    )
     seconds = time.perf_counter() - t0
     return Result(name, accuracy(net.forward(X_te), y_te), seconds, epochs, losses)
-
 
 
 def mlp(*, epochs: int = 40, seed: int = 0, verbose: bool = False) -> Result:
     """Part 4: Linear(64, 100) -> TanH -> Linear(100, 10) trained with CELogSoftmax."""
     manual_seed(seed)
     return _classifier(
-        "multi-class MLP 64-100-10 (CELogSoftmax)", models.mlp(), epochs=epochs, eps=0.2, seed=seed, verbose=verbose
+        "multi-class MLP 64-100-10 (CELogSoftmax)",
+        models.mlp(),
+        epochs=epochs,
+        eps=0.2,
+        seed=seed,
+        verbose=verbose,
     )
-
 
 
 def cnn(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
-    """Part 6: Conv1D(3,1,32) -> MaxPool1D(2,2) -> Flatten -> Linear(992,100) -> ReLU -> Linear(100,10)."""
+    """Part 6: Conv1D(3,1,32) -> MaxPool1D(2,2) -> Flatten -> Linear(992,100) -> ReLU ->
+    Linear(100,10)."""
     manual_seed(seed)
     return _classifier(
-        "1-D CNN Conv1D(3,1,32)-MaxPool1D(2,2)", models.cnn1d(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose
+        "1-D CNN Conv1D(3,1,32)-MaxPool1D(2,2)",
+        models.cnn1d(),
+        epochs=epochs,
+        eps=0.1,
+        seed=seed,
+        verbose=verbose,
     )
-
 
 
 def cnn2d(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
     """Part 7: "real" 2-D convolutions."""
     manual_seed(seed)
-    return _classifier("CNN Conv2D(3,1,16)-MaxPool2D(2)", models.cnn2d(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose)
-
+    return _classifier(
+        "CNN Conv2D(3,1,16)-MaxPool2D(2)",
+        models.cnn2d(),
+        epochs=epochs,
+        eps=0.1,
+        seed=seed,
+        verbose=verbose,
+    )
 
 
 def two_branch(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
     """Part 7: the horizontal + vertical two-branch network."""
     manual_seed(seed)
     return _classifier(
-        "two-branch CNN (rows + columns)", models.two_branch(), epochs=epochs, eps=0.1, seed=seed, verbose=verbose
+        "two-branch CNN (rows + columns)",
+        models.two_branch(),
+        epochs=epochs,
+        eps=0.1,
+        seed=seed,
+        verbose=verbose,
     )
 
 
@@ -129,7 +170,9 @@ def adam_vs_sgd(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Re
         f"1-D CNN, Adam vs SGD: SGD reaches {target:.4f} in {sgd_epochs} epochs, "
         f"Adam in {adam_epochs if adam_epochs else '>' + str(epochs)} (speed-up {speedup})"
     )
-    result = Result(name, curves["adam"].metric[-1], sum(curves["adam"].time), epochs, list(curves["adam"]))
+    result = Result(
+        name, curves["adam"].metric[-1], sum(curves["adam"].time), epochs, list(curves["adam"])
+    )
     result.extra = {
         "sgd_accuracy": curves["sgd"].metric,
         "adam_accuracy": curves["adam"].metric,
@@ -153,8 +196,8 @@ EXPERIMENTS = {
 def main(names=None, *, verbose: bool = False) -> list[Result]:
     backend = get_backend()
     print(
-        f"backprop main job on {backend.describe()}: the assignment's networks on scikit-learn's digits "
-        "(1347 train / 450 test, stratified)"
+        f"backprop main job on {backend.describe()}: the assignment's networks on scikit-learn's "
+        "digits (1347 train / 450 test, stratified)"
     )
     results = []
     for name in names or EXPERIMENTS:
@@ -164,4 +207,14 @@ def main(names=None, *, verbose: bool = False) -> list[Result]:
     return results
 
 
-__all__ = ["BINARY_DIGIT", "EXPERIMENTS", "Result", "binary_classifier", "cnn", "cnn2d", "main", "mlp", "two_branch"]
+__all__ = [
+    "BINARY_DIGIT",
+    "EXPERIMENTS",
+    "Result",
+    "binary_classifier",
+    "cnn",
+    "cnn2d",
+    "main",
+    "mlp",
+    "two_branch",
+]

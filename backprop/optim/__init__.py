@@ -25,8 +25,9 @@ from .schedules import CosineLR, StepLR, make_schedule
 from .step import Optim, validate_targets
 
 __all__ = [
-    "SGD", "Adam", "Callback", "Checkpoint", "CosineLR", "DivergenceError", "DivergenceGuard", "EarlyStopping",
-    "EpochLog", "GradientDescent", "History", "Momentum", "Optim", "Optimizer", "ProgressBar", "StepLR", "Trainer",
+    "SGD", "Adam", "Callback", "Checkpoint", "CosineLR", "DivergenceError", "DivergenceGuard",
+    "EarlyStopping", "EpochLog", "GradientDescent", "History", "Momentum", "Optim", "Optimizer",
+    "ProgressBar", "StepLR", "Trainer",
     "Validation", "batch_bounds", "evaluate", "load_checkpoint", "make_optimizer", "make_schedule",
     "save_checkpoint", "validate_targets",
 ]  # fmt: skip

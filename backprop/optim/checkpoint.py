@@ -25,7 +25,8 @@ _RECORD, _PARAM, _OPT, _CB = "__checkpoint__", "param/", "opt/", "cb/"
 
 
 def save_checkpoint(trainer, path) -> None:
-    """Write everything :func:`load_checkpoint` needs to continue ``trainer`` to ``path``, atomically."""
+    """Write everything :func:`load_checkpoint` needs to continue ``trainer`` to ``path``,
+    atomically."""
     state = trainer.state_dict()
     arrays = {}
     for i, cb_state in enumerate(state["callbacks"]):
@@ -45,7 +46,8 @@ def save_checkpoint(trainer, path) -> None:
 
 
 def load_checkpoint(trainer, path) -> None:
-    """Put ``trainer`` (its network, optimizer, schedule, callbacks, generators) back as saved in ``path``.
+    """Put ``trainer`` (its network, optimizer, schedule, callbacks, generators) back as saved in
+    ``path``.
 
     The checkpoint must come from the same architecture and optimizer type;
     everything is checked before anything changes.
@@ -60,7 +62,9 @@ def load_checkpoint(trainer, path) -> None:
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ValueError(f"{path}: unsupported checkpoint format")
     if record.get("architecture") != architecture(trainer.net):
-        raise ValueError(f"{path}: the checkpoint was written for another architecture than this network")
+        raise ValueError(
+            f"{path}: the checkpoint was written for another architecture than this network"
+        )
     if record["optimizer"].get("type") != type(trainer.optimizer).__name__:
         raise ValueError(
             f"{path}: the checkpoint was written with optimizer {record['optimizer'].get('type')}, "
@@ -82,7 +86,8 @@ def load_checkpoint(trainer, path) -> None:
 
 
 class Checkpoint(Callback):
-    """Save the run to ``path`` after every epoch; with ``resume``, continue from ``path`` if it exists."""
+    """Save the run to ``path`` after every epoch; with ``resume``, continue from ``path`` if it
+    exists."""
 
     def __init__(self, path, *, resume: bool = False) -> None:
         self.path = os.fspath(path)

@@ -107,7 +107,10 @@ def _check_data(backend, X, Y, what="SGD"):
     X = asarray(X, backend=backend)
     Y = asarray(Y, backend=backend)
     if X.ndim < 1 or Y.ndim < 1 or X.shape[0] != Y.shape[0]:
-        raise ValueError(f"{what}: X and Y must have the same number of rows, got X {tuple(X.shape)} and Y {tuple(Y.shape)}")
+        raise ValueError(
+            f"{what}: X and Y must have the same number of rows, got X {tuple(X.shape)} and Y "
+            f"{tuple(Y.shape)}"
+        )
     if X.shape[0] == 0:
         raise ValueError(f"{what}: the data set is empty")
     return X, Y
@@ -170,7 +173,8 @@ class Callback:
 
 
 class DivergenceGuard(Callback):
-    """Stop with :class:`DivergenceError` (naming the epoch and batch) when a batch cost is NaN or infinite.
+    """Stop with :class:`DivergenceError` (naming the epoch and batch) when a batch cost is NaN or
+    infinite.
 
     The parameters are put back as they were at the start of that epoch, so
     the network is never left holding NaN or infinite weights.
@@ -188,14 +192,16 @@ class DivergenceGuard(Callback):
         value = float(costs[batch - 1])
         trainer.net.load_state_dict(self._snapshot)
         raise DivergenceError(
-            f"SGD: the cost became {value} at epoch {epoch}, batch {batch} of {len(trainer.bounds)}; "
-            f"lower the learning rate (eps={trainer.optim.eps}) or check the data for NaN/inf; "
+            f"SGD: the cost became {value} at epoch {epoch}, batch {batch} of "
+            f"{len(trainer.bounds)}; lower the learning rate (eps={trainer.optim.eps}) or check "
+            "the data for NaN/inf; "
             "the parameters were restored to their values at the start of that epoch"
         )
 
 
 class Validation(Callback):
-    """Evaluate on ``(X_val, Y_val)`` after every epoch: adds ``val_loss`` (and ``metric``) to the logs."""
+    """Evaluate on ``(X_val, Y_val)`` after every epoch: adds ``val_loss`` (and ``metric``) to the
+    logs."""
 
     def __init__(self, X_val, Y_val, metric=None, batch_size: int = 1024) -> None:
         self.data, self.metric, self.batch_size = (X_val, Y_val), metric, batch_size
@@ -204,7 +210,9 @@ class Validation(Callback):
         self.data = _check_data(trainer.backend, *self.data, what="SGD validation")
 
     def on_epoch_end(self, trainer, epoch, logs):
-        val, score = evaluate(trainer.net, trainer.loss, *self.data, batch_size=self.batch_size, metric=self.metric)
+        val, score = evaluate(
+            trainer.net, trainer.loss, *self.data, batch_size=self.batch_size, metric=self.metric
+        )
         logs["val_loss"] = val
         trainer.history.val_loss.append(val)
         if score is not None:
@@ -213,22 +221,30 @@ class Validation(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop after ``patience`` epochs without improvement of ``monitor`` (after :class:`Validation`).
+    """Stop after ``patience`` epochs without improvement of ``monitor`` (after
+    :class:`Validation`).
 
     ``monitor`` is ``'val_loss'`` (lower is better) or ``'metric'`` (higher is
     better). With ``restore_best`` the parameters of the best epoch are put
     back at the end. ``patience=None`` only tracks the best epoch.
     """
 
-    def __init__(self, patience: int | None = None, monitor: str = "val_loss", restore_best: bool = True) -> None:
+    def __init__(
+        self, patience: int | None = None, monitor: str = "val_loss", restore_best: bool = True
+    ) -> None:
         if monitor not in ("val_loss", "metric"):
-            raise ValueError(f"EarlyStopping: monitor must be 'val_loss' or 'metric', got {monitor!r}")
+            raise ValueError(
+                f"EarlyStopping: monitor must be 'val_loss' or 'metric', got {monitor!r}"
+            )
         self.patience, self.monitor, self.restore_best = patience, monitor, restore_best
         self.best, self.waited, self.best_state = None, 0, None
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.monitor not in logs:
-            raise ValueError(f"EarlyStopping: no {self.monitor!r} in the epoch's logs; put a Validation callback first")
+            raise ValueError(
+                f"EarlyStopping: no {self.monitor!r} in the epoch's logs; put a Validation "
+                "callback first"
+            )
         current = logs["val_loss"] if self.monitor == "val_loss" else -logs["metric"]
         if self.best is None or current < self.best:
             self.best, self.waited = current, 0
@@ -277,11 +293,19 @@ class ProgressBar(Callback):
             from tqdm.auto import tqdm
         except ImportError:
             return
-        self.bar = tqdm(total=trainer.epochs, initial=trainer.epoch, unit="epoch", leave=True, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=trainer.epochs,
+            initial=trainer.epoch,
+            unit="epoch",
+            leave=True,
+            dynamic_ncols=True,
+        )
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.bar is not None:
-            self.bar.set_postfix_str(_line(epoch, trainer.epochs, logs, self.metric_name).split("  ", 1)[1])
+            self.bar.set_postfix_str(
+                _line(epoch, trainer.epochs, logs, self.metric_name).split("  ", 1)[1]
+            )
             self.bar.update(1)
 
     def on_train_end(self, trainer):
@@ -304,7 +328,8 @@ def _line(epoch: int, epochs: int, logs: dict, metric_name: str) -> str:
 
 
 class Trainer:
-    """The epoch loop: shuffle, split into batches, one :class:`Optim` step per batch, schedule, callbacks.
+    """The epoch loop: shuffle, split into batches, one :class:`Optim` step per batch, schedule,
+    callbacks.
 
     Parameters
     ----------
@@ -331,8 +356,8 @@ class Trainer:
     """
 
     def __init__(
-        self, net, loss, optimizer=None, *, eps=1e-3, batch_size=32, shuffle=True, seed=None, scheduler=None,
-        callbacks=(), compile="auto",
+        self, net, loss, optimizer=None, *, eps=1e-3, batch_size=32, shuffle=True, seed=None,
+        scheduler=None, callbacks=(), compile="auto",
     ):  # fmt: skip
         _positive_int("batch_size", batch_size)
         self.optim = Optim(net, loss, eps, make_optimizer(optimizer, _rate(eps)), compile=compile)
@@ -343,10 +368,14 @@ class Trainer:
         callbacks = list(callbacks)
         for c in callbacks:
             if not isinstance(c, Callback):
-                raise TypeError(f"Trainer: callbacks must be Callback instances, got {type(c).__name__}")
+                raise TypeError(
+                    f"Trainer: callbacks must be Callback instances, got {type(c).__name__}"
+                )
         self.callbacks = [self.guard, *callbacks]
         self._scheduler_spec = scheduler
-        self.scheduler = make_schedule(scheduler, self.optim.optimizer, 1) if scheduler != "cosine" else None
+        self.scheduler = (
+            make_schedule(scheduler, self.optim.optimizer, 1) if scheduler != "cosine" else None
+        )
         self.history = History()
         self.epoch = 0  # epochs completed
         self.epochs = 0
@@ -357,7 +386,8 @@ class Trainer:
         return self.optim.optimizer
 
     def fit(self, X, Y, epochs: int) -> History:
-        """Train until ``epochs`` epochs are complete (counting those already done); returns the history."""
+        """Train until ``epochs`` epochs are complete (counting those already done); returns the
+        history."""
         _positive_int("epochs", epochs, minimum=0)
         self.epochs = epochs
         if self._scheduler_spec == "cosine" and self.scheduler is None:
@@ -410,7 +440,8 @@ class Trainer:
     # ---------------------------------------------------------- checkpoints
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs besides the parameters (see :class:`~backprop.optim.checkpoint.Checkpoint`)."""
+        """Everything a resumed run needs besides the parameters (see
+        :class:`~backprop.optim.checkpoint.Checkpoint`)."""
         return {
             "epoch": self.epoch,
             "rng": generator_state(self.rng),
@@ -418,7 +449,11 @@ class Trainer:
             "history": self.history.as_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "callbacks": [c.state_dict() for c in self.callbacks],
-            "module_rngs": [generator_state(m._rng) for m in self.net.unique_modules() if getattr(m, "_rng", None)],
+            "module_rngs": [
+                generator_state(m._rng)
+                for m in self.net.unique_modules()
+                if getattr(m, "_rng", None)
+            ],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -539,13 +574,18 @@ def SGD(
     """
     if lr is not None:
         if eps != 1e-3 and eps != lr:
-            raise ValueError(f"SGD: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}")
+            raise ValueError(
+                f"SGD: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}"
+            )
         eps = lr
     _positive_int("epochs", epochs, minimum=0)
     if patience is not None:
         _positive_int("patience", patience)
         if validation is None:
-            raise ValueError("SGD: early stopping (patience) needs validation data: pass validation=(X_val, Y_val)")
+            raise ValueError(
+                "SGD: early stopping (patience) needs validation data: pass validation=(X_val, "
+                "Y_val)"
+            )
     if monitor not in ("val_loss", "metric"):
         raise ValueError(f"SGD: monitor must be 'val_loss' or 'metric', got {monitor!r}")
     if monitor == "metric" and metric is None:
@@ -569,7 +609,7 @@ def SGD(
 
         parts.append(Checkpoint(checkpoint, resume=resume))
     trainer = Trainer(
-        net, loss, optimizer, eps=eps, batch_size=batch_size, shuffle=shuffle, seed=seed, scheduler=scheduler,
-        callbacks=parts, compile=compile,
+        net, loss, optimizer, eps=eps, batch_size=batch_size, shuffle=shuffle, seed=seed,
+        scheduler=scheduler, callbacks=parts, compile=compile,
     )  # fmt: skip
     return trainer.fit(X, Y, epochs)

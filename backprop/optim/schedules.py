@@ -11,11 +11,14 @@ __all__ = ["CosineLR", "StepLR", "make_schedule"]
 
 
 class _Schedule:
-    """Sets ``optimizer.lr`` from the epoch; :func:`~backprop.SGD` calls :meth:`step` after each epoch."""
+    """Sets ``optimizer.lr`` from the epoch; :func:`~backprop.SGD` calls :meth:`step` after each
+    epoch."""
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.epoch = 0
@@ -30,7 +33,9 @@ class _Schedule:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from :meth:`state_dict` (sets the optimizer's rate for that epoch)."""
-        epoch = positive_int(f"{type(self).__name__}.load_state_dict", "epoch", state.get("epoch"), minimum=0)
+        epoch = positive_int(
+            f"{type(self).__name__}.load_state_dict", "epoch", state.get("epoch"), minimum=0
+        )
         base = state.get("base_lr")
         self.base_lr = _check_rate(type(self).__name__, "base_lr", base)
         self.epoch = epoch
@@ -62,7 +67,10 @@ class CosineLR(_Schedule):
     def __init__(self, optimizer: Optimizer, total_epochs: int, min_lr: float = 0.0) -> None:
         super().__init__(optimizer)
         total_epochs = positive_int("CosineLR", "total_epochs", total_epochs)
-        self.total_epochs, self.min_lr = total_epochs, _check_rate("CosineLR", "min_lr", min_lr, allow_zero=True)
+        self.total_epochs, self.min_lr = (
+            total_epochs,
+            _check_rate("CosineLR", "min_lr", min_lr, allow_zero=True),
+        )
 
     def rate(self, epoch: int) -> float:
         t = min(epoch, self.total_epochs) / self.total_epochs
@@ -79,6 +87,12 @@ def make_schedule(spec, optimizer: Optimizer, epochs: int):
     if callable(spec):
         schedule = spec(optimizer)
         if not isinstance(schedule, _Schedule):
-            raise TypeError(f"scheduler: the function returned {type(schedule).__name__}, expected a schedule such as CosineLR")
+            raise TypeError(
+                f"scheduler: the function returned {type(schedule).__name__}, expected a schedule "
+                "such as CosineLR"
+            )
         return schedule
-    raise ValueError(f"scheduler must be None, 'cosine', a schedule or a function optimizer -> schedule, got {spec!r}")
+    raise ValueError(
+        "scheduler must be None, 'cosine', a schedule or a function optimizer -> schedule, got "
+        f"{spec!r}"
+    )

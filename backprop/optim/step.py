@@ -44,16 +44,34 @@ class Optim:
         refuses it, ``'auto'`` runs such a step eagerly.
     """
 
-    def __init__(self, net: Module, loss: Loss, eps: float | None = None, optimizer=None, *, lr=None, compile=False):
+    def __init__(
+        self,
+        net: Module,
+        loss: Loss,
+        eps: float | None = None,
+        optimizer=None,
+        *,
+        lr=None,
+        compile=False,
+    ):
         if not isinstance(net, Module):
             raise TypeError(f"Optim: net must be a Module, got {type(net).__name__}")
         if not isinstance(loss, Loss):
             raise TypeError(f"Optim: loss must be a Loss, got {type(loss).__name__}")
         if eps is not None and lr is not None and eps != lr:
-            raise ValueError(f"Optim: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}")
+            raise ValueError(
+                f"Optim: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}"
+            )
         rate = 1e-3 if eps is None and lr is None else (lr if eps is None else eps)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0 or rate != rate:
-            raise ValueError(f"Optim: the learning rate (eps) must be a positive number, got {rate!r}")
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, (int, float))
+            or not rate > 0
+            or rate != rate
+        ):
+            raise ValueError(
+                f"Optim: the learning rate (eps) must be a positive number, got {rate!r}"
+            )
         self.net, self.loss = net, loss
         self.optimizer = make_optimizer(optimizer, float(rate))
         if compile not in (True, False, "auto"):
@@ -78,7 +96,11 @@ class Optim:
         if shape is not None and len(shape) and shape[0] == 0:
             raise ValueError("Optim.step: the batch is empty (0 rows)")
         b = backend_of_net(self.net)
-        if self.compile and b.compiles and (self.compile is True or not self._draws_random_numbers()):
+        if (
+            self.compile
+            and b.compiles
+            and (self.compile is True or not self._draws_random_numbers())
+        ):
             return self._compiled_step(b, batch_x, batch_y)
         net = self.net
         net.zero_grad()
@@ -98,8 +120,9 @@ class Optim:
         for m in net.unique_modules():
             if m._draws_random_numbers():
                 raise ValueError(
-                    f"Optim(compile=True): {m._label()} draws random numbers on the host in forward and cannot be "
-                    "compiled; use compile=False or 'auto', or put the network in eval mode"
+                    f"Optim(compile=True): {m._label()} draws random numbers on the host in "
+                    "forward and cannot be compiled; use compile=False or 'auto', or put the "
+                    "network in eval mode"
                 )
         if self._compiled is None or self._compiled[0] != list(net.parameter_slots()):
             slots = list(net.parameter_slots())
@@ -158,7 +181,8 @@ class Optim:
         validate_targets(self.net, self.loss, x, y)
 
     def __repr__(self) -> str:
-        return f"Optim(loss={self.loss!r}, optimizer={self.optimizer!r}{f', compile={self.compile!r}' if self.compile else ''})"
+        compiled = f", compile={self.compile!r}" if self.compile else ""
+        return f"Optim(loss={self.loss!r}, optimizer={self.optimizer!r}{compiled})"
 
 
 def validate_targets(net: Module, loss: Loss, X, Y) -> None:
