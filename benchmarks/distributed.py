@@ -328,6 +328,64 @@ def report(results):
     return "\n".join(lines)
 
 
+def _rate(samples_per_s) -> str:
+    return f"{samples_per_s / 1e3:.1f}k/s" if samples_per_s >= 1e3 else f"{samples_per_s:.0f}/s"
+
+
+def _ms(seconds) -> str:
+    return f"{seconds * 1e3:.2f} ms" if seconds < 0.1 else f"{seconds * 1e3:.0f} ms"
+
+
+def markdown(results) -> str:
+    """The tables of docs/distributed.md, from ``results``."""
+    lines = ["| network | batch | one process | 1 worker | 2 workers | overhead of the cluster (1 worker) |"]
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+    for name, (description, _) in NETWORKS.items():
+        entry = results["networks"][name]
+        for i, b in enumerate(sorted((k for k in entry if k.isdigit()), key=int)):
+            row = entry[b]
+            label = f"{name}: {description}, {results['n_parameters'][name]:,} parameters" if i == 0 else ""
+            cells = [f"{_ms(row[k])} ({_rate(int(b) / row[k])})" for k in ("single_s", "workers_1_s", "workers_2_s")]
+            over = _ms(row["workers_1_s"] - row["single_s"])
+            lines.append(f"| {label} | {b} | " + " | ".join(cells) + f" | {over} |")
+    m = results["model"]
+    small, large = m["networks"]["small"], m["networks"]["large"]
+    lines += [
+        "",
+        "| piece | symbol | measured |",
+        "| --- | --- | --- |",
+        f"| round trip of an empty call to a worker actor | t_rt | {_ms(m['round_trip_s'])} |",
+        f"| driver time per extra call (slope of 1, 8, 32 calls at once) | t_call | {_ms(m['per_call_s'])} |",
+        f"| bandwidth of a call carrying 8 MB there and back | bw | {m['bandwidth_Bps'] / 1e9:.2f} GB/s (loopback) |",
+        "| compute per sample (one process, slope over batch sizes) | c | "
+        f"small {small['compute_per_sample_s'] * 1e6:.2f} µs, large {large['compute_per_sample_s'] * 1e6:.1f} µs |",
+        f"| gradient size (float32) | G | small {small['gradient_bytes'] / 1e3:.0f} kB, "
+        f"large {large['gradient_bytes'] / 1e6:.2f} MB |",
+        f"| adding one gradient on the driver | t_add | small {_ms(small['add_gradient_s'])}, "
+        f"large {_ms(large['add_gradient_s'])} |",
+        f"| the update on the driver | t_up | small {_ms(small['update_s'])}, large {_ms(large['update_s'])} |",
+        "| the trainer's own work per step (residual of the small network, 1 worker) | t_0 | "
+        f"{_ms(m['bookkeeping_s'])} |",
+        "",
+        "| network | batch | W | model | measured |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in results["networks"].items():
+        for b in sorted((k for k in entry if k.isdigit()), key=int):
+            for w in (1, 2):
+                model = step_time(m, name, int(b) / w, w)
+                lines.append(f"| {name} | {b} | {w} | {_ms(model)} | {_ms(entry[b][f'workers_{w}_s'])} |")
+    for key, rows in results["projection"].items():
+        header = "| network | b | W = 1 | W = 8 | W = 64 | W = 512 | driver-bound from W = |"
+        lines += ["", f"projection, {key}:", "", header]
+        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+        for row in rows:
+            cells = [_rate(row[f"W={w}"]) for w in (1, 8, 64, 512)]
+            head = f"| {row['network']} | {row['per_worker_batch']} | "
+            lines.append(head + " | ".join(cells) + f" | {row['reducer_bound_from_W']} |")
+    return "\n".join(lines)
+
+
 def add_model(results):
     """The model's inputs and its projection for 8, 64 and 512 workers, into ``results``."""
     results["model"] = model_inputs(results)
@@ -357,6 +415,7 @@ def main(argv=None):
         add_model(results)
         (Path(args.out) / "results.json").write_text(json.dumps(results, indent=1))
         print(report(results))
+        print("\n" + markdown(results))
         return
     if args.rss_only:
         path = Path(args.out) / "results.json"
