@@ -167,3 +167,16 @@ def test_sgd_uses_optimizer_and_schedule(backend, rng):
     )
     assert hist.lr == pytest.approx([0.1, 0.1, 0.01, 0.01])
     assert hist[-1] < hist[0]
+
+
+def test_state_survives_a_copy_of_network_and_optimizer(backend, rng):
+    """Buffers are keyed by module identity: a deep copy (or unpickling) must find them again."""
+    import copy
+
+    net = one_layer(rng)
+    opt = bp.Adam(0.01)
+    opt.step(net)
+    net2, opt2 = copy.deepcopy((net, opt))
+    moved = opt2.state_of(net2, "weight")["mean"]
+    assert_close(moved, bp.to_numpy(opt.state_of(net, "weight")["mean"]), backend)
+    assert bp.to_numpy(moved).any()  # not a fresh zero buffer

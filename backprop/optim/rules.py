@@ -85,6 +85,12 @@ class Optimizer:
             self._state[(id(module), key)] = entry
         return entry[1]
 
+    def __setstate__(self, state: dict) -> None:
+        # the buffers are keyed by id(module): after a copy or unpickling the modules have new
+        # ids, which each entry's own module gives back
+        self.__dict__.update(state)
+        self._state = {(id(m), key): (m, buffers) for (_, key), (m, buffers) in self._state.items()}
+
     def reset(self) -> None:
         """Forget the state (velocities, moments, step count)."""
         self._state.clear()
