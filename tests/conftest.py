@@ -55,7 +55,8 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Deselect the JAX variants of ``random_shapes`` tests unless the run is restricted to JAX.
+    """Deselect the JAX variants of ``random_shapes`` tests, and JAX in float32 where a test also
+    runs in float64, unless the run is restricted to JAX.
 
     They run the standard-only primitives that array_api_strict runs through the same tests;
     JAX's own parity with NumPy is checked on fixed shapes in test_parity.py, and
@@ -65,9 +66,18 @@ def pytest_collection_modifyitems(config, items):
         return
     keep, drop = [], []
     for item in items:
-        name = getattr(item, "callspec", None)
-        is_jax = name is not None and name.params.get("backend_name") == "jax"
-        (drop if is_jax and item.get_closest_marker("random_shapes") else keep).append(item)
+        spec = getattr(item, "callspec", None)
+        params = spec.params if spec is not None else {}
+        jax_case = params.get("backend_name") == "jax"
+        # each new shape or dtype compiles every JAX operation again: the all-backend run
+        # takes JAX in float64 only where a test runs in both dtypes (float32 on JAX is
+        # covered by the parity tests and the trainings)
+        if jax_case and (
+            item.get_closest_marker("random_shapes") or params.get("dtype") == "float32"
+        ):
+            drop.append(item)
+        else:
+            keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
