@@ -181,11 +181,11 @@ class Backend:
     # ----------------------------------------------------------- transfers
 
     @classmethod
-    def to_host(cls, x) -> np.ndarray:
+    def to_host(cls, x):
         """``x`` as a NumPy array in host memory."""
         return np.asarray(x.to_device(cls.resolve_device(None)))
 
-    def from_host(self, a: np.ndarray):
+    def from_host(self, a):
         """A host NumPy array as an array of this library on this device (same dtype)."""
         return self.xp.asarray(np.asarray(a, order="C"), device=self.device)
 
@@ -268,7 +268,7 @@ class Backend:
         stacked = xp.stack(parts, axis=-2)  # (N, *out, prod(kernel), C)
         return xp.reshape(stacked, (x.shape[0], *out, *kernel, x.shape[-1]))
 
-    def im2col(self, x, kernel, strides, *, ones: bool = False):
+    def im2col(self, x, kernel, strides, *, ones=False):
         """The im2col matrix ``(N * positions, prod(kernel) * C)`` of ``x``, one row per window.
 
         With ``ones=True`` a last column of ones is appended, so that a bias
