@@ -115,3 +115,15 @@ def test_every_backend_offers_the_base_signatures(name):
     base = _primitives(Backend)
     for method, signature in base.items():
         assert inspect.signature(getattr(cls, method)) == signature, f"{cls.__name__}.{method}"
+
+
+# the last shape is above NumPy's update block
+@pytest.mark.parametrize("shape", [(3,), (7, 5), (300, 241)])
+def test_axpy_matches_the_standard_update(backend, rng, shape):
+    target = bp.asarray(rng.normal(size=shape))
+    x = bp.asarray(rng.normal(size=shape))
+    expected = bp.to_numpy(Backend.axpy_(backend, backend.copy(target), -0.01, x))
+    result = backend.axpy_(target, -0.01, x)
+    assert_close(result, expected, backend)
+    if backend.mutable:
+        assert result is target  # in place: no allocation per step

@@ -18,7 +18,8 @@ Writes
 Every write the library makes to an array it keeps (a gradient accumulated,
 a parameter updated, an optimizer buffer, an index update) goes through
 :meth:`Backend.add_`, :meth:`Backend.sub_`, :meth:`Backend.scale_`,
-:meth:`Backend.zero_`, :meth:`Backend.add_at` or :meth:`Backend.set_at`.
+:meth:`Backend.axpy_`, :meth:`Backend.zero_`, :meth:`Backend.add_at` or
+:meth:`Backend.set_at`.
 They *return* the result, which the caller stores back in place of its
 argument: libraries whose arrays can be written (``mutable``) update the
 argument itself and return it, immutable ones (JAX) return a new array. One
@@ -231,6 +232,18 @@ class Backend:
         if not self.mutable:
             return target * factor
         target *= factor
+        return target
+
+    def axpy_(self, target, alpha, x):
+        """``target + alpha * x``, written into ``target`` when the library allows it.
+
+        The update ``p <- p - lr * g`` is ``axpy_(p, -lr, g)``. ``alpha`` is a
+        number or a 0-d array (inside a compiled step). Libraries override it
+        to avoid the full-size temporary ``alpha * x``.
+        """
+        if not self.mutable:
+            return target + alpha * x
+        target += alpha * x
         return target
 
     def zero_(self, target):

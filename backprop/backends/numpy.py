@@ -10,6 +10,9 @@ import numpy as np
 from . import _strided
 from .base import Backend, offset_slices
 
+#: elements per block of the in-place update (256 KiB of float32: the buffer stays in L2)
+_AXPY_BLOCK = 1 << 16
+
 
 def _sum(x, /, *, axis=None, dtype=None, keepdims=False):
     # np.sum goes through a Python wrapper that costs about 2 us per call,
@@ -69,6 +72,22 @@ class NumPyBackend(Backend):
 
     def zero_(self, target):
         target.fill(0)
+        return target
+
+    def axpy_(self, target, alpha, x):
+        """``target += alpha * x`` in blocks, through one small buffer (no full-size temporary)."""
+        n = target.size
+        flat = target.flags.c_contiguous and x.flags.c_contiguous and x.shape == target.shape
+        if n <= _AXPY_BLOCK or not flat:
+            target += alpha * x
+            return target
+        t, v = target.reshape(-1), x.reshape(-1)  # views: both are contiguous
+        buf = np.empty(_AXPY_BLOCK, dtype=target.dtype)
+        for start in range(0, n, _AXPY_BLOCK):
+            stop = min(start + _AXPY_BLOCK, n)
+            b = buf[: stop - start]
+            np.multiply(v[start:stop], alpha, out=b)
+            np.add(t[start:stop], b, out=t[start:stop])
         return target
 
     def windows(self, x, kernel, strides):

@@ -57,6 +57,11 @@ class TorchBackend(Backend):
     def zero_(self, target):
         return target.zero_()
 
+    def axpy_(self, target, alpha, x):
+        if isinstance(alpha, (int, float)):
+            return target.add_(x, alpha=alpha)  # one fused pass, no temporary
+        return super().axpy_(target, alpha, x)
+
     def windows(self, x, kernel, strides):
         """im2col as a view: ``(N, *spatial, C)`` -> ``(N, *out, *kernel, C)``."""
         d = len(kernel)

@@ -141,18 +141,34 @@ def _on(module: Module, value):
 
 
 class GradientDescent(Optimizer):
-    """``p <- p - lr * g``: the assignment's update. Without weight decay it calls the network's own
-    :meth:`~backprop.Module.update_parameters`, so modules that redefine it keep their rule.
+    """``p <- p - lr * g``: the assignment's update.
+
+    Without weight decay it follows :meth:`~backprop.Module.update_parameters`:
+    a module (or network) that redefines that method is updated by its own
+    rule, every other parameter by ``p <- p - lr * g`` written in place
+    through :meth:`~backprop.backends.Backend.axpy_` (no temporary the size
+    of the parameter).
     """
 
     def apply(self, net: Module, lr, t) -> None:
-        if not self.weight_decay:
+        if self.weight_decay:
+            super().apply(net, lr, t)
+            return
+        if type(net).update_parameters is not Module.update_parameters:
             net.update_parameters(lr)
             return
-        super().apply(net, lr, t)
+        own_rule = set()
+        for m in net.unique_modules():
+            if m is not net and type(m).update_parameters is not Module.update_parameters:
+                m.update_parameters(lr)
+                own_rule.add(id(m))
+        for m, key in net.parameter_slots():
+            if id(m) not in own_rule:
+                p, g = m.get_parameter(key), m.get_gradient(key)
+                m.set_parameter(key, m.backend.axpy_(p, -lr, g))
 
     def update(self, backend, p, g, state, lr, t):
-        return backend.sub_(p, lr * g)
+        return backend.axpy_(p, -lr, g)
 
 
 class Momentum(Optimizer):
@@ -176,7 +192,7 @@ class Momentum(Optimizer):
 
     def update(self, backend, p, g, state, lr, t):
         v = state["velocity"] = backend.add_(backend.scale_(state["velocity"], self.momentum), g)
-        return backend.sub_(p, lr * (g + self.momentum * v if self.nesterov else v))
+        return backend.axpy_(p, -lr, g + self.momentum * v if self.nesterov else v)
 
 
 class Adam(Optimizer):
@@ -213,7 +229,7 @@ class Adam(Optimizer):
         c1, c2 = 1 - b1**t, 1 - b2**t
         mean = state["mean"] = backend.add_(backend.scale_(state["mean"], b1), (1 - b1) * g)
         sq = state["square"] = backend.add_(backend.scale_(state["square"], b2), (1 - b2) * (g * g))
-        return backend.sub_(p, (lr / c1) * mean / (backend.xp.sqrt(sq) / c2**0.5 + self.eps))
+        return backend.axpy_(p, -(lr / c1), mean / (backend.xp.sqrt(sq) / c2**0.5 + self.eps))
 
 
 _NAMES = {"sgd": GradientDescent, "gd": GradientDescent, "momentum": Momentum, "adam": Adam}
