@@ -90,7 +90,8 @@ class _ConvNd(_Windowed):
 
     def _update_gradient(self, cols, D) -> None:
         xp = self._backend.xp
-        grad = cols.T @ D  # with a bias, its gradient is the last row
+        # cols.T @ D; with a bias, its gradient is the last row
+        grad = self._backend.contract_rows(cols, D)
         width = prod(self.kernel) * self.chan_in
         if "bias" in self._parameters:
             self._accumulate("bias", grad[width, ...])

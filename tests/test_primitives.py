@@ -127,3 +127,11 @@ def test_axpy_matches_the_standard_update(backend, rng, shape):
     assert_close(result, expected, backend)
     if backend.mutable:
         assert result is target  # in place: no allocation per step
+
+
+@pytest.mark.parametrize("rows", [5, 3 * 4096 + 17])  # the second is summed in blocks on NumPy
+def test_contract_rows(backend, rng, rows):
+    a = bp.asarray(rng.normal(size=(rows, 4)))
+    b = bp.asarray(rng.normal(size=(rows, 3)))
+    expected = bp.to_numpy(a).T @ bp.to_numpy(b)
+    assert_close(backend.contract_rows(a, b), expected, backend, rtol=1e-4, atol=1e-3)

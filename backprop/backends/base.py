@@ -271,6 +271,18 @@ class Backend:
         """A copy of ``x`` that no one else holds (``x`` itself for immutable libraries)."""
         return x if not self.mutable else self.xp.asarray(x, copy=True)
 
+    # ------------------------------------------------------------ products
+
+    def contract_rows(self, a, b):
+        """``a.T @ b`` for ``a`` ``(M, P)`` and ``b`` ``(M, Q)``: the sum over rows of outer products.
+
+        A weight gradient with one row per position (a convolution's im2col
+        matrix against its output gradient): ``M`` is large, ``P`` and ``Q``
+        small. Libraries whose BLAS handles such a long contraction poorly
+        override it.
+        """
+        return a.T @ b
+
     # ------------------------------------------------------ window primitives
 
     def windows(self, x, kernel, strides):
