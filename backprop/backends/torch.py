@@ -5,7 +5,7 @@ from __future__ import annotations
 import array_api_compat.torch as _xp
 import torch
 
-from .base import Backend, BackendUnavailableError, im2col_shape
+from .base import Backend, BackendUnavailableError, im2col_shape, offset_slices
 
 
 class TorchBackend(Backend):
@@ -82,3 +82,37 @@ class TorchBackend(Backend):
         cols[:, width] = 1
         cols.view(*lead, width + 1)[..., :width].unflatten(-1, tuple(w.shape[1 + d :])).copy_(w)
         return cols
+
+    def max_pool_backward(self, x, y, delta, kernel, strides):
+        """Max-pool gradient written straight into the result with ``out=``, each kernel offset once.
+
+        The rule of the standard version, for windows that do not overlap
+        (the others go to it): the first offsets take ``delta`` where they
+        hold the window's first maximum, the last takes what is left.
+        """
+        out = tuple(y.shape[1:-1])
+        slices = [index for _, index in offset_slices(kernel, strides, out)]
+        if any(s < k for s, k in zip(strides, kernel)) or len(slices) == 1:
+            return super().max_pool_backward(x, y, delta, kernel, strides)
+        if any(s > k for s, k in zip(strides, kernel)):
+            dx = torch.zeros_like(x)  # gaps between windows get no gradient
+        else:
+            dx = torch.empty_like(x)
+            for axis, (n, k) in enumerate(zip(out, kernel), start=1):
+                if n * k < x.shape[axis]:
+                    dx.narrow(axis, n * k, x.shape[axis] - n * k).zero_()  # the tail no window reads
+        first = dx[slices[0]]
+        taken = torch.eq(x[slices[0]], y)
+        torch.mul(delta, taken, out=first)
+        if len(slices) == 2:
+            torch.sub(delta, first, out=dx[slices[1]])
+            return dx
+        hit = torch.empty_like(taken)
+        for index in slices[1:-1]:
+            torch.eq(x[index], y, out=hit)
+            torch.gt(hit, taken, out=hit)  # a maximum here, and none at an earlier offset
+            taken.logical_or_(hit)
+            torch.mul(delta, hit, out=dx[index])
+        taken.logical_not_()
+        torch.mul(delta, taken, out=dx[slices[-1]])
+        return dx
