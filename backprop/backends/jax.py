@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import Backend, BackendUnavailableError
+from .base import Backend, BackendUnavailableError, offset_slices
 
 
 class JaxBackend(Backend):
@@ -96,3 +96,35 @@ class JaxBackend(Backend):
 
     def compile(self, fn):
         return jax.jit(fn)
+
+    def max_pool_backward(self, x, y, delta, kernel, strides):
+        """For windows that tile the input (stride = kernel): each offset's part, interleaved by a reshape.
+
+        ``.at[strided slice].set`` lowers to a scatter, slow on XLA's CPU
+        backend; stacking the parts and reshaping them into place is one
+        fused loop. Same rule as the standard version (first maximum).
+        """
+        if tuple(strides) != tuple(kernel):
+            return super().max_pool_backward(x, y, delta, kernel, strides)
+        out = tuple(y.shape[1:-1])
+        d = len(kernel)
+        parts, taken = [], None
+        slices = [index for _, index in offset_slices(kernel, strides, out)]
+        for i, index in enumerate(slices):
+            if taken is not None and i == len(slices) - 1:
+                hit = jnp.logical_not(taken)
+            else:
+                hit = x[index] == y
+                if taken is not None:
+                    hit = jnp.logical_and(hit, jnp.logical_not(taken))
+                    taken = jnp.logical_or(taken, hit)
+                else:
+                    taken = hit
+            parts.append(jnp.where(hit, delta, jnp.zeros((), delta.dtype)))
+        n, c = x.shape[0], x.shape[-1]
+        g = jnp.stack(parts, axis=-2).reshape(n, *out, *kernel, c)
+        # (N, *out, *kernel, C) -> (N, o1, k1, o2, k2, C): each window's values back in place
+        perm = (0, *(a for i in range(d) for a in (1 + i, 1 + d + i)), 1 + 2 * d)
+        g = jnp.transpose(g, perm).reshape(n, *(o * k for o, k in zip(out, kernel)), c)
+        tail = [(0, s - o * k) for s, o, k in zip(x.shape[1:-1], out, kernel)]
+        return jnp.pad(g, [(0, 0), *tail, (0, 0)]) if any(t for _, t in tail) else g
