@@ -1,5 +1,11 @@
 """JAX arrays, which are immutable: every write is functional (``.at[...]``).
 
+The window primitives avoid ``.at[strided slice]``, which lowers to a scatter
+(slow on XLA's CPU backend): a kernel offset's values are put in place with
+``lax.pad`` (its interior padding is the stride) and the offsets summed, or,
+for windows that tile the input, stacked and reshaped into place. XLA fuses
+either into one loop.
+
 float64 needs JAX's ``jax_enable_x64`` flag; asking for a float64 backend
 turns it on (JAX would otherwise truncate float64 data to float32 without a
 word). Arrays inside ``jax.jit`` are tracers: they are recognised as JAX
@@ -97,21 +103,34 @@ class JaxBackend(Backend):
     def compile(self, fn):
         return jax.jit(fn)
 
-    def max_pool_backward(self, x, y, delta, kernel, strides):
-        """For windows that tile the input (stride = kernel): each offset's part, interleaved by a reshape.
+    def overlap_add(self, cols, spatial, strides):
+        d = len(spatial)
+        out = tuple(cols.shape[1 : 1 + d])
+        kernel = tuple(cols.shape[1 + d : 1 + 2 * d])
+        lead = (slice(None),) * (1 + d)
+        offsets = [offset for offset, _ in offset_slices(kernel, strides, out)]
+        parts = [cols[lead + offset + (slice(None),)] for offset in offsets]
+        return self._placed_sum(parts, offsets, tuple(spatial), strides)
 
-        ``.at[strided slice].set`` lowers to a scatter, slow on XLA's CPU
-        backend; stacking the parts and reshaping them into place is one
-        fused loop. Same rule as the standard version (first maximum).
+    def spread(self, part, shape, kernel, strides):
+        out = tuple(part.shape[1:-1])
+        offsets = [offset for offset, _ in offset_slices(kernel, strides, out)]
+        return self._placed_sum([part] * len(offsets), offsets, tuple(shape[1:-1]), strides)
+
+    def max_pool_backward(self, x, y, delta, kernel, strides):
+        """Each offset's part of the gradient (first-maximum mask times ``delta``), put in place.
+
+        Windows that tile the input (stride = kernel) stack their parts and
+        reshape them into place; other windows go through ``lax.pad`` and a
+        sum (overlapping windows add up). Same rule as the standard version.
         """
-        if tuple(strides) != tuple(kernel):
-            return super().max_pool_backward(x, y, delta, kernel, strides)
         out = tuple(y.shape[1:-1])
         d = len(kernel)
         parts, taken = [], None
-        slices = [index for _, index in offset_slices(kernel, strides, out)]
-        for i, index in enumerate(slices):
-            if taken is not None and i == len(slices) - 1:
+        pairs = list(offset_slices(kernel, strides, out))
+        for i, (_, index) in enumerate(pairs):
+            if taken is not None and i == len(pairs) - 1:
+                # the maximum is somewhere: the last offset gets the rest
                 hit = jnp.logical_not(taken)
             else:
                 hit = x[index] == y
@@ -121,10 +140,26 @@ class JaxBackend(Backend):
                 else:
                     taken = hit
             parts.append(jnp.where(hit, delta, jnp.zeros((), delta.dtype)))
+        spatial = tuple(x.shape[1:-1])
+        if tuple(strides) != tuple(kernel):
+            return self._placed_sum(parts, [offset for offset, _ in pairs], spatial, strides)
         n, c = x.shape[0], x.shape[-1]
         g = jnp.stack(parts, axis=-2).reshape(n, *out, *kernel, c)
         # (N, *out, *kernel, C) -> (N, o1, k1, o2, k2, C): each window's values back in place
         perm = (0, *(a for i in range(d) for a in (1 + i, 1 + d + i)), 1 + 2 * d)
         g = jnp.transpose(g, perm).reshape(n, *(o * k for o, k in zip(out, kernel)), c)
-        tail = [(0, s - o * k) for s, o, k in zip(x.shape[1:-1], out, kernel)]
+        tail = [(0, s - o * k) for s, o, k in zip(spatial, out, kernel)]
         return jnp.pad(g, [(0, 0), *tail, (0, 0)]) if any(t for _, t in tail) else g
+
+    @staticmethod
+    def _placed_sum(parts, offsets, spatial, strides):
+        """The sum of ``parts[j]`` put at ``offsets[j]`` in ``(N, *spatial, C)`` (zeros elsewhere)."""
+        total = None
+        for part, offset in zip(parts, offsets):
+            config = [(0, 0, 0)]
+            for o, s, m, size in zip(offset, strides, part.shape[1:-1], spatial):
+                config.append((o, size - (o + s * (m - 1) + 1), s - 1))
+            config.append((0, 0, 0))
+            placed = jax.lax.pad(part, jnp.zeros((), part.dtype), config)
+            total = placed if total is None else total + placed
+        return total
