@@ -31,7 +31,6 @@ def im2col(lib, x, kernel, strides, *, ones=False):
     axes. With several channels the single copy is faster (two to four times at
     2 to 8 channels): its innermost run is a whole row of the kernel.
     """
-    d = len(kernel)
     c = x.shape[-1]
     out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
     m = x.shape[0]
