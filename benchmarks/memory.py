@@ -3,11 +3,12 @@
 Two methods, named in the results next to each figure:
 
 - ``tracemalloc`` (contenders whose arrays are NumPy's: NumPy reports its
-  data buffers to :mod:`tracemalloc`): tracing starts one step before the
-  measured one, so the arrays a step keeps until the next (a container's
-  intermediates) are counted; the figure is the peak of traced memory
-  during the measured step. Parameters and the input batch, allocated before
-  tracing, are not counted.
+  data buffers to :mod:`tracemalloc`): the peak of the memory allocated
+  during one step (traced from its start) and alive at the same moment.
+  What existed before the step (parameters, the input batch, what the
+  previous step kept) is not counted; backprop's containers replace what
+  they kept as the step's forward runs, so none of it is alive at the
+  backward peak.
 - ``rss``: the rise of the process's resident set during the step. Free
   memory is handed back to the system first (``malloc_trim``), the kernel's
   high-water mark is reset (``/proc/self/clear_refs``), and the figure is
@@ -59,13 +60,11 @@ def rss_available() -> bool:
 
 
 def peak_tracemalloc(step, sync=lambda *a: None) -> int:
-    """Peak bytes traced during one call of ``step`` (tracing from the call before)."""
+    """Peak bytes traced during one call of ``step`` (after an untraced call: the steady state)."""
+    sync(step())
     gc.collect()
     tracemalloc.start()
     try:
-        sync(step())
-        gc.collect()
-        tracemalloc.reset_peak()
         sync(step())
         return tracemalloc.get_traced_memory()[1]
     finally:

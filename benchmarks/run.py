@@ -670,7 +670,7 @@ def parse_args(argv=None):
         help="where results.json and the plot go",
     )
     args = p.parse_args(argv)
-    quick = {"batch_sizes": [256], "repeats": 3, "min_block": 0.02}
+    quick = {"batch_sizes": [256], "repeats": 2, "min_block": 0.02}
     full = {"batch_sizes": list(DEFAULT_BATCHES), "repeats": 9, "min_block": 0.05}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
