@@ -153,3 +153,31 @@ def _net_with(w, weights):
 
 def _numpy_out(w, weights, X):
     return bp.to_numpy(_net_with(w, weights).forward(bp.asarray(X)))
+
+
+def test_profile_times_every_layer():
+    from benchmarks import profile
+
+    parts = profile.profile("seed_cnn", 8, "numpy", steps=3)
+    assert "1 Conv1D(k=3, 1 -> 32, stride=1) backward" in parts
+    assert "2 MaxPool1D(k=2, stride=2) forward" in parts
+    assert {"zero_grad", "update", "whole Optim.step"} <= set(parts)
+    assert all(t > 0 for t in parts.values())
+
+
+def test_compare_reads_runs(tmp_path, capsys):
+    from benchmarks import compare
+
+    def run(sps_numpy, sps_torch):
+        entry = {
+            "backprop[numpy]": {"kind": "backprop", "train": {"samples_per_s": sps_numpy}},
+            "torch (native)": {"kind": "peer", "train": {"samples_per_s": sps_torch}},
+        }
+        return {"workloads": {"seed_cnn": {"batches": {"256": {"contenders": entry}}}}}
+
+    (tmp_path / "a.json").write_text(json.dumps(run(100.0, 50.0)))
+    (tmp_path / "b.json").write_text(json.dumps(run(150.0, 50.0)))
+    compare.main([f"before={tmp_path / 'a.json'}", f"after={tmp_path / 'b.json'}"])
+    out = capsys.readouterr().out
+    assert "| seed_cnn | 256 | backprop[numpy] | 100 | 150 | 1.50x |" in out
+    assert "| seed_cnn | 256 | backprop[numpy] | 2.00 | 3.00 |" in out
