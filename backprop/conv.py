@@ -28,7 +28,9 @@ class _ConvNd(_Windowed):
 
     _d = 1
 
-    def __init__(self, k_size, chan_in: int, chan_out: int, stride=1, bias: bool = True, *, rng=None):
+    def __init__(
+        self, k_size, chan_in: int, chan_out: int, stride=1, bias: bool = True, *, rng=None
+    ):
         super().__init__()
         name = type(self).__name__
         self._set_window(k_size, stride)
@@ -43,10 +45,18 @@ class _ConvNd(_Windowed):
         self._saved = None  # (input, im2col matrix) of the last internal forward
 
     def get_config(self) -> dict:
-        return {**self._window_config(), "chan_in": self.chan_in, "chan_out": self.chan_out, "bias": "bias" in self._parameters}
+        return {
+            **self._window_config(),
+            "chan_in": self.chan_in,
+            "chan_out": self.chan_out,
+            "bias": "bias" in self._parameters,
+        }
 
     def extra_repr(self) -> str:
-        text = f"k={self._shown(self.kernel)}, {self.chan_in} -> {self.chan_out}, stride={self._shown(self.stride)}"
+        text = (
+            f"k={self._shown(self.kernel)}, {self.chan_in} -> {self.chan_out}, "
+            f"stride={self._shown(self.stride)}"
+        )
         return text + ("" if "bias" in self._parameters else ", bias=False")
 
     def _input(self, X, method: str):
@@ -61,7 +71,9 @@ class _ConvNd(_Windowed):
         return self._backend.im2col(X, self.kernel, self.stride, ones="bias" in self._parameters)
 
     def _weight_matrix(self):
-        return self._backend.xp.reshape(self._parameters["weight"], (prod(self.kernel) * self.chan_in, self.chan_out))
+        return self._backend.xp.reshape(
+            self._parameters["weight"], (prod(self.kernel) * self.chan_in, self.chan_out)
+        )
 
     def _apply(self, X, cols):
         xp = self._backend.xp
@@ -90,7 +102,8 @@ class _ConvNd(_Windowed):
 
     def _update_gradient(self, cols, D) -> None:
         xp = self._backend.xp
-        grad = cols.T @ D  # with a bias, its gradient is the last row
+        # cols.T @ D; with a bias, its gradient is the last row
+        grad = self._backend.contract_rows(cols, D)
         width = prod(self.kernel) * self.chan_in
         if "bias" in self._parameters:
             self._accumulate("bias", grad[width, ...])
@@ -99,7 +112,9 @@ class _ConvNd(_Windowed):
 
     def _input_gradient(self, input, D):
         out = self.output_shape(input.shape)
-        dcols = self._backend.xp.reshape(D @ self._weight_matrix().T, (*out[:-1], *self.kernel, self.chan_in))
+        dcols = self._backend.xp.reshape(
+            D @ self._weight_matrix().T, (*out[:-1], *self.kernel, self.chan_in)
+        )
         return self._backend.overlap_add(dcols, tuple(input.shape[1:-1]), self.stride)
 
     def backward_update_gradient(self, input, delta):
@@ -116,8 +131,12 @@ class _ConvNd(_Windowed):
         D = self._delta_matrix(input, delta, "backward")
         if param_grad:
             saved = self._saved
-            self._update_gradient(saved[1] if saved is not None and saved[0] is input else self._columns(input), D)
+            self._update_gradient(
+                saved[1] if saved is not None and saved[0] is input else self._columns(input), D
+            )
         return self._input_gradient(input, D) if input_grad else None
+
+
 class Conv1D(_ConvNd):
     """1-D convolution (cross-correlation, as in Torch and PyTorch) over a channels-last sequence.
 

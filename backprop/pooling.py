@@ -64,7 +64,9 @@ class _MaxPoolNd(_PoolNd):
     def backward_delta(self, input, delta):
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
-        return self._pool_gradient(input, delta, backend_of(input).max_pool(input, self.kernel, self.stride))
+        return self._pool_gradient(
+            input, delta, backend_of(input).max_pool(input, self.kernel, self.stride)
+        )
 
     def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         if not input_grad:
@@ -73,7 +75,9 @@ class _MaxPoolNd(_PoolNd):
         delta = self._delta(input, delta, "backward")
         saved = self._saved
         if saved is None or saved[0] is not input:
-            return self._pool_gradient(input, delta, backend_of(input).max_pool(input, self.kernel, self.stride))
+            return self._pool_gradient(
+                input, delta, backend_of(input).max_pool(input, self.kernel, self.stride)
+            )
         return self._pool_gradient(input, delta, saved[1])
 
 
@@ -126,7 +130,8 @@ class MaxPool2D(_MaxPoolNd):
 class AvgPool1D(_AvgPoolNd):
     """Mean over windows of ``k_size`` positions, per channel.
 
-    Shape: ``(N, L, C)`` -> ``(N, (L - k_size) // stride + 1, C)``; ``stride`` defaults to ``k_size``.
+    Shape: ``(N, L, C)`` -> ``(N, (L - k_size) // stride + 1, C)``; ``stride`` defaults to
+    ``k_size``.
     """
 
     _d = 1

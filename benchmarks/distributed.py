@@ -47,7 +47,9 @@ NETWORKS = {
 def network(name):
     if name == "small":
         return models.mlp(64, 10)
-    return bp.Sequential(bp.Linear(784, 1024), bp.ReLU(), bp.Linear(1024, 1024), bp.ReLU(), bp.Linear(1024, 10))
+    return bp.Sequential(
+        bp.Linear(784, 1024), bp.ReLU(), bp.Linear(1024, 1024), bp.ReLU(), bp.Linear(1024, 10)
+    )
 
 
 def data(name, rows, seed=0):
@@ -100,7 +102,14 @@ def cluster_step_s(client, workers, name, batch, steps):
     net = network(name)
     X, y = data(name, batch * steps)
     trainer = distributed.DataParallelTrainer(
-        net, bp.CELogSoftmax(), "sgd", client=client, n_shards=workers, eps=0.01, batch_size=batch, seed=0
+        net,
+        bp.CELogSoftmax(),
+        "sgd",
+        client=client,
+        n_shards=workers,
+        eps=0.01,
+        batch_size=batch,
+        seed=0,
     )
     history = trainer.fit(X, y, 2)
     return history.time[-1] / steps
@@ -151,7 +160,9 @@ def measure_steps(batches, steps, repeats):
     results = {"networks": {}, "calls": {}, "n_parameters": {}}
     for name in NETWORKS:
         results["n_parameters"][name] = network(name).n_parameters()
-        results["networks"][name] = {str(b): {"single_s": single_step_s(name, b, repeats)} for b in batches}
+        results["networks"][name] = {
+            str(b): {"single_s": single_step_s(name, b, repeats)} for b in batches
+        }
         add, update = driver_s(name, repeats)
         results["networks"][name]["add_gradient_s"] = add
         results["networks"][name]["update_s"] = update
@@ -159,7 +170,9 @@ def measure_steps(batches, steps, repeats):
         with distributed.local_cluster(workers) as client:
             if workers == 2:
                 measured = calls(client, [0, 1 << 20, 8 << 20], [1, 8, 32], repeats)
-                results["calls"] = {k: {str(n): t for n, t in v.items()} for k, v in measured.items()}
+                results["calls"] = {
+                    k: {str(n): t for n, t in v.items()} for k, v in measured.items()
+                }
             for name in NETWORKS:
                 for b in batches:
                     seconds = cluster_step_s(client, workers, name, b, steps)
@@ -177,7 +190,12 @@ def model_inputs(results):
     rt, big = payload[0], max(payload)
     bandwidth = 2 * big / (payload[big] - rt)  # a call carries the array there and back
     per_call = (fan[max(fan)] - fan[min(fan)]) / (max(fan) - min(fan))
-    out = {"round_trip_s": rt, "per_call_s": per_call, "bandwidth_Bps": bandwidth, "bookkeeping_s": 0.0}
+    out = {
+        "round_trip_s": rt,
+        "per_call_s": per_call,
+        "bandwidth_Bps": bandwidth,
+        "bookkeeping_s": 0.0,
+    }
     out["networks"] = {}
     for name, entry in results["networks"].items():
         sizes = sorted(int(b) for b in entry if b.isdigit())
@@ -192,7 +210,9 @@ def model_inputs(results):
     # what the pieces leave out of a measured step (the trainer's own work: taking the rows,
     # converting arrays): the small network's 1-worker steps, where transfers are negligible
     small = results["networks"]["small"]
-    gaps = [small[b]["workers_1_s"] - step_time(out, "small", int(b), 1) for b in small if b.isdigit()]
+    gaps = [
+        small[b]["workers_1_s"] - step_time(out, "small", int(b), 1) for b in small if b.isdigit()
+    ]
     out["bookkeeping_s"] = statistics.median(gaps)
     return out
 
@@ -208,13 +228,17 @@ def step_time(inputs, name, per_worker_batch, workers, bandwidth=None):
     net = inputs["networks"][name]
     bw = bandwidth or inputs["bandwidth_Bps"]
     per_worker = inputs["per_call_s"] + 2 * net["gradient_bytes"] / bw + net["add_gradient_s"]
-    fixed = net["compute_per_sample_s"] * per_worker_batch + inputs["round_trip_s"] + net["update_s"]
+    fixed = (
+        net["compute_per_sample_s"] * per_worker_batch + inputs["round_trip_s"] + net["update_s"]
+    )
     return fixed + inputs["bookkeeping_s"] + workers * per_worker
 
 
 def projection(inputs, name, per_worker_batch, workers, bandwidth=None):
     """Samples per second of ``workers`` workers through the driver (per-worker batch fixed)."""
-    return workers * per_worker_batch / step_time(inputs, name, per_worker_batch, workers, bandwidth)
+    return (
+        workers * per_worker_batch / step_time(inputs, name, per_worker_batch, workers, bandwidth)
+    )
 
 
 def crossover(inputs, name, per_worker_batch, bandwidth=None):
@@ -246,7 +270,17 @@ def peak_rss_of_training(gigabytes, epochs=1):
         del X
         np.save(y_path, labels)
         size = os.path.getsize(x_path)
-        command = [sys.executable, "-c", _PEAK_OF_TRAIN, "train", "--data", x_path, y_path, "--model", "mlp"]
+        command = [
+            sys.executable,
+            "-c",
+            _PEAK_OF_TRAIN,
+            "train",
+            "--data",
+            x_path,
+            y_path,
+            "--model",
+            "mlp",
+        ]
         command += ["--epochs", str(epochs), "--batch-size", "256", "--quiet"]
         t0 = time.perf_counter()
         out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
@@ -287,7 +321,9 @@ def report(results):
     for name, (description, _) in NETWORKS.items():
         entry = results["networks"][name]
         lines.append(f"\n{name}: {description}, {results['n_parameters'][name]:,} parameters")
-        lines.append("  batch   one process      1 worker          2 workers        overhead (1 worker)")
+        lines.append(
+            "  batch   one process      1 worker          2 workers        overhead (1 worker)"
+        )
         for b in sorted((k for k in entry if k.isdigit()), key=int):
             row = entry[b]
             cells = []
@@ -313,7 +349,9 @@ def report(results):
             cells = []
             for w in (1, 2):
                 model = step_time(inputs, name, int(b) / w, w) * 1e3
-                cells.append(f"W={w}: model {model:6.2f} measured {entry[b][f'workers_{w}_s'] * 1e3:6.2f}")
+                cells.append(
+                    f"W={w}: model {model:6.2f} measured {entry[b][f'workers_{w}_s'] * 1e3:6.2f}"
+                )
             lines.append(f"  {name} batch {b:>3}: " + "; ".join(cells))
     for key, rows in results["projection"].items():
         lines.append(f"\nprojection {key}")
@@ -338,14 +376,23 @@ def _ms(seconds) -> str:
 
 def markdown(results) -> str:
     """The tables of docs/distributed.md, from ``results``."""
-    lines = ["| network | batch | one process | 1 worker | 2 workers | overhead of the cluster (1 worker) |"]
+    lines = [
+        "| network | batch | one process | 1 worker | 2 workers | overhead of the cluster (1 worker) |"
+    ]
     lines.append("| --- | --- | --- | --- | --- | --- |")
     for name, (description, _) in NETWORKS.items():
         entry = results["networks"][name]
         for i, b in enumerate(sorted((k for k in entry if k.isdigit()), key=int)):
             row = entry[b]
-            label = f"{name}: {description}, {results['n_parameters'][name]:,} parameters" if i == 0 else ""
-            cells = [f"{_ms(row[k])} ({_rate(int(b) / row[k])})" for k in ("single_s", "workers_1_s", "workers_2_s")]
+            label = (
+                f"{name}: {description}, {results['n_parameters'][name]:,} parameters"
+                if i == 0
+                else ""
+            )
+            cells = [
+                f"{_ms(row[k])} ({_rate(int(b) / row[k])})"
+                for k in ("single_s", "workers_1_s", "workers_2_s")
+            ]
             over = _ms(row["workers_1_s"] - row["single_s"])
             lines.append(f"| {label} | {b} | " + " | ".join(cells) + f" | {over} |")
     m = results["model"]
@@ -374,7 +421,9 @@ def markdown(results) -> str:
         for b in sorted((k for k in entry if k.isdigit()), key=int):
             for w in (1, 2):
                 model = step_time(m, name, int(b) / w, w)
-                lines.append(f"| {name} | {b} | {w} | {_ms(model)} | {_ms(entry[b][f'workers_{w}_s'])} |")
+                lines.append(
+                    f"| {name} | {b} | {w} | {_ms(model)} | {_ms(entry[b][f'workers_{w}_s'])} |"
+                )
     for key, rows in results["projection"].items():
         header = "| network | b | W = 1 | W = 8 | W = 64 | W = 512 | driver-bound from W = |"
         lines += ["", f"projection, {key}:", "", header]
@@ -390,25 +439,40 @@ def add_model(results):
     """The model's inputs and its projection for 8, 64 and 512 workers, into ``results``."""
     results["model"] = model_inputs(results)
     results["projection"] = {}
-    for label, bandwidth in (("loopback (measured)", None), ("10 GbE link (1.25 GB/s, nominal)", 1.25e9)):
+    for label, bandwidth in (
+        ("loopback (measured)", None),
+        ("10 GbE link (1.25 GB/s, nominal)", 1.25e9),
+    ):
         rows = []
         for name in NETWORKS:
             for b in (32, 256):
                 row = {"network": name, "per_worker_batch": b}
                 for w in (1, 8, 64, 512):
                     row[f"W={w}"] = round(projection(results["model"], name, b, w, bandwidth))
-                row["reducer_bound_from_W"] = round(crossover(results["model"], name, b, bandwidth), 2)
+                row["reducer_bound_from_W"] = round(
+                    crossover(results["model"], name, b, bandwidth), 2
+                )
                 rows.append(row)
         results["projection"][label] = rows
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__.split("\n")[0])
-    p.add_argument("--out", default=str(ROOT / "docs" / "distributed"), help="directory for results.json")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.distributed", description=__doc__.split("\n")[0]
+    )
+    p.add_argument(
+        "--out", default=str(ROOT / "docs" / "distributed"), help="directory for results.json"
+    )
     p.add_argument("--quick", action="store_true", help="fewer steps and repeats, no large file")
-    p.add_argument("--rss-gb", type=float, default=1.1, help="size of the memory-mapped file (0: skip)")
-    p.add_argument("--rss-only", action="store_true", help="measure the memory only (updates results.json)")
-    p.add_argument("--report", action="store_true", help="recompute the model and tables from results.json")
+    p.add_argument(
+        "--rss-gb", type=float, default=1.1, help="size of the memory-mapped file (0: skip)"
+    )
+    p.add_argument(
+        "--rss-only", action="store_true", help="measure the memory only (updates results.json)"
+    )
+    p.add_argument(
+        "--report", action="store_true", help="recompute the model and tables from results.json"
+    )
     args = p.parse_args(argv)
     if args.report:
         results = json.loads((Path(args.out) / "results.json").read_text())
@@ -424,7 +488,9 @@ def main(argv=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1))
         r = results["rss"]
-        print(f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB on {r['file_bytes'] / 2**30:.2f} GiB; {r['output']}")
+        print(
+            f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB on {r['file_bytes'] / 2**30:.2f} GiB; {r['output']}"
+        )
         return
     try:  # one BLAS thread, as in the workers of a LocalCluster (Dask sets OMP_NUM_THREADS=1 there)
         from threadpoolctl import threadpool_limits

@@ -64,7 +64,7 @@ PY
 } 2>&1 | tee "$OUT/environment.log"
 
 usable() {  # usable BACKEND [DEVICE]: can backprop compute there?
-  $PY -c "import sys, backprop.backends as b; b._make_backend(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)" "$@" \
+  $PY -c "import sys, backprop.backends as b; b.make_backend(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)" "$@" \
     >/dev/null 2>&1
 }
 

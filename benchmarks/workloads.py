@@ -1,49 +1,99 @@
-"""The networks measured, each as backprop modules, native PyTorch, scikit-learn and bare NumPy.
+"""The networks measured, as users build them, and their native twins.
 
-Every contender builds the same architecture from the same initial weights
-and performs the same full training step: forward, cost, backward, update
-(plain SGD, learning rate ``LR``), or an inference pass.
+backprop builds each network with :mod:`backprop.models` (what the CLI and the
+experiments train). The twins compute the same function from the same
+initial weights and perform the same full training step (forward, cost,
+backward, plain-SGD update with learning rate ``LR``) or an inference pass:
+
+- native PyTorch (``torch.nn`` and ``torch.optim.SGD``);
+- a hand-written ``jax.jit`` step (``jax.value_and_grad`` of the cost, the
+  whole step compiled by XLA);
+- a hand-written NumPy step, no modules at all;
+- scikit-learn's ``MLPClassifier`` (``partial_fit``), for the MLPs.
+
+Every contender gets a fresh batch at every call: it cycles through
+``N_BATCHES`` distinct batches, so no cache keyed by the input object can hit
+from one step to the next (as in a training loop, where each batch is a new
+array).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 import backprop as bp
+from backprop import models
 
 LR = 0.01
+N_BATCHES = 4  # distinct batches each contender cycles through
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
     description: str
-    input_shape: tuple  # per sample
+    build: Callable  # the backprop network, from backprop.models
+    n_features: int  # input (N, n_features)
     n_classes: int | None  # None: the target is the input (autoencoder)
     sklearn: bool  # has an MLPClassifier counterpart
 
 
 WORKLOADS = {
-    "seed_mlp": Workload("seed_mlp", "Linear(256,100)-TanH-Linear(100,10), CELogSoftmax", (256,), 10, True),
-    "digits_mlp": Workload("digits_mlp", "Linear(64,100)-TanH-Linear(100,10), CELogSoftmax", (64,), 10, True),
+    "seed_mlp": Workload(
+        "seed_mlp",
+        "models.mlp(256): Linear(256,100)-TanH-Linear(100,10), CELogSoftmax",
+        lambda: models.mlp(256),
+        256,
+        10,
+        True,
+    ),
+    "digits_mlp": Workload(
+        "digits_mlp",
+        "models.mlp(64): Linear(64,100)-TanH-Linear(100,10), CELogSoftmax",
+        lambda: models.mlp(64),
+        64,
+        10,
+        True,
+    ),
     "seed_cnn": Workload(
         "seed_cnn",
-        "Conv1D(3,1,32)-MaxPool1D(2,2)-Flatten-Linear(4064,100)-ReLU-Linear(100,10), CELogSoftmax, L=256",
-        (256, 1),
+        "models.cnn1d(256): Reshape((256,1))-Conv1D(3,1,32)-MaxPool1D(2,2)-Flatten-"
+        "Linear(4064,100)-ReLU-Linear(100,10), CELogSoftmax",
+        lambda: models.cnn1d(256),
+        256,
         10,
         False,
     ),
-    "autoencoder": Workload("autoencoder", "256-100-10-100-256, TanH inside, Sigmoid out, BCELoss", (256,), None, False),
+    "autoencoder": Workload(
+        "autoencoder",
+        "models.autoencoder((256,100,10)): 256-100-10-100-256, TanH inside, Sigmoid out, BCELoss",
+        lambda: models.autoencoder((256, 100, 10)),
+        256,
+        None,
+        False,
+    ),
 }
 
 
-def make_data(w: Workload, batch: int, seed: int = 0):
+def make_batches(w: Workload, batch: int, count: int = N_BATCHES, seed: int = 0):
+    """``count`` distinct host batches ``(X, y)``: X uniform in [0, 1), y labels (or X itself)."""
     rng = np.random.default_rng(seed)
-    X = rng.random((batch, *w.input_shape)).astype(np.float32)
-    y = rng.integers(0, w.n_classes, size=batch) if w.n_classes else X
-    return X, y
+    out = []
+    for _ in range(count):
+        X = rng.random((batch, w.n_features), dtype=np.float32)
+        y = rng.integers(0, w.n_classes, size=batch) if w.n_classes else X
+        out.append((X, y))
+    return out
+
+
+def cycler(items):
+    """A function returning the next item at each call, round and round."""
+    it = itertools.cycle(items)
+    return lambda: next(it)
 
 
 # ----------------------------------------------------------------- backprop
@@ -51,24 +101,7 @@ def make_data(w: Workload, batch: int, seed: int = 0):
 
 def backprop_network(w: Workload) -> bp.Sequentiel:
     bp.manual_seed(0)
-    if w.name == "seed_mlp":
-        return bp.Sequentiel(bp.Linear(256, 100), bp.TanH(), bp.Linear(100, 10))
-    if w.name == "digits_mlp":
-        return bp.Sequentiel(bp.Linear(64, 100), bp.TanH(), bp.Linear(100, 10))
-    if w.name == "seed_cnn":
-        return bp.Sequentiel(
-            bp.Conv1D(3, 1, 32), bp.MaxPool1D(2, 2), bp.Flatten(), bp.Linear(4064, 100), bp.ReLU(), bp.Linear(100, 10)
-        )
-    return bp.Sequentiel(
-        bp.Linear(256, 100),
-        bp.TanH(),
-        bp.Linear(100, 10),
-        bp.TanH(),
-        bp.Linear(10, 100),
-        bp.TanH(),
-        bp.Linear(100, 256),
-        bp.Sigmoid(),
-    )
+    return w.build()
 
 
 def backprop_loss(w: Workload):
@@ -81,6 +114,9 @@ def weights_of(net: bp.Sequentiel) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------- bare NumPy
+
+L_CONV = 254  # positions after Conv1D(k=3) on 256 inputs
+L_POOL = 127  # after MaxPool1D(2, 2)
 
 
 class NumpyStep:
@@ -100,11 +136,11 @@ class NumpyStep:
             return [X, h, h @ p[2] + p[3]]
         if name == "seed_cnn":
             n = X.shape[0]
-            win = np.lib.stride_tricks.sliding_window_view(X[:, :, 0], 3, axis=1)  # (n, 254, 3)
-            cols = win.reshape(n * 254, 3)
-            conv = (cols @ p[0].reshape(3, 32) + p[1]).reshape(n, 254, 32)
+            win = np.lib.stride_tricks.sliding_window_view(X, 3, axis=1)  # (n, 254, 3)
+            cols = win.reshape(n * L_CONV, 3)
+            conv = (cols @ p[0].reshape(3, 32) + p[1]).reshape(n, L_CONV, 32)
             pooled = np.maximum(conv[:, 0::2], conv[:, 1::2])  # (n, 127, 32)
-            flat = pooled.reshape(n, 4064)
+            flat = pooled.reshape(n, L_POOL * 32)
             z = flat @ p[2] + p[3]
             r = np.maximum(z, 0)
             return [cols, conv, pooled, flat, z, r, r @ p[4] + p[5]]
@@ -155,12 +191,12 @@ class NumpyStep:
         gw3, gb3 = r.T @ d, d.sum(0)
         dz = (d @ p[4].T) * (z > 0)
         gw2, gb2 = flat.T @ dz, dz.sum(0)
-        dpool = (dz @ p[2].T).reshape(n, 127, 32)
+        dpool = (dz @ p[2].T).reshape(n, L_POOL, 32)
         first = conv[:, 0::2] >= conv[:, 1::2]
         dconv = np.empty_like(conv)
         dconv[:, 0::2] = dpool * first
         dconv[:, 1::2] = dpool * ~first
-        dmat = dconv.reshape(n * 254, 32)
+        dmat = dconv.reshape(n * L_CONV, 32)
         gw1, gb1 = (cols.T @ dmat).reshape(3, 1, 32), dmat.sum(0)
         for k, g in enumerate((gw1, gb1, gw2, gb2, gw3, gb3)):
             p[k] -= LR * g
@@ -171,14 +207,21 @@ class NumpyStep:
 
 
 def torch_network(w: Workload, weights: list[np.ndarray], device):
+    """``torch.nn`` twin taking the same ``(N, n_features)`` input (the CNN reshapes it first, as backprop's)."""
     import torch
 
     nn = torch.nn
     if w.name in ("seed_mlp", "digits_mlp"):
-        net = nn.Sequential(nn.Linear(w.input_shape[0], 100), nn.Tanh(), nn.Linear(100, 10))
+        net = nn.Sequential(nn.Linear(w.n_features, 100), nn.Tanh(), nn.Linear(100, 10))
     elif w.name == "seed_cnn":
         net = nn.Sequential(
-            nn.Conv1d(1, 32, 3), nn.MaxPool1d(2, 2), nn.Flatten(), nn.Linear(4064, 100), nn.ReLU(), nn.Linear(100, 10)
+            nn.Unflatten(1, (1, w.n_features)),  # channels first: (N, 1, L)
+            nn.Conv1d(1, 32, 3),
+            nn.MaxPool1d(2, 2),
+            nn.Flatten(),
+            nn.Linear(32 * L_POOL, 100),
+            nn.ReLU(),
+            nn.Linear(100, 10),
         )
     else:
         net = nn.Sequential(
@@ -192,8 +235,11 @@ def torch_network(w: Workload, weights: list[np.ndarray], device):
             nn.Sigmoid(),
         )
     with torch.no_grad():
-        for param, value in zip(net.parameters(), weights):
+        for i, (param, value) in enumerate(zip(net.parameters(), weights)):
             v = torch.from_numpy(value)
+            if w.name == "seed_cnn" and i == 2:
+                # backprop flattens channels last (position, channel), torch channels first
+                v = v.reshape(L_POOL, 32, -1).permute(1, 0, 2).reshape(32 * L_POOL, -1)
             if param.ndim == 2:
                 v = v.T  # backprop stores (in, out); torch (out, in)
             elif param.ndim == 3:
@@ -213,17 +259,16 @@ class TorchStep:
 
     def prepare(self, X, y):
         t = self.torch
-        X = t.from_numpy(X)
-        if self.w.name == "seed_cnn":
-            X = X.permute(0, 2, 1).contiguous()  # channels first
-        y = t.from_numpy(y) if self.w.n_classes else X
-        return X.to(self.device), y.to(self.device)
+        X = t.from_numpy(X).to(self.device)
+        y = t.from_numpy(y).to(self.device) if self.w.n_classes else X
+        return X, y
 
     def step(self, X, y):
         F = self.torch.nn.functional
         self.opt.zero_grad(set_to_none=True)
         out = self.net(X)
-        loss = F.binary_cross_entropy(out, y) * out.shape[1] if self.w.n_classes is None else F.cross_entropy(out, y)
+        bce = self.w.n_classes is None
+        loss = F.binary_cross_entropy(out, y) * out.shape[1] if bce else F.cross_entropy(out, y)
         loss.backward()
         self.opt.step()
         return loss.detach()
@@ -232,9 +277,92 @@ class TorchStep:
         with self.torch.no_grad():
             return self.net(X)
 
-    def sync(self):
+    def sync(self, *_):
         if str(self.device).startswith("cuda"):
             self.torch.cuda.synchronize()
+
+
+# -------------------------------------------------------------------- JAX
+
+
+def _jax_functions(w: Workload):
+    """``(forward, cost)`` of the workload in ``jax.numpy``; ``params`` is the list of backprop's weights."""
+    import jax
+    import jax.numpy as jnp
+
+    def cross_entropy(z, y):
+        return jnp.mean(
+            jax.nn.logsumexp(z, axis=1) - jnp.take_along_axis(z, y[:, None], axis=1)[:, 0]
+        )
+
+    if w.name in ("seed_mlp", "digits_mlp"):
+
+        def forward(p, x):
+            return jnp.tanh(x @ p[0] + p[1]) @ p[2] + p[3]
+
+        return forward, lambda p, x, y: cross_entropy(forward(p, x), y)
+    if w.name == "seed_cnn":
+
+        def forward(p, x):
+            n = x.shape[0]
+            conv = jax.lax.conv_general_dilated(
+                x[:, :, None], p[0], (1,), "VALID", dimension_numbers=("NWC", "WIO", "NWC")
+            )
+            pooled = jnp.max((conv + p[1]).reshape(n, L_POOL, 2, 32), axis=2)
+            r = jax.nn.relu(pooled.reshape(n, L_POOL * 32) @ p[2] + p[3])
+            return r @ p[4] + p[5]
+
+        return forward, lambda p, x, y: cross_entropy(forward(p, x), y)
+
+    def forward(p, x):
+        h = x
+        for i in range(0, 6, 2):
+            h = jnp.tanh(h @ p[i] + p[i + 1])
+        return jax.nn.sigmoid(h @ p[6] + p[7])
+
+    def bce(p, x, y):
+        o = forward(p, x)
+        terms = y * jnp.maximum(jnp.log(o), -100.0) + (1 - y) * jnp.maximum(jnp.log1p(-o), -100.0)
+        return -jnp.mean(jnp.sum(terms, axis=1))
+
+    return forward, bce
+
+
+class JaxStep:
+    """A hand-written ``jax.jit`` training step: the cost's ``value_and_grad`` and the SGD update, one XLA program.
+
+    The parameters are donated to the step (updated in place where XLA can).
+    """
+
+    def __init__(self, w: Workload, weights):
+        import jax
+        import jax.numpy as jnp
+
+        self.jax, self.w = jax, w
+        forward, cost = _jax_functions(w)
+
+        def step(params, x, y):
+            value, grads = jax.value_and_grad(cost)(params, x, y)
+            return [p - LR * g for p, g in zip(params, grads)], value
+
+        self._step = jax.jit(step, donate_argnums=0)
+        self._infer = jax.jit(forward)
+        self.params = [jnp.asarray(a) for a in weights]
+
+    def prepare(self, X, y):
+        jnp = self.jax.numpy
+        X = jnp.asarray(X)
+        return X, (jnp.asarray(y.astype(np.int32)) if self.w.n_classes else X)
+
+    def step(self, X, y):
+        self.params, value = self._step(self.params, X, y)
+        return value
+
+    def infer(self, X):
+        return self._infer(self.params, X)
+
+    def sync(self, *results):
+        self.jax.block_until_ready((self.params, results))
 
 
 # ----------------------------------------------------------- scikit-learn

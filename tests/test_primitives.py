@@ -69,7 +69,11 @@ def test_max_pool_backward_with_ties(backend, rng, shape, kernel, strides):
 @pytest.mark.parametrize("shape,kernel,strides", CASES)
 def test_max_pool_and_spread(backend, rng, shape, kernel, strides):
     x = bp.asarray(rng.normal(size=shape))
-    assert_close(backend.max_pool(x, kernel, strides), bp.to_numpy(Backend.max_pool(backend, x, kernel, strides)), backend)
+    assert_close(
+        backend.max_pool(x, kernel, strides),
+        bp.to_numpy(Backend.max_pool(backend, x, kernel, strides)),
+        backend,
+    )
     out = Backend.windows(backend, x, kernel, strides).shape[1 : 1 + len(kernel)]
     part = bp.asarray(rng.normal(size=(shape[0], *out, shape[-1])))
     # spread is the adjoint of summing the offset slices: <spread(p), x> = <p, sum_offsets x[slice]>
@@ -107,7 +111,8 @@ def _primitives(cls) -> dict:
     return {
         name: _shape_of(inspect.signature(getattr(cls, name)))
         for name, value in vars(Backend).items()
-        if (inspect.isfunction(value) or isinstance(value, classmethod)) and not name.startswith("_")
+        if (inspect.isfunction(value) or isinstance(value, classmethod))
+        and not name.startswith("_")
     }
 
 
@@ -119,4 +124,26 @@ def test_every_backend_offers_the_base_signatures(name):
         pytest.skip(f"{name} unavailable: {exc}")
     base = _primitives(Backend)
     for method, signature in base.items():
-        assert _shape_of(inspect.signature(getattr(cls, method))) == signature, f"{cls.__name__}.{method}"
+        assert _shape_of(inspect.signature(getattr(cls, method))) == signature, (
+            f"{cls.__name__}.{method}"
+        )
+
+
+# the last shape is above NumPy's update block
+@pytest.mark.parametrize("shape", [(3,), (7, 5), (300, 241)])
+def test_axpy_matches_the_standard_update(backend, rng, shape):
+    target = bp.asarray(rng.normal(size=shape))
+    x = bp.asarray(rng.normal(size=shape))
+    expected = bp.to_numpy(Backend.axpy_(backend, backend.copy(target), -0.01, x))
+    result = backend.axpy_(target, -0.01, x)
+    assert_close(result, expected, backend)
+    if backend.mutable:
+        assert result is target  # in place: no allocation per step
+
+
+@pytest.mark.parametrize("rows", [5, 3 * 4096 + 17])  # the second is summed in blocks on NumPy
+def test_contract_rows(backend, rng, rows):
+    a = bp.asarray(rng.normal(size=(rows, 4)))
+    b = bp.asarray(rng.normal(size=(rows, 3)))
+    expected = bp.to_numpy(a).T @ bp.to_numpy(b)
+    assert_close(backend.contract_rows(a, b), expected, backend, rtol=1e-4, atol=1e-3)

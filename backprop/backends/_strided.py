@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from .base import im2col_shape
+from .base import offset_slices, output_shape
 
 
 def windows(lib, x, kernel, strides):
@@ -23,18 +23,35 @@ def windows(lib, x, kernel, strides):
 
 
 def im2col(lib, x, kernel, strides, *, ones=False):
-    """im2col with one copy of the windows, straight into the (optionally ones-extended) matrix."""
-    w = windows(lib, x, kernel, strides)
-    d = len(kernel)
-    lead = tuple(w.shape[: 1 + d])
-    m, width = im2col_shape(w.shape, d)
-    if not ones:
-        return w.reshape(m, width)
+    """The im2col matrix ``(N * positions, prod(kernel) * C (+ 1))``, written with one copy.
+
+    With one input channel, one copy per kernel offset (its strided slice into
+    its column) runs along the positions and is about three times faster than
+    one copy of the window view, whose innermost axes are then the short kernel
+    axes. With several channels the single copy is faster (two to four times at
+    2 to 8 channels): its innermost run is a whole row of the kernel.
+    """
+    c = x.shape[-1]
+    out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
+    m = x.shape[0]
+    for n in out:
+        m *= n
+    width = c
+    for k in kernel:
+        width *= k
+    if c != 1 and not ones:
+        return windows(lib, x, kernel, strides).reshape(m, width)
     # CuPy allocates on the current device: make it x's (NumPy has no device to enter)
     device = getattr(x, "device", None)
     scope = device if hasattr(device, "__enter__") else contextlib.nullcontext()
     with scope:
-        cols = lib.empty((m, width + 1), dtype=x.dtype)
-    cols[:, width] = 1
-    lib.copyto(cols.reshape(*lead, width + 1)[..., :width].reshape(w.shape), w)
-    return cols
+        cols = lib.empty((x.shape[0], *out, width + (1 if ones else 0)), dtype=x.dtype)
+    if ones:
+        cols[..., width] = 1
+    if c == 1:
+        for j, (_, index) in enumerate(offset_slices(kernel, strides, out)):
+            cols[..., j : j + 1] = x[index]
+    else:
+        w = windows(lib, x, kernel, strides)
+        lib.copyto(cols[..., :width].reshape(w.shape), w)
+    return cols.reshape(m, -1)

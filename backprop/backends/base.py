@@ -18,7 +18,8 @@ Writes
 Every write the library makes to an array it keeps (a gradient accumulated,
 a parameter updated, an optimizer buffer, an index update) goes through
 :meth:`Backend.add_`, :meth:`Backend.sub_`, :meth:`Backend.scale_`,
-:meth:`Backend.zero_`, :meth:`Backend.add_at` or :meth:`Backend.set_at`.
+:meth:`Backend.axpy_`, :meth:`Backend.zero_`, :meth:`Backend.add_at` or
+:meth:`Backend.set_at`.
 They *return* the result, which the caller stores back in place of its
 argument: libraries whose arrays can be written (``mutable``) update the
 argument itself and return it, immutable ones (JAX) return a new array. One
@@ -32,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Backend", "BackendUnavailableError", "DTYPES", "offset_slices", "output_shape"]
+__all__ = ["DTYPES", "Backend", "BackendUnavailableError", "offset_slices", "output_shape"]
 
 DTYPES = ("float32", "float64")
 _INT_NAMES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -62,7 +63,9 @@ def offset_slices(kernel, strides, out_shape):
 
 
 def im2col_shape(shape, d: int) -> tuple:
-    """``(positions, window size)`` of the im2col matrix of windows of ``shape`` ``(N, *out, *kernel, C)``."""
+    """``(positions, window size)`` of the im2col matrix of windows of ``shape``
+    ``(N, *out, *kernel, C)``.
+    """
     m = width = 1
     for n in shape[: 1 + d]:
         m *= n
@@ -149,7 +152,9 @@ class Backend:
             if d == spec or str(d) == str(spec) or _device_label(d) == str(spec):
                 return d
         labels = ", ".join(repr(_device_label(d)) for d in info.devices())
-        raise ValueError(f"backend {cls.name!r}: unknown device {spec!r}; valid devices are: {labels}")
+        raise ValueError(
+            f"backend {cls.name!r}: unknown device {spec!r}; valid devices are: {labels}"
+        )
 
     def _check_dtype(self, dtype_name: str) -> None:
         """Refuse a dtype the library cannot hold as asked (JAX float64 without x64)."""
@@ -181,11 +186,11 @@ class Backend:
     # ----------------------------------------------------------- transfers
 
     @classmethod
-    def to_host(cls, x) -> np.ndarray:
+    def to_host(cls, x):
         """``x`` as a NumPy array in host memory."""
         return np.asarray(x.to_device(cls.resolve_device(None)))
 
-    def from_host(self, a: np.ndarray):
+    def from_host(self, a):
         """A host NumPy array as an array of this library on this device (same dtype)."""
         return self.xp.asarray(np.asarray(a, order="C"), device=self.device)
 
@@ -207,7 +212,9 @@ class Backend:
     compiles: ClassVar[bool] = False
 
     def compile(self, fn):
-        """``fn`` (arrays in, arrays out, no host reads) compiled as one program, where the library can."""
+        """``fn`` (arrays in, arrays out, no host reads) compiled as one program, where the
+        library can.
+        """
         return fn
 
     # ------------------------------------------------------------ writes
@@ -231,6 +238,18 @@ class Backend:
         if not self.mutable:
             return target * factor
         target *= factor
+        return target
+
+    def axpy_(self, target, alpha, x):
+        """``target + alpha * x``, written into ``target`` when the library allows it.
+
+        The update ``p <- p - lr * g`` is ``axpy_(p, -lr, g)``. ``alpha`` is a
+        number or a 0-d array (inside a compiled step). Libraries override it
+        to avoid the full-size temporary ``alpha * x``.
+        """
+        if not self.mutable:
+            return target + alpha * x
+        target += alpha * x
         return target
 
     def zero_(self, target):
@@ -258,17 +277,32 @@ class Backend:
         """A copy of ``x`` that no one else holds (``x`` itself for immutable libraries)."""
         return x if not self.mutable else self.xp.asarray(x, copy=True)
 
+    # ------------------------------------------------------------ products
+
+    def contract_rows(self, a, b):
+        """``a.T @ b`` for ``a`` ``(M, P)`` and ``b`` ``(M, Q)``: the sum over rows of outer
+        products.
+
+        A weight gradient with one row per position (a convolution's im2col
+        matrix against its output gradient): ``M`` is large, ``P`` and ``Q``
+        small. Libraries whose BLAS handles such a long contraction poorly
+        override it.
+        """
+        return a.T @ b
+
     # ------------------------------------------------------ window primitives
 
     def windows(self, x, kernel, strides):
-        """im2col: ``(N, *spatial, C)`` -> ``(N, *out, *kernel, C)``, stacking the strided slice of every offset."""
+        """im2col: ``(N, *spatial, C)`` -> ``(N, *out, *kernel, C)``, stacking the strided slice
+        of every offset.
+        """
         xp = self.xp
         out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
         parts = [x[index] for _, index in offset_slices(kernel, strides, out)]
         stacked = xp.stack(parts, axis=-2)  # (N, *out, prod(kernel), C)
         return xp.reshape(stacked, (x.shape[0], *out, *kernel, x.shape[-1]))
 
-    def im2col(self, x, kernel, strides, *, ones: bool = False):
+    def im2col(self, x, kernel, strides, *, ones=False):
         """The im2col matrix ``(N * positions, prod(kernel) * C)`` of ``x``, one row per window.
 
         With ``ones=True`` a last column of ones is appended, so that a bias
@@ -281,11 +315,14 @@ class Backend:
         m, _ = im2col_shape(w.shape, len(kernel))
         cols = xp.reshape(w, (m, -1))
         if ones:
-            cols = xp.concat([cols, xp.ones((m, 1), dtype=x.dtype, device=self.device_of(x))], axis=1)
+            cols = xp.concat(
+                [cols, xp.ones((m, 1), dtype=x.dtype, device=self.device_of(x))], axis=1
+            )
         return cols
 
     def overlap_add(self, cols, spatial, strides):
-        """col2im, the adjoint of :meth:`windows`: ``(N, *out, *kernel, C)`` -> ``(N, *spatial, C)``.
+        """col2im, the adjoint of :meth:`windows`: ``(N, *out, *kernel, C)`` ->
+        ``(N, *spatial, C)``.
 
         Each window's values are added back where they were read; windows that
         overlap (stride < kernel) sum, positions no window reads (gaps when
@@ -312,11 +349,17 @@ class Backend:
         out = tuple(part.shape[1:-1])
         overlapping = any(s < k for s, k in zip(strides, kernel))
         for _, index in offset_slices(kernel, strides, out):
-            result = self.add_at(result, index, part) if overlapping else self.set_at(result, index, part)
+            result = (
+                self.add_at(result, index, part)
+                if overlapping
+                else self.set_at(result, index, part)
+            )
         return result
 
     def max_pool(self, x, kernel, strides):
-        """Max over windows: ``(N, *spatial, C)`` -> ``(N, *out, C)`` (an element-wise maximum of the offset slices)."""
+        """Max over windows: ``(N, *spatial, C)`` -> ``(N, *out, C)`` (an element-wise maximum of
+        the offset slices).
+        """
         xp = self.xp
         out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
         slices = [index for _, index in offset_slices(kernel, strides, out)]
@@ -342,7 +385,9 @@ class Backend:
         taken = None  # windows whose gradient already went to an earlier offset
         for i, index in enumerate(slices):
             if i == len(slices) - 1 and taken is not None:
-                hit = xp.logical_not(taken)  # the maximum is somewhere: the last offset gets the rest
+                hit = xp.logical_not(
+                    taken
+                )  # the maximum is somewhere: the last offset gets the rest
             else:
                 hit = x[index] == y
                 if taken is not None:

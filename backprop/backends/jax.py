@@ -1,5 +1,11 @@
 """JAX arrays, which are immutable: every write is functional (``.at[...]``).
 
+The window primitives avoid ``.at[strided slice]``, which lowers to a scatter
+(slow on XLA's CPU backend): a kernel offset's values are put in place with
+``lax.pad`` (its interior padding is the stride) and the offsets summed, or,
+for windows that tile the input, stacked and reshaped into place. XLA fuses
+either into one loop.
+
 float64 needs JAX's ``jax_enable_x64`` flag; asking for a float64 backend
 turns it on (JAX would otherwise truncate float64 data to float32 without a
 word). Arrays inside ``jax.jit`` are tracers: they are recognised as JAX
@@ -12,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import Backend, BackendUnavailableError
+from .base import Backend, BackendUnavailableError, offset_slices
 
 
 class JaxBackend(Backend):
@@ -52,14 +58,18 @@ class JaxBackend(Backend):
         kind, _, index = str(spec).partition(":")
         kind = {"cuda": "gpu"}.get(kind, kind)
         if kind not in ("cpu", "gpu", "tpu") or (index and not index.isdigit()):
-            raise ValueError(f"backend 'jax': cannot read device {spec!r}; use e.g. 'cpu', 'gpu' or 'cuda:1'")
+            raise ValueError(
+                f"backend 'jax': cannot read device {spec!r}; use e.g. 'cpu', 'gpu' or 'cuda:1'"
+            )
         try:
             found = jax.devices(kind)
         except RuntimeError:
             found = []
         i = int(index or 0)
         if i >= len(found):
-            raise BackendUnavailableError(f"backend 'jax': no {kind} device {i} ({len(found)} {kind} device(s) visible)")
+            raise BackendUnavailableError(
+                f"backend 'jax': no {kind} device {i} ({len(found)} {kind} device(s) visible)"
+            )
         return found[i]
 
     def _check_dtype(self, dtype_name: str) -> None:
@@ -75,9 +85,14 @@ class JaxBackend(Backend):
             # without x64, JAX would narrow 64-bit data silently: do it here,
             # where the value range is known (labels and counts fit in 32 bits)
             target = {"f": np.float32, "i": np.int32, "u": np.uint32}[a.dtype.kind]
-            if a.dtype.kind != "f" and a.size and (a.max() > np.iinfo(target).max or a.min() < np.iinfo(target).min):
+            if (
+                a.dtype.kind != "f"
+                and a.size
+                and (a.max() > np.iinfo(target).max or a.min() < np.iinfo(target).min)
+            ):
                 raise ValueError(
-                    "backend 'jax': integers beyond 32 bits need jax_enable_x64 (set JAX_ENABLE_X64=1 or use a float64 backend)"
+                    "backend 'jax': integers beyond 32 bits need jax_enable_x64 "
+                    "(set JAX_ENABLE_X64=1 or use a float64 backend)"
                 )
             a = a.astype(target)
         return jax.device_put(a, self.device)
@@ -96,3 +111,66 @@ class JaxBackend(Backend):
 
     def compile(self, fn):
         return jax.jit(fn)
+
+    def overlap_add(self, cols, spatial, strides):
+        d = len(spatial)
+        out = tuple(cols.shape[1 : 1 + d])
+        kernel = tuple(cols.shape[1 + d : 1 + 2 * d])
+        lead = (slice(None),) * (1 + d)
+        offsets = [offset for offset, _ in offset_slices(kernel, strides, out)]
+        parts = [cols[lead + offset + (slice(None),)] for offset in offsets]
+        return self._placed_sum(parts, offsets, tuple(spatial), strides)
+
+    def spread(self, part, shape, kernel, strides):
+        out = tuple(part.shape[1:-1])
+        offsets = [offset for offset, _ in offset_slices(kernel, strides, out)]
+        return self._placed_sum([part] * len(offsets), offsets, tuple(shape[1:-1]), strides)
+
+    def max_pool_backward(self, x, y, delta, kernel, strides):
+        """Each offset's part of the gradient (first-maximum mask times ``delta``), put in place.
+
+        Windows that tile the input (stride = kernel) stack their parts and
+        reshape them into place; other windows go through ``lax.pad`` and a
+        sum (overlapping windows add up). Same rule as the standard version.
+        """
+        out = tuple(y.shape[1:-1])
+        d = len(kernel)
+        parts, taken = [], None
+        pairs = list(offset_slices(kernel, strides, out))
+        for i, (_, index) in enumerate(pairs):
+            if taken is not None and i == len(pairs) - 1:
+                # the maximum is somewhere: the last offset gets the rest
+                hit = jnp.logical_not(taken)
+            else:
+                hit = x[index] == y
+                if taken is not None:
+                    hit = jnp.logical_and(hit, jnp.logical_not(taken))
+                    taken = jnp.logical_or(taken, hit)
+                else:
+                    taken = hit
+            parts.append(jnp.where(hit, delta, jnp.zeros((), delta.dtype)))
+        spatial = tuple(x.shape[1:-1])
+        if tuple(strides) != tuple(kernel):
+            return self._placed_sum(parts, [offset for offset, _ in pairs], spatial, strides)
+        n, c = x.shape[0], x.shape[-1]
+        g = jnp.stack(parts, axis=-2).reshape(n, *out, *kernel, c)
+        # (N, *out, *kernel, C) -> (N, o1, k1, o2, k2, C): each window's values back in place
+        perm = (0, *(a for i in range(d) for a in (1 + i, 1 + d + i)), 1 + 2 * d)
+        g = jnp.transpose(g, perm).reshape(n, *(o * k for o, k in zip(out, kernel)), c)
+        tail = [(0, s - o * k) for s, o, k in zip(spatial, out, kernel)]
+        return jnp.pad(g, [(0, 0), *tail, (0, 0)]) if any(t for _, t in tail) else g
+
+    @staticmethod
+    def _placed_sum(parts, offsets, spatial, strides):
+        """The sum of ``parts[j]`` put at ``offsets[j]`` in ``(N, *spatial, C)`` (zeros
+        elsewhere).
+        """
+        total = None
+        for part, offset in zip(parts, offsets):
+            config = [(0, 0, 0)]
+            for o, s, m, size in zip(offset, strides, part.shape[1:-1], spatial):
+                config.append((o, size - (o + s * (m - 1) + 1), s - 1))
+            config.append((0, 0, 0))
+            placed = jax.lax.pad(part, jnp.zeros((), part.dtype), config)
+            total = placed if total is None else total + placed
+        return total

@@ -1,4 +1,16 @@
-"""NumPy: the CPU backend, with strided-view windows and a native max-pool backward."""
+"""NumPy: the CPU backend, with strided-view windows, native pooling and in-place updates.
+
+What the fast paths here avoid, measured on NumPy 2 with OpenBLAS:
+
+- full-size temporaries (``p -= lr * g`` allocates ``lr * g``): updates run
+  in cache-sized blocks through one reused buffer;
+- copies of strided views (``target.copy()``): the max-pool gradient is
+  written straight into its result with ``out=``, each offset once;
+- one long matmul contraction: OpenBLAS computes ``a.T @ b`` with a
+  contraction over hundreds of thousands of rows (a convolution's weight
+  gradient) four to five times slower than the same product summed over
+  blocks of a few thousand rows.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +20,12 @@ import array_api_compat.numpy as _compat
 import numpy as np
 
 from . import _strided
-from .base import Backend, offset_slices
+from .base import Backend, offset_slices, output_shape
+
+#: elements per block of the in-place update (256 KiB of float32: the buffer stays in L2)
+_AXPY_BLOCK = 1 << 16
+#: rows per block of a long contraction (measured best between 2048 and 8192)
+_CONTRACT_BLOCK = 4096
 
 
 def _sum(x, /, *, axis=None, dtype=None, keepdims=False):
@@ -55,7 +72,7 @@ class NumPyBackend(Backend):
         return "cpu"
 
     @classmethod
-    def to_host(cls, x) -> np.ndarray:
+    def to_host(cls, x):
         return x
 
     def from_host(self, a):
@@ -71,42 +88,89 @@ class NumPyBackend(Backend):
         target.fill(0)
         return target
 
+    def axpy_(self, target, alpha, x):
+        """``target += alpha * x`` in blocks, through one small buffer (no full-size temporary)."""
+        n = target.size
+        flat = target.flags.c_contiguous and x.flags.c_contiguous and x.shape == target.shape
+        if n <= _AXPY_BLOCK or not flat:
+            target += alpha * x
+            return target
+        t, v = target.reshape(-1), x.reshape(-1)  # views: both are contiguous
+        buf = np.empty(_AXPY_BLOCK, dtype=target.dtype)
+        for start in range(0, n, _AXPY_BLOCK):
+            stop = min(start + _AXPY_BLOCK, n)
+            b = buf[: stop - start]
+            np.multiply(v[start:stop], alpha, out=b)
+            np.add(t[start:stop], b, out=t[start:stop])
+        return target
+
+    def contract_rows(self, a, b):
+        """``a.T @ b`` summed over blocks of rows (OpenBLAS is slower on one long contraction)."""
+        m = a.shape[0]
+        if m <= 2 * _CONTRACT_BLOCK:
+            return a.T @ b
+        out = a[:_CONTRACT_BLOCK].T @ b[:_CONTRACT_BLOCK]
+        part = np.empty_like(out)
+        for start in range(_CONTRACT_BLOCK, m, _CONTRACT_BLOCK):
+            stop = start + _CONTRACT_BLOCK
+            np.matmul(a[start:stop].T, b[start:stop], out=part)
+            out += part
+        return out
+
     def windows(self, x, kernel, strides):
         return _strided.windows(np, x, kernel, strides)
 
     def im2col(self, x, kernel, strides, *, ones=False):
         return _strided.im2col(np, x, kernel, strides, ones=ones)
 
-    def max_pool_backward(self, x, y, delta, kernel, strides):
-        """Max-pool gradient written straight into the result (``out=``, bool masks as factors).
+    def max_pool(self, x, kernel, strides):
+        """Element-wise maximum of the offset slices, accumulated in the result (no temporaries)."""
+        out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
+        slices = [index for _, index in offset_slices(kernel, strides, out)]
+        if len(slices) == 1:
+            return x[slices[0]].copy()
+        y = np.maximum(x[slices[0]], x[slices[1]])
+        for index in slices[2:]:
+            np.maximum(y, x[index], out=y)
+        return y
 
-        Same rule as the standard version; for non-overlapping windows the
-        last offset receives ``delta`` minus what the earlier offsets took,
-        so no mask is built for it.
+    def max_pool_backward(self, x, y, delta, kernel, strides):
+        """Max-pool gradient written straight into the result, each kernel offset once.
+
+        Same rule as the standard version (the first maximum of each window
+        takes its gradient). Windows must not overlap (stride >= kernel;
+        overlapping ones go to the standard version, which sums): the first
+        offsets receive ``delta * hit`` with ``out=``; the last receives what
+        is left, ``delta - delta * hit`` for two offsets, or ``delta`` times
+        "no earlier hit" for more. Masks combine in place (``hit > taken`` is
+        ``hit and not taken`` on booleans), so no temporary is made.
         """
         out = y.shape[1:-1]
         slices = [index for _, index in offset_slices(kernel, strides, out)]
-        if any(s != k for s, k in zip(strides, kernel)) or len(slices) == 1:
+        if any(s < k for s, k in zip(strides, kernel)) or len(slices) == 1:
             return super().max_pool_backward(x, y, delta, kernel, strides)
-        dx = np.empty_like(x)
-        # positions past the last window (the tail of each spatial axis) get no gradient
-        for axis, (n, k) in enumerate(zip(out, kernel), start=1):
-            tail = [slice(None)] * x.ndim
-            tail[axis] = slice(n * k, None)
-            dx[tuple(tail)] = 0
-        taken = None
-        given = None  # sum of the gradient handed out so far
-        for i, index in enumerate(slices):
-            target = dx[index]
-            if i == len(slices) - 1:
-                np.subtract(delta, given, out=target)
-                break
-            hit = np.equal(x[index], y)
-            if taken is None:
-                taken = hit
-            else:
-                hit &= ~taken
-                taken |= hit
-            np.multiply(delta, hit, out=target)
-            given = target.copy() if given is None else np.add(given, target, out=given)
+        if any(s > k for s, k in zip(strides, kernel)):
+            dx = np.zeros_like(x)  # gaps between windows get no gradient
+        else:
+            dx = np.empty_like(x)
+            # positions past the last window (the tail of each spatial axis) get no gradient
+            for axis, (n, k) in enumerate(zip(out, kernel), start=1):
+                if n * k < x.shape[axis]:
+                    tail = [slice(None)] * x.ndim
+                    tail[axis] = slice(n * k, None)
+                    dx[tuple(tail)] = 0
+        first = dx[slices[0]]
+        taken = np.equal(x[slices[0]], y)
+        np.multiply(delta, taken, out=first)
+        if len(slices) == 2:
+            np.subtract(delta, first, out=dx[slices[1]])
+            return dx
+        hit = np.empty_like(taken)
+        for index in slices[1:-1]:
+            np.equal(x[index], y, out=hit)
+            np.greater(hit, taken, out=hit)  # a maximum here, and none at an earlier offset
+            np.logical_or(taken, hit, out=taken)
+            np.multiply(delta, hit, out=dx[index])
+        np.logical_not(taken, out=taken)
+        np.multiply(delta, taken, out=dx[slices[-1]])
         return dx

@@ -22,7 +22,10 @@ __all__ = ["Adam", "GradientDescent", "Momentum", "Optimizer", "make_optimizer"]
 def _check_rate(owner, name, value, *, allow_zero=False):
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{owner}: {name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+        raise ValueError(
+            f"{owner}: {name} must be a {'non-negative' if allow_zero else 'positive'} number, "
+            f"got {value!r}"
+        )
     return float(value)
 
 
@@ -52,7 +55,8 @@ class Optimizer:
         self.lr = _check_rate(name, "lr", lr)
         self.weight_decay = _check_rate(name, "weight_decay", weight_decay, allow_zero=True)
         self.steps = 0  # steps taken (Adam's t)
-        self._state: dict = {}  # (id(module), key) -> (module, {buffer: array}); the module keeps ids unique
+        # (id(module), key) -> (module, {buffer: array}); the module keeps ids unique
+        self._state: dict = {}
 
     def update(self, backend, p, g, state: dict, lr, t):
         """The new value of parameter ``p`` from gradient ``g``; updates ``state`` (its buffers).
@@ -68,7 +72,9 @@ class Optimizer:
         self.apply(net, self.lr, self.steps)
 
     def apply(self, net: Module, lr, t) -> None:
-        """The update of :meth:`step` with an explicit learning rate and step count (no counting)."""
+        """The update of :meth:`step` with an explicit learning rate and step count (no
+        counting).
+        """
         for m, key in net.parameter_slots():
             b, p = m.backend, m.get_parameter(key)
             g = m.get_gradient(key)
@@ -99,7 +105,9 @@ class Optimizer:
     # ---------------------------------------------------------- checkpoints
 
     def state_dict(self, net: Module) -> dict:
-        """The state as ``{"steps": int, "<parameter name>/<buffer>": array}`` (copies, on their backend)."""
+        """The state as ``{"steps": int, "<parameter name>/<buffer>": array}`` (copies, on their
+        backend).
+        """
         state = {"steps": self.steps, "lr": self.lr}
         names = [n for n, _ in net.named_parameters()]
         for name, (m, key) in zip(names, net.parameter_slots()):
@@ -119,17 +127,24 @@ class Optimizer:
             if not found:
                 continue
             if len(found) != len(self.buffers):
-                raise ValueError(f"{owner}: parameter {name!r} has buffers {sorted(found)}, expected {list(self.buffers)}")
+                raise ValueError(
+                    f"{owner}: parameter {name!r} has buffers {sorted(found)}, "
+                    f"expected {list(self.buffers)}"
+                )
             shape = tuple(m.get_parameter(key).shape)
             for b, value in found.items():
                 if tuple(value.shape) != shape:
-                    raise ValueError(f"{owner}: {name}/{b} has shape {tuple(value.shape)}, expected {shape}")
+                    raise ValueError(
+                        f"{owner}: {name}/{b} has shape {tuple(value.shape)}, expected {shape}"
+                    )
             staged[(id(m), key)] = (m, {b: m.backend.copy(_on(m, v)) for b, v in found.items()})
         steps = positive_int(owner, "steps", state.get("steps", 0), minimum=0)
         self._state = staged
         self.steps = steps
         if "lr" in state:
-            self.lr = _check_rate(owner, "lr", state["lr"], allow_zero=True)  # a schedule may end at 0
+            self.lr = _check_rate(
+                owner, "lr", state["lr"], allow_zero=True
+            )  # a schedule may end at 0
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v}" for k, v in self._options().items())
@@ -146,18 +161,34 @@ def _on(module: Module, value):
 
 
 class GradientDescent(Optimizer):
-    """``p <- p - lr * g``: the assignment's update. Without weight decay it calls the network's own
-    :meth:`~backprop.Module.update_parameters`, so modules that redefine it keep their rule.
+    """``p <- p - lr * g``: the assignment's update.
+
+    Without weight decay it follows :meth:`~backprop.Module.update_parameters`:
+    a module (or network) that redefines that method is updated by its own
+    rule, every other parameter by ``p <- p - lr * g`` written in place
+    through :meth:`~backprop.backends.Backend.axpy_` (no temporary the size
+    of the parameter).
     """
 
     def apply(self, net: Module, lr, t) -> None:
-        if not self.weight_decay:
+        if self.weight_decay:
+            super().apply(net, lr, t)
+            return
+        if type(net).update_parameters is not Module.update_parameters:
             net.update_parameters(lr)
             return
-        super().apply(net, lr, t)
+        own_rule = set()
+        for m in net.unique_modules():
+            if m is not net and type(m).update_parameters is not Module.update_parameters:
+                m.update_parameters(lr)
+                own_rule.add(id(m))
+        for m, key in net.parameter_slots():
+            if id(m) not in own_rule:
+                p, g = m.get_parameter(key), m.get_gradient(key)
+                m.set_parameter(key, m.backend.axpy_(p, -lr, g))
 
     def update(self, backend, p, g, state, lr, t):
-        return backend.sub_(p, lr * g)
+        return backend.axpy_(p, -lr, g)
 
 
 class Momentum(Optimizer):
@@ -169,7 +200,14 @@ class Momentum(Optimizer):
 
     buffers = ("velocity",)
 
-    def __init__(self, lr: float = 1e-2, momentum: float = 0.9, *, nesterov: bool = False, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        lr: float = 1e-2,
+        momentum: float = 0.9,
+        *,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(lr, weight_decay)
         self.momentum = _check_rate("Momentum", "momentum", momentum, allow_zero=True)
         if self.momentum >= 1:
@@ -177,11 +215,15 @@ class Momentum(Optimizer):
         self.nesterov = bool(nesterov)
 
     def _options(self) -> dict:
-        return {"momentum": self.momentum, **({"nesterov": True} if self.nesterov else {}), **super()._options()}
+        return {
+            "momentum": self.momentum,
+            **({"nesterov": True} if self.nesterov else {}),
+            **super()._options(),
+        }
 
     def update(self, backend, p, g, state, lr, t):
         v = state["velocity"] = backend.add_(backend.scale_(state["velocity"], self.momentum), g)
-        return backend.sub_(p, lr * (g + self.momentum * v if self.nesterov else v))
+        return backend.axpy_(p, -lr, g + self.momentum * v if self.nesterov else v)
 
 
 class Adam(Optimizer):
@@ -193,7 +235,13 @@ class Adam(Optimizer):
 
     buffers = ("mean", "square")
 
-    def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(lr, weight_decay)
         try:
             b1, b2 = betas
@@ -218,14 +266,16 @@ class Adam(Optimizer):
         c1, c2 = 1 - b1**t, 1 - b2**t
         mean = state["mean"] = backend.add_(backend.scale_(state["mean"], b1), (1 - b1) * g)
         sq = state["square"] = backend.add_(backend.scale_(state["square"], b2), (1 - b2) * (g * g))
-        return backend.sub_(p, (lr / c1) * mean / (backend.xp.sqrt(sq) / c2**0.5 + self.eps))
+        return backend.axpy_(p, -(lr / c1), mean / (backend.xp.sqrt(sq) / c2**0.5 + self.eps))
 
 
 _NAMES = {"sgd": GradientDescent, "gd": GradientDescent, "momentum": Momentum, "adam": Adam}
 
 
 def make_optimizer(spec, lr: float) -> Optimizer:
-    """An optimizer from a name (``'sgd'``, ``'momentum'``, ``'nesterov'``, ``'adam'``) or an instance."""
+    """An optimizer from a name (``'sgd'``, ``'momentum'``, ``'nesterov'``, ``'adam'``) or an
+    instance.
+    """
     if isinstance(spec, Optimizer):
         return spec
     if spec is None:
@@ -236,4 +286,7 @@ def make_optimizer(spec, lr: float) -> Optimizer:
             return Momentum(lr, nesterov=True)
         if name in _NAMES:
             return _NAMES[name](lr)
-    raise ValueError(f"unknown optimizer {spec!r}; use one of sgd, momentum, nesterov, adam or an Optimizer instance")
+    raise ValueError(
+        f"unknown optimizer {spec!r}; use one of sgd, momentum, nesterov, adam "
+        "or an Optimizer instance"
+    )
