@@ -55,10 +55,9 @@ from .backends import asarray, host_rng, to_numpy, use_backend
 from .backends.ondisk import host_arange
 from .backends.random import generator_state, set_generator_state
 from .module import Loss
-from .optim.loop import Trainer, Validation
+from .optim.loop import Trainer, Validation, assemble_callbacks
 from .optim.step import backend_of_net, validate_targets
 from .serialization import architecture, build
-from .streaming import assemble_callbacks
 
 __all__ = ["DataParallelTrainer", "WorkerLostError", "fit", "local_cluster"]
 
@@ -433,11 +432,11 @@ class DataParallelTrainer(Trainer):
         self.optim.optimizer.step(self.net)
         return sum(cost for _, cost in results.values()) / n
 
-    def _run_epoch(self, X, Y):
+    def _run_epoch(self, X, Y, bounds):
         n = X.shape[0]
         order = self.rng.permutation(n) if self.shuffle else host_arange(0, n)  # Trainer's draw
         costs = []
-        for i, (a, b) in enumerate(self.bounds):
+        for i, (a, b) in enumerate(bounds):
             self._where = (self.epoch + 1, i + 1)
             costs.append(self._step(order[a:b]))
         return asarray(costs, backend=self.backend)

@@ -37,7 +37,6 @@ import math
 import operator
 import os
 import threading
-import time
 import uuid
 
 from .backends import asarray, backend_of, kind_of, namespace_of, to_numpy, use_backend
@@ -45,14 +44,11 @@ from .backends.ondisk import is_memmap, open_npy, read_rows
 from .module import Loss, Module
 from .optim.loop import (
     Callback,
-    EarlyStopping,
-    EpochLog,
-    ProgressBar,
     Trainer,
+    assemble_callbacks,
     batch_bounds,
 )
 from .optim.loop import evaluate as evaluate_in_memory
-from .optim.schedules import make_schedule
 from .optim.step import backend_of_net, validate_targets
 from .serialization import architecture, build
 
@@ -327,7 +323,7 @@ class StreamingTrainer(Trainer):
         for k in range(len(Y)):
             validate_targets(self.net, self.loss, first, asarray(Y.read(k), backend=self.backend))
         count = sum(len(batch_bounds(m, self.batch_size)) for m in X.lengths)
-        return run_epochs(self, epochs, X.n, count, lambda: self._stream_epoch(X, Y))
+        return self.run_epochs(epochs, X.n, count, lambda: self._stream_epoch(X, Y))
 
     def _stream_epoch(self, X: RowChunks, Y: RowChunks):
         b, xp = self.backend, self.backend.xp
@@ -349,57 +345,6 @@ class StreamingTrainer(Trainer):
                     sizes.append(float(stop - start))
                 x = y = None
         return xp.stack(costs), sizes
-
-
-def run_epochs(trainer: Trainer, epochs: int, n: int, batches: int, run_epoch):
-    """The epoch loop of :meth:`Trainer.fit <backprop.Trainer.fit>` around ``run_epoch()``.
-
-    ``run_epoch()`` trains one epoch and returns ``(costs, sizes)``: the batch
-    mean costs as a 1-D array of the network's backend and the batch sizes.
-    ``batches`` is the number of batches per epoch (named in divergence
-    errors). Callbacks, divergence guard, schedule and history behave as in
-    :class:`~backprop.Trainer`.
-    """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(
-            f"{type(trainer).__name__}.fit: epochs must be a non-negative int, got {epochs!r}"
-        )
-    trainer.epochs = epochs
-    if trainer._scheduler_spec == "cosine" and trainer.scheduler is None:
-        trainer.scheduler = make_schedule("cosine", trainer.optim.optimizer, epochs)
-    trainer.bounds = range(batches)  # the guard names "batch i of len(bounds)"
-    xp = trainer.backend.xp
-    modes = [(m, m.training) for m in trainer.net.unique_modules()]
-    trainer.net.train()
-    trainer.stop = False
-    try:
-        for c in trainer.callbacks:
-            c.on_train_begin(trainer)
-        while trainer.epoch < epochs and not trainer.stop:
-            epoch = trainer.epoch + 1
-            for c in trainer.callbacks:
-                c.on_epoch_begin(trainer, epoch)
-            t0 = time.perf_counter()
-            lr = trainer.optim.eps
-            costs, sizes = run_epoch()
-            trainer.guard.check(trainer, epoch, costs)
-            weights = asarray(sizes, backend=trainer.backend)
-            logs = {"loss": float(xp.sum(costs * weights)) / n, "lr": lr}
-            trainer.history.append(logs["loss"])
-            trainer.history.lr.append(lr)
-            if trainer.scheduler is not None:
-                trainer.scheduler.step()
-            trainer.epoch = epoch
-            logs["time"] = time.perf_counter() - t0
-            trainer.history.time.append(logs["time"])
-            for c in trainer.callbacks:
-                c.on_epoch_end(trainer, epoch, logs)
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for c in trainer.callbacks:
-            c.on_train_end(trainer)
-    return trainer.history
 
 
 # --------------------------------------------------------------------------
@@ -563,52 +508,6 @@ def _predict_dask(net, X, batch_size, chunk_rows):
 # --------------------------------------------------------------------------
 # One call
 # --------------------------------------------------------------------------
-
-
-def assemble_callbacks(
-    *,
-    validation=None,
-    metric=None,
-    patience=None,
-    monitor="val_loss",
-    restore_best=True,
-    verbose=False,
-    progress=False,
-    callbacks=(),
-    checkpoint=None,
-    resume=False,
-    make_validation,
-    owner="SGD",
-) -> list:
-    """The callbacks :func:`backprop.SGD` makes of its arguments (``make_validation(X, Y, m)``)."""
-    if patience is not None and validation is None:
-        raise ValueError(
-            f"{owner}: early stopping (patience) needs validation data: "
-            "pass validation=(X_val, Y_val)"
-        )
-    if monitor not in ("val_loss", "metric"):
-        raise ValueError(f"{owner}: monitor must be 'val_loss' or 'metric', got {monitor!r}")
-    if monitor == "metric" and metric is None:
-        raise ValueError(f"{owner}: monitor='metric' needs a metric")
-    if resume and checkpoint is None:
-        raise ValueError(f"{owner}: resume=True needs checkpoint=PATH")
-    parts: list[Callback] = []
-    metric_name = getattr(metric, "__name__", "metric")
-    if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError(f"{owner}: validation must be a pair (X_val, Y_val)")
-        parts.append(make_validation(*validation, metric))
-        parts.append(EarlyStopping(patience, monitor, restore_best))
-    if verbose:
-        parts.append(EpochLog(metric_name=metric_name))
-    if progress:
-        parts.append(ProgressBar(metric_name=metric_name))
-    parts.extend(callbacks)
-    if checkpoint is not None:
-        from .optim.checkpoint import Checkpoint
-
-        parts.append(Checkpoint(checkpoint, resume=resume))
-    return parts
 
 
 def fit(

@@ -222,7 +222,9 @@ def test_dask_ml_incremental_and_search_over_the_classifier(client, digits):
 
     X, X_val, y, y_val = digits
     X, y = da.from_array(X[:1000], chunks=200), da.from_array(y[:1000], chunks=200)
-    net = NeuralNetClassifier(hidden_layer_sizes=(32,), learning_rate=3e-2, random_state=0)
+    net = NeuralNetClassifier(
+        hidden_layer_sizes=(32,), activation="tanh", learning_rate=3e-2, random_state=0
+    )
     model = Incremental(net, scoring="accuracy").fit(X, y, classes=np.arange(10))
     assert model.estimator_.n_iter_ == len(X.chunks[0])  # one partial_fit per block of the data
     assert model.score(da.from_array(X_val), da.from_array(y_val)) > 0.85

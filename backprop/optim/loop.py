@@ -24,7 +24,7 @@ from .step import Optim, backend_of_net, validate_targets
 
 __all__ = [
     "SGD", "Callback", "DivergenceError", "DivergenceGuard", "EarlyStopping", "EpochLog", "History",
-    "ProgressBar", "Trainer", "Validation", "batch_bounds", "evaluate",
+    "ProgressBar", "Trainer", "Validation", "assemble_callbacks", "batch_bounds", "evaluate",
 ]  # fmt: skip
 
 
@@ -389,14 +389,28 @@ class Trainer:
         """Train until ``epochs`` epochs are complete (counting those already done); returns the
         history."""
         _positive_int("epochs", epochs, minimum=0)
-        self.epochs = epochs
-        if self._scheduler_spec == "cosine" and self.scheduler is None:
-            self.scheduler = make_schedule("cosine", self.optim.optimizer, epochs)
         X, Y = _check_data(self.backend, X, Y)
         validate_targets(self.net, self.loss, X, Y)
         n = X.shape[0]
-        self.bounds = batch_bounds(n, self.batch_size)
-        sizes = asarray([float(b - a) for a, b in self.bounds], backend=self.backend)
+        bounds = batch_bounds(n, self.batch_size)
+        sizes = [float(b - a) for a, b in bounds]
+        return self.run_epochs(
+            epochs, n, len(bounds), lambda: (self._run_epoch(X, Y, bounds), sizes)
+        )
+
+    def run_epochs(self, epochs: int, n: int, batches: int, run_epoch) -> History:
+        """The epoch loop of :meth:`Trainer.fit <backprop.Trainer.fit>` around ``run_epoch()``.
+
+        ``run_epoch()`` trains one epoch and returns ``(costs, sizes)``: the batch
+        mean costs as a 1-D array of the network's backend and the batch sizes.
+        ``batches`` is the number of batches per epoch (named in divergence
+        errors). Callbacks, divergence guard, schedule and history behave as in
+        :class:`~backprop.Trainer`.
+        """
+        self.epochs = positive_int(f"{type(self).__name__}.fit", "epochs", epochs, minimum=0)
+        if self._scheduler_spec == "cosine" and self.scheduler is None:
+            self.scheduler = make_schedule("cosine", self.optim.optimizer, epochs)
+        self.bounds = range(batches)  # the guard names "batch i of len(bounds)"
         xp = self.backend.xp
         modes = [(m, m.training) for m in self.net.unique_modules()]
         self.net.train()
@@ -410,9 +424,10 @@ class Trainer:
                     c.on_epoch_begin(self, epoch)
                 t0 = time.perf_counter()
                 lr = self.optim.eps
-                costs = self._run_epoch(X, Y)
+                costs, sizes = run_epoch()
                 self.guard.check(self, epoch, costs)
-                logs = {"loss": float(xp.sum(costs * sizes)) / n, "lr": lr}
+                weights = asarray(sizes, backend=self.backend)
+                logs = {"loss": float(xp.sum(costs * weights)) / n, "lr": lr}
                 self.history.append(logs["loss"])
                 self.history.lr.append(lr)
                 if self.scheduler is not None:
@@ -429,13 +444,13 @@ class Trainer:
                 c.on_train_end(self)
         return self.history
 
-    def _run_epoch(self, X, Y):
+    def _run_epoch(self, X, Y, bounds):
         xp = self.backend.xp
         if self.shuffle:
             order = asarray(self.rng.permutation(X.shape[0]), backend=self.backend)
             X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
         with Loss.targets_checked():
-            return xp.stack([self.optim.step(X[a:b, ...], Y[a:b, ...]) for a, b in self.bounds])
+            return xp.stack([self.optim.step(X[a:b, ...], Y[a:b, ...]) for a, b in bounds])
 
     # ---------------------------------------------------------- checkpoints
 
@@ -581,23 +596,52 @@ def SGD(
     _positive_int("epochs", epochs, minimum=0)
     if patience is not None:
         _positive_int("patience", patience)
-        if validation is None:
-            raise ValueError(
-                "SGD: early stopping (patience) needs validation data: pass validation=(X_val, "
-                "Y_val)"
-            )
+    parts = assemble_callbacks(
+        validation=validation, metric=metric, patience=patience, monitor=monitor,
+        restore_best=restore_best, verbose=verbose, progress=progress, callbacks=callbacks,
+        checkpoint=checkpoint, resume=resume,
+    )  # fmt: skip
+    trainer = Trainer(
+        net, loss, optimizer, eps=eps, batch_size=batch_size, shuffle=shuffle, seed=seed,
+        scheduler=scheduler, callbacks=parts, compile=compile,
+    )  # fmt: skip
+    return trainer.fit(X, Y, epochs)
+
+
+def assemble_callbacks(
+    *,
+    validation=None,
+    metric=None,
+    patience=None,
+    monitor="val_loss",
+    restore_best=True,
+    verbose=False,
+    progress=False,
+    callbacks=(),
+    checkpoint=None,
+    resume=False,
+    make_validation=None,
+    owner="SGD",
+) -> list:
+    """The callbacks :func:`backprop.SGD` makes of its arguments (``make_validation(X, Y, m)``)."""
+    if patience is not None and validation is None:
+        raise ValueError(
+            f"{owner}: early stopping (patience) needs validation data: "
+            "pass validation=(X_val, Y_val)"
+        )
     if monitor not in ("val_loss", "metric"):
-        raise ValueError(f"SGD: monitor must be 'val_loss' or 'metric', got {monitor!r}")
+        raise ValueError(f"{owner}: monitor must be 'val_loss' or 'metric', got {monitor!r}")
     if monitor == "metric" and metric is None:
-        raise ValueError("SGD: monitor='metric' needs a metric")
+        raise ValueError(f"{owner}: monitor='metric' needs a metric")
     if resume and checkpoint is None:
-        raise ValueError("SGD: resume=True needs checkpoint=PATH")
+        raise ValueError(f"{owner}: resume=True needs checkpoint=PATH")
     parts: list[Callback] = []
     metric_name = getattr(metric, "__name__", "metric")
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError("SGD: validation must be a pair (X_val, Y_val)")
-        parts.append(Validation(*validation, metric=metric))
+            raise ValueError(f"{owner}: validation must be a pair (X_val, Y_val)")
+        make = make_validation or (lambda X_val, Y_val, m: Validation(X_val, Y_val, metric=m))
+        parts.append(make(*validation, metric))
         parts.append(EarlyStopping(patience, monitor, restore_best))
     if verbose:
         parts.append(EpochLog(metric_name=metric_name))
@@ -608,8 +652,4 @@ def SGD(
         from .checkpoint import Checkpoint
 
         parts.append(Checkpoint(checkpoint, resume=resume))
-    trainer = Trainer(
-        net, loss, optimizer, eps=eps, batch_size=batch_size, shuffle=shuffle, seed=seed,
-        scheduler=scheduler, callbacks=parts, compile=compile,
-    )  # fmt: skip
-    return trainer.fit(X, Y, epochs)
+    return parts
