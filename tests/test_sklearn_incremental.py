@@ -69,7 +69,7 @@ def test_partial_fit_errors(digits):
     model.set_params(hidden_layer_sizes=(8,))
     with pytest.raises(ValueError, match="hidden_layer_sizes changed from"):
         model.partial_fit(X, y % 5)
-    model.set_params(hidden_layer_sizes=(16,), warm_start=True, activation="relu")
+    model.set_params(hidden_layer_sizes=(16,), warm_start=True, activation="tanh")
     with pytest.raises(ValueError, match="activation changed"):
         model.fit(X, y % 5)
 
