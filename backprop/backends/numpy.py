@@ -91,8 +91,10 @@ class NumPyBackend(Backend):
     def axpy_(self, target, alpha, x):
         """``target += alpha * x`` in blocks, through one small buffer (no full-size temporary)."""
         n = target.size
-        flat = target.flags.c_contiguous and x.flags.c_contiguous and x.shape == target.shape
-        if n <= _AXPY_BLOCK or not flat:
+        if n <= _AXPY_BLOCK or x.shape != target.shape or not x.flags.c_contiguous:
+            target += alpha * x
+            return target
+        if not target.flags.c_contiguous:
             target += alpha * x
             return target
         t, v = target.reshape(-1), x.reshape(-1)  # views: both are contiguous

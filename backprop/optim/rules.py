@@ -177,15 +177,14 @@ class GradientDescent(Optimizer):
         if type(net).update_parameters is not Module.update_parameters:
             net.update_parameters(lr)
             return
-        own_rule = set()
+        alpha = -lr
         for m in net.unique_modules():
             if m is not net and type(m).update_parameters is not Module.update_parameters:
                 m.update_parameters(lr)
-                own_rule.add(id(m))
-        for m, key in net.parameter_slots():
-            if id(m) not in own_rule:
-                p, g = m.get_parameter(key), m.get_gradient(key)
-                m.set_parameter(key, m.backend.axpy_(p, -lr, g))
+                continue
+            b = m.backend
+            for key in m._parameters:
+                m.set_parameter(key, b.axpy_(m.get_parameter(key), alpha, m.get_gradient(key)))
 
     def update(self, backend, p, g, state, lr, t):
         return backend.axpy_(p, -lr, g)
