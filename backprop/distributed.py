@@ -55,7 +55,7 @@ from .backends import asarray, host_rng, to_numpy, use_backend
 from .backends.ondisk import host_arange
 from .backends.random import generator_state, set_generator_state
 from .module import Loss
-from .optim.loop import Trainer, Validation, assemble_callbacks
+from .optim.loop import SGD, Trainer
 from .optim.step import backend_of_net, validate_targets
 from .serialization import architecture, build
 
@@ -205,34 +205,20 @@ class DataParallelTrainer(Trainer):
         loss,
         optimizer=None,
         *,
-        eps=1e-3,
-        batch_size=32,
-        shuffle=True,
         seed=None,
-        scheduler=None,
-        callbacks=(),
         client=None,
         n_shards=None,
         worker_backend=None,
         retries=3,
         worker_timeout=60.0,
         compile=False,
+        **options,
     ):
         if compile:
             raise ValueError(
                 "DataParallelTrainer: compile=True is not supported (the steps run on the workers)"
             )
-        super().__init__(
-            net,
-            loss,
-            optimizer,
-            eps=eps,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            scheduler=scheduler,
-            callbacks=callbacks,
-        )
+        super().__init__(net, loss, optimizer, seed=seed, compile=False, **options)
         self.client, self._owns_client = _client(client)
         self._dead: set[str] = set()  # workers seen dying (the scheduler may list them a while)
         workers = self._workers()
@@ -332,6 +318,8 @@ class DataParallelTrainer(Trainer):
     def _stop(self) -> None:
         self._replicas = None
         self._shards = None
+
+    loop_name = "distributed.fit"
 
     def close(self) -> None:
         """Close the client if this trainer opened it (from a scheduler address)."""
@@ -481,70 +469,13 @@ class DataParallelTrainer(Trainer):
             set_generator_state(s, g)
 
 
-def fit(
-    net,
-    loss,
-    X,
-    Y,
-    *,
-    client=None,
-    n_shards=None,
-    worker_backend=None,
-    retries=3,
-    batch_size=32,
-    epochs=10,
-    eps=1e-3,
-    shuffle=True,
-    seed=None,
-    optimizer=None,
-    scheduler=None,
-    validation=None,
-    metric=None,
-    patience=None,
-    monitor="val_loss",
-    restore_best=True,
-    verbose=False,
-    progress=False,
-    callbacks=(),
-    checkpoint=None,
-    resume=False,
-):
+def fit(net, loss, X, Y, **options):
     """:func:`backprop.SGD` on a Dask cluster (:class:`DataParallelTrainer`); returns the History.
 
-    The arguments are those of :func:`backprop.SGD`, plus ``client``,
-    ``n_shards``, ``worker_backend`` and ``retries``. Validation, early
-    stopping and checkpoints run on the driver, as in a single process.
+    The arguments are those of :func:`backprop.SGD`, plus those of
+    :class:`DataParallelTrainer` (``client``, ``n_shards``, ``worker_backend``,
+    ``retries``, ``worker_timeout``). Validation, early stopping and
+    checkpoints run on the driver, as in a single process.
     """
-    parts = assemble_callbacks(
-        validation=validation,
-        metric=metric,
-        patience=patience,
-        monitor=monitor,
-        restore_best=restore_best,
-        verbose=verbose,
-        progress=progress,
-        callbacks=callbacks,
-        checkpoint=checkpoint,
-        resume=resume,
-        make_validation=lambda Xv, Yv, m: Validation(Xv, Yv, metric=m),
-        owner="distributed.fit",
-    )
-    trainer = DataParallelTrainer(
-        net,
-        loss,
-        optimizer,
-        client=client,
-        n_shards=n_shards,
-        worker_backend=worker_backend,
-        retries=retries,
-        eps=eps,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        scheduler=scheduler,
-        callbacks=parts,
-    )
-    try:
-        return trainer.fit(X, Y, epochs)
-    finally:
-        trainer.close()
+    options.setdefault("compile", False)  # the steps run on the workers
+    return SGD(net, loss, X, Y, trainer=DataParallelTrainer, **options)

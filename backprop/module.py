@@ -660,8 +660,9 @@ class Loss:
                 )
             )
 
-    def _dense_target(self, y, yhat, method: str):
-        """A target with yhat's shape, cast to yhat's dtype (integer 0/1 targets are accepted)."""
+    def _dense_target(self, y, yhat, method: str, check_dtype=None):
+        """A target with yhat's shape, cast to yhat's dtype (integer 0/1 targets are accepted;
+        ``check_dtype(loss, kind, y, method)`` may refuse the dtype first)."""
         kind = self._check_prediction(yhat, method)
         self._check_target_array(y, kind, yhat, method)
         if _shape(y) != _shape(yhat):
@@ -671,5 +672,7 @@ class Loss:
                 )
             )
         if y.dtype != yhat.dtype:
+            if check_dtype is not None:
+                check_dtype(self, kind, y, method)
             y = kind.xp.astype(y, yhat.dtype)
         return kind.xp, y

@@ -42,12 +42,7 @@ import uuid
 from .backends import asarray, backend_of, kind_of, namespace_of, to_numpy, use_backend
 from .backends.ondisk import is_memmap, open_npy, read_rows
 from .module import Loss, Module
-from .optim.loop import (
-    Callback,
-    Trainer,
-    assemble_callbacks,
-    batch_bounds,
-)
+from .optim.loop import SGD, Callback, Trainer, Validation, batch_bounds
 from .optim.loop import evaluate as evaluate_in_memory
 from .optim.step import backend_of_net, validate_targets
 from .serialization import architecture, build
@@ -286,35 +281,16 @@ class StreamingTrainer(Trainer):
     """
 
     def __init__(
-        self,
-        net,
-        loss,
-        optimizer=None,
-        *,
-        eps=1e-3,
-        batch_size=32,
-        shuffle=True,
-        seed=None,
-        scheduler=None,
-        callbacks=(),
-        compile=False,
-        chunk_rows=None,
-        prefetch=True,
+        self, net, loss, optimizer=None, *, chunk_rows=None, prefetch=True, compile=False, **options
     ):
-        super().__init__(
-            net,
-            loss,
-            optimizer,
-            eps=eps,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            scheduler=scheduler,
-            callbacks=callbacks,
-            compile=compile,
-        )
+        super().__init__(net, loss, optimizer, compile=compile, **options)
         self.chunk_rows = chunk_rows
         self.prefetch = bool(prefetch)
+
+    loop_name = "streaming.fit"
+
+    def validation_callback(self, X_val, Y_val, metric=None) -> Callback:
+        return StreamingValidation(X_val, Y_val, metric, chunk_rows=self.chunk_rows)
 
     def fit(self, X, Y, epochs: int):
         """Train until ``epochs`` epochs are complete (counting those done); returns the history."""
@@ -379,24 +355,18 @@ def evaluate(
     return cost, (score if metric is not None else None)
 
 
-class StreamingValidation(Callback):
+class StreamingValidation(Validation):
     """:class:`~backprop.Validation` for data read chunk by chunk: ``val_loss``, ``metric``."""
+
+    evaluate = staticmethod(evaluate)  # this module's, chunk by chunk
 
     def __init__(
         self, X_val, Y_val, metric=None, *, batch_size=1024, chunk_rows=None, rows=None
     ) -> None:
-        self.data = _pair(X_val, Y_val, chunk_rows, rows)
-        self.metric, self.batch_size = metric, batch_size
+        super().__init__(*_pair(X_val, Y_val, chunk_rows, rows), metric, batch_size)
 
-    def on_epoch_end(self, trainer, epoch, logs):
-        val, score = evaluate(
-            trainer.net, trainer.loss, *self.data, batch_size=self.batch_size, metric=self.metric
-        )
-        logs["val_loss"] = val
-        trainer.history.val_loss.append(val)
-        if score is not None:
-            logs["metric"] = score
-            trainer.history.metric.append(score)
+    def on_train_begin(self, trainer):
+        pass  # the chunks are read at each evaluation
 
 
 def _outputs(net: Module, x, batch_size: int):
@@ -510,63 +480,12 @@ def _predict_dask(net, X, batch_size, chunk_rows):
 # --------------------------------------------------------------------------
 
 
-def fit(
-    net,
-    loss,
-    X,
-    Y,
-    *,
-    batch_size=32,
-    epochs=10,
-    eps=1e-3,
-    shuffle=True,
-    seed=None,
-    optimizer=None,
-    scheduler=None,
-    validation=None,
-    metric=None,
-    patience=None,
-    monitor="val_loss",
-    restore_best=True,
-    verbose=False,
-    progress=False,
-    callbacks=(),
-    checkpoint=None,
-    resume=False,
-    chunk_rows=None,
-    prefetch=True,
-):
+def fit(net, loss, X, Y, **options):
     """:func:`backprop.SGD` for data read chunk by chunk; returns the :class:`~backprop.History`.
 
     ``X``, ``Y`` and the validation pair are anything :class:`RowChunks`
     reads. The arguments are those of :func:`backprop.SGD`, plus
     ``chunk_rows`` and ``prefetch`` (see :class:`StreamingTrainer`).
     """
-    parts = assemble_callbacks(
-        validation=validation,
-        metric=metric,
-        patience=patience,
-        monitor=monitor,
-        restore_best=restore_best,
-        verbose=verbose,
-        progress=progress,
-        callbacks=callbacks,
-        checkpoint=checkpoint,
-        resume=resume,
-        make_validation=lambda Xv, Yv, m: StreamingValidation(Xv, Yv, m, chunk_rows=chunk_rows),
-        owner="streaming.fit",
-    )
-    trainer = StreamingTrainer(
-        net,
-        loss,
-        optimizer,
-        eps=eps,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        scheduler=scheduler,
-        callbacks=parts,
-        chunk_rows=chunk_rows,
-        prefetch=prefetch,
-    )
-    return trainer.fit(X, Y, epochs)
+    options.setdefault("compile", False)
+    return SGD(net, loss, X, Y, trainer=StreamingTrainer, **options)

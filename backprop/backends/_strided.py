@@ -1,8 +1,10 @@
-"""Primitives for libraries with NumPy's strided arrays (NumPy and CuPy), written once for both.
+"""Primitives for libraries with NumPy's strided arrays, written once for all of them.
 
 ``lib`` is the library module (``numpy`` or ``cupy``): both have
 ``lib.lib.stride_tricks.sliding_window_view``, ``transpose``, ``empty`` and
-``copyto`` with the same meaning.
+``copyto`` with the same meaning. :func:`max_pool_backward` only needs
+element-wise functions with ``out=``, which PyTorch also has (under other
+names for some: see ``TorchBackend``).
 """
 
 from __future__ import annotations
@@ -55,3 +57,46 @@ def im2col(lib, x, kernel, strides, *, ones=False):
         w = windows(lib, x, kernel, strides)
         lib.copyto(cols[..., :width].reshape(w.shape), w)
     return cols.reshape(m, -1)
+
+
+def max_pool_backward(lib, x, y, delta, kernel, strides):
+    """Max-pool gradient written straight into the result, each kernel offset once; None when
+    the windows overlap (stride < kernel) or have one offset (the standard version's cases).
+
+    Same rule as the standard version (the first maximum of each window takes
+    its gradient). The first offsets receive ``delta * hit`` with ``out=``;
+    the last receives what is left, ``delta - delta * hit`` for two offsets,
+    or ``delta`` times "no earlier hit" for more. Masks combine in place
+    (``hit > taken`` is ``hit and not taken`` on booleans), so no temporary is
+    made. ``lib`` has ``zeros_like``, ``empty_like``, ``equal``, ``greater``,
+    ``logical_or``, ``logical_not``, ``multiply`` and ``subtract``.
+    """
+    out = tuple(y.shape[1:-1])
+    slices = [index for _, index in offset_slices(kernel, strides, out)]
+    if any(s < k for s, k in zip(strides, kernel)) or len(slices) == 1:
+        return None
+    if any(s > k for s, k in zip(strides, kernel)):
+        dx = lib.zeros_like(x)  # gaps between windows get no gradient
+    else:
+        dx = lib.empty_like(x)
+        # positions past the last window (the tail of each spatial axis) get no gradient
+        for axis, (n, k) in enumerate(zip(out, kernel), start=1):
+            if n * k < x.shape[axis]:
+                tail = [slice(None)] * x.ndim
+                tail[axis] = slice(n * k, None)
+                dx[tuple(tail)] = 0
+    first = dx[slices[0]]
+    taken = lib.equal(x[slices[0]], y)
+    lib.multiply(delta, taken, out=first)
+    if len(slices) == 2:
+        lib.subtract(delta, first, out=dx[slices[1]])
+        return dx
+    hit = lib.empty_like(taken)
+    for index in slices[1:-1]:
+        lib.equal(x[index], y, out=hit)
+        lib.greater(hit, taken, out=hit)  # a maximum here, and none at an earlier offset
+        lib.logical_or(taken, hit, out=taken)
+        lib.multiply(delta, hit, out=dx[index])
+    lib.logical_not(taken, out=taken)
+    lib.multiply(delta, taken, out=dx[slices[-1]])
+    return dx

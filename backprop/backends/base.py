@@ -33,7 +33,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["DTYPES", "Backend", "BackendUnavailableError", "offset_slices", "output_shape"]
+__all__ = [
+    "DTYPES", "Backend", "BackendUnavailableError", "first_max_masks", "offset_slices", "output_shape",
+]  # fmt: skip
 
 DTYPES = ("float32", "float64")
 _INT_NAMES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -382,24 +384,34 @@ class Backend:
         slices = [index for _, index in offset_slices(kernel, strides, out)]
         overlapping = any(s < k for s, k in zip(strides, kernel))
         dx = xp.zeros_like(x)
-        taken = None  # windows whose gradient already went to an earlier offset
-        for i, index in enumerate(slices):
-            if i == len(slices) - 1 and taken is not None:
-                hit = xp.logical_not(
-                    taken
-                )  # the maximum is somewhere: the last offset gets the rest
-            else:
-                hit = x[index] == y
-                if taken is not None:
-                    hit = xp.logical_and(hit, xp.logical_not(taken))
-                    taken = xp.logical_or(taken, hit)
-                else:
-                    taken = hit
+        for index, hit in zip(slices, first_max_masks(xp, x, y, slices)):
             # multiply by the 0/1 mask rather than where(): a select on an
             # unpredictable mask is several times slower on NumPy
             part = delta * xp.astype(hit, delta.dtype)
             dx = self.add_at(dx, index, part) if overlapping else self.set_at(dx, index, part)
         return dx
+
+
+def first_max_masks(xp, x, y, slices):
+    """For each offset slice of a max pooling in turn, the windows whose gradient goes there.
+
+    A window's gradient goes to its first maximum in row-major order
+    (PyTorch's rule on ties): an offset takes the windows where ``x[index]``
+    equals the maximum ``y`` and no earlier offset did; the last offset takes
+    every window left (the maximum is somewhere), with no comparison.
+    """
+    taken = None  # windows whose gradient already went to an earlier offset
+    for i, index in enumerate(slices):
+        if taken is not None and i == len(slices) - 1:
+            yield xp.logical_not(taken)
+            return
+        hit = x[index] == y
+        if taken is None:
+            taken = hit
+        else:
+            hit = xp.logical_and(hit, xp.logical_not(taken))
+            taken = xp.logical_or(taken, hit)
+        yield hit
 
 
 def dtype_name_of(dtype) -> str:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import Backend, BackendUnavailableError, offset_slices
+from .base import Backend, BackendUnavailableError, first_max_masks, offset_slices
 
 
 class JaxBackend(Backend):
@@ -135,20 +135,9 @@ class JaxBackend(Backend):
         """
         out = tuple(y.shape[1:-1])
         d = len(kernel)
-        parts, taken = [], None
         pairs = list(offset_slices(kernel, strides, out))
-        for i, (_, index) in enumerate(pairs):
-            if taken is not None and i == len(pairs) - 1:
-                # the maximum is somewhere: the last offset gets the rest
-                hit = jnp.logical_not(taken)
-            else:
-                hit = x[index] == y
-                if taken is not None:
-                    hit = jnp.logical_and(hit, jnp.logical_not(taken))
-                    taken = jnp.logical_or(taken, hit)
-                else:
-                    taken = hit
-            parts.append(jnp.where(hit, delta, jnp.zeros((), delta.dtype)))
+        masks = first_max_masks(jnp, x, y, [index for _, index in pairs])
+        parts = [jnp.where(hit, delta, jnp.zeros((), delta.dtype)) for hit in masks]
         spatial = tuple(x.shape[1:-1])
         if tuple(strides) != tuple(kernel):
             return self._placed_sum(parts, [offset for offset, _ in pairs], spatial, strides)

@@ -91,10 +91,8 @@ class NumPyBackend(Backend):
     def axpy_(self, target, alpha, x):
         """``target += alpha * x`` in blocks, through one small buffer (no full-size temporary)."""
         n = target.size
-        if n <= _AXPY_BLOCK or x.shape != target.shape or not x.flags.c_contiguous:
-            target += alpha * x
-            return target
-        if not target.flags.c_contiguous:
+        small = n <= _AXPY_BLOCK or x.shape != target.shape
+        if small or not (x.flags.c_contiguous and target.flags.c_contiguous):
             target += alpha * x
             return target
         t, v = target.reshape(-1), x.reshape(-1)  # views: both are contiguous
@@ -137,42 +135,8 @@ class NumPyBackend(Backend):
         return y
 
     def max_pool_backward(self, x, y, delta, kernel, strides):
-        """Max-pool gradient written straight into the result, each kernel offset once.
-
-        Same rule as the standard version (the first maximum of each window
-        takes its gradient). Windows must not overlap (stride >= kernel;
-        overlapping ones go to the standard version, which sums): the first
-        offsets receive ``delta * hit`` with ``out=``; the last receives what
-        is left, ``delta - delta * hit`` for two offsets, or ``delta`` times
-        "no earlier hit" for more. Masks combine in place (``hit > taken`` is
-        ``hit and not taken`` on booleans), so no temporary is made.
-        """
-        out = y.shape[1:-1]
-        slices = [index for _, index in offset_slices(kernel, strides, out)]
-        if any(s < k for s, k in zip(strides, kernel)) or len(slices) == 1:
+        """Max-pool gradient written into the result (``_strided.max_pool_backward``)."""
+        dx = _strided.max_pool_backward(np, x, y, delta, kernel, strides)
+        if dx is None:  # overlapping windows, or one offset
             return super().max_pool_backward(x, y, delta, kernel, strides)
-        if any(s > k for s, k in zip(strides, kernel)):
-            dx = np.zeros_like(x)  # gaps between windows get no gradient
-        else:
-            dx = np.empty_like(x)
-            # positions past the last window (the tail of each spatial axis) get no gradient
-            for axis, (n, k) in enumerate(zip(out, kernel), start=1):
-                if n * k < x.shape[axis]:
-                    tail = [slice(None)] * x.ndim
-                    tail[axis] = slice(n * k, None)
-                    dx[tuple(tail)] = 0
-        first = dx[slices[0]]
-        taken = np.equal(x[slices[0]], y)
-        np.multiply(delta, taken, out=first)
-        if len(slices) == 2:
-            np.subtract(delta, first, out=dx[slices[1]])
-            return dx
-        hit = np.empty_like(taken)
-        for index in slices[1:-1]:
-            np.equal(x[index], y, out=hit)
-            np.greater(hit, taken, out=hit)  # a maximum here, and none at an earlier offset
-            np.logical_or(taken, hit, out=taken)
-            np.multiply(delta, hit, out=dx[index])
-        np.logical_not(taken, out=taken)
-        np.multiply(delta, taken, out=dx[slices[-1]])
         return dx

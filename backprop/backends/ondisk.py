@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from .readers import existing_file
+
 __all__ = ["host_arange", "is_memmap", "open_npy", "read_rows", "save_npy"]
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -33,14 +35,7 @@ def open_npy(path) -> np.memmap:
         Not a ``.npy`` file (read from its first bytes, not its name), or an
         array of objects or records, or a 0-d array.
     """
-    try:
-        shown = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"open_npy: expected a file path, got {type(path).__name__}") from None
-    if not os.path.exists(shown):
-        raise FileNotFoundError(f"open_npy: no such file: {shown}")
-    if os.path.isdir(shown):
-        raise IsADirectoryError(f"open_npy: {shown} is a directory, not a .npy file")
+    shown = existing_file(path, "a .npy file", owner="open_npy: ")
     with open(shown, "rb") as f:
         magic = f.read(len(_NPY_MAGIC))
     if magic != _NPY_MAGIC:

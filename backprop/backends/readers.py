@@ -37,16 +37,23 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 _MAX_CLASSES = 1 << 20
 
 
-def read_file(path) -> bytes:
-    """The bytes of ``path``, decompressed when the content is gzip (whatever the name)."""
+def existing_file(path, what: str = "a data file", owner: str = "") -> str:
+    """``path`` as a string, once it names a file that exists (TypeError, FileNotFoundError or
+    IsADirectoryError otherwise, their messages starting with ``owner``)."""
     try:
         path = os.fspath(path)
     except TypeError:
-        raise TypeError(f"expected a file path, got {type(path).__name__}") from None
+        raise TypeError(f"{owner}expected a file path, got {type(path).__name__}") from None
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
+        raise FileNotFoundError(f"{owner}no such file: {path}")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a directory, not a data file")
+        raise IsADirectoryError(f"{owner}{path} is a directory, not {what}")
+    return path
+
+
+def read_file(path) -> bytes:
+    """The bytes of ``path``, decompressed when the content is gzip (whatever the name)."""
+    path = existing_file(path)
     with open(path, "rb") as f:
         data = f.read()
     if data[:2] == _GZIP_MAGIC:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import types
+
 import array_api_compat.torch as _xp
 import torch
 
-from .base import Backend, BackendUnavailableError, im2col_shape, offset_slices
+from . import _strided
+from .base import Backend, BackendUnavailableError, im2col_shape
+
+# the element-wise functions with out= that _strided.max_pool_backward uses, by NumPy's names
+_OUT_OPS = types.SimpleNamespace(
+    zeros_like=torch.zeros_like, empty_like=torch.empty_like, equal=torch.eq, greater=torch.gt,
+    logical_or=torch.logical_or, logical_not=torch.logical_not, multiply=torch.mul,
+    subtract=torch.sub,
+)  # fmt: skip
 
 
 class TorchBackend(Backend):
@@ -95,38 +105,9 @@ class TorchBackend(Backend):
         return cols
 
     def max_pool_backward(self, x, y, delta, kernel, strides):
-        """Max-pool gradient written straight into the result with ``out=``, each kernel offset
-        once.
-
-        The rule of the standard version, for windows that do not overlap
-        (the others go to it): the first offsets take ``delta`` where they
-        hold the window's first maximum, the last takes what is left.
-        """
-        out = tuple(y.shape[1:-1])
-        slices = [index for _, index in offset_slices(kernel, strides, out)]
-        if any(s < k for s, k in zip(strides, kernel)) or len(slices) == 1:
+        """Max-pool gradient written straight into the result with ``out=`` (the NumPy
+        backend's, see ``_strided.max_pool_backward``)."""
+        dx = _strided.max_pool_backward(_OUT_OPS, x, y, delta, kernel, strides)
+        if dx is None:  # overlapping windows, or one offset
             return super().max_pool_backward(x, y, delta, kernel, strides)
-        if any(s > k for s, k in zip(strides, kernel)):
-            dx = torch.zeros_like(x)  # gaps between windows get no gradient
-        else:
-            dx = torch.empty_like(x)
-            for axis, (n, k) in enumerate(zip(out, kernel), start=1):
-                if n * k < x.shape[axis]:
-                    dx.narrow(
-                        axis, n * k, x.shape[axis] - n * k
-                    ).zero_()  # the tail no window reads
-        first = dx[slices[0]]
-        taken = torch.eq(x[slices[0]], y)
-        torch.mul(delta, taken, out=first)
-        if len(slices) == 2:
-            torch.sub(delta, first, out=dx[slices[1]])
-            return dx
-        hit = torch.empty_like(taken)
-        for index in slices[1:-1]:
-            torch.eq(x[index], y, out=hit)
-            torch.gt(hit, taken, out=hit)  # a maximum here, and none at an earlier offset
-            taken.logical_or_(hit)
-            torch.mul(delta, hit, out=dx[index])
-        taken.logical_not_()
-        torch.mul(delta, taken, out=dx[slices[-1]])
         return dx

@@ -61,75 +61,52 @@ def binary_classifier(*, epochs: int = 40, seed: int = 0, verbose: bool = False)
     )
 
 
-def _classifier(name: str, net, *, epochs: int, eps: float, seed: int, verbose: bool) -> Result:
+def _train(net, X, y, **options):
+    """:func:`SGD` with the cross-entropy on raw scores, batches of 32: every digit classifier's
+    training."""
+    return SGD(net, CELogSoftmax(), X, y, batch_size=32, **options)
+
+
+# the digit classifiers: network in models -> (what the report calls it, learning rate)
+_CLASSIFIERS = {
+    "mlp": ("multi-class MLP 64-100-10 (CELogSoftmax)", 0.2),
+    "cnn1d": ("1-D CNN Conv1D(3,1,32)-MaxPool1D(2,2)", 0.1),
+    "cnn2d": ("CNN Conv2D(3,1,16)-MaxPool2D(2)", 0.1),
+    "two_branch": ("two-branch CNN (rows + columns)", 0.1),
+}
+
+
+def _classifier(network: str, *, epochs: int, seed: int, verbose: bool) -> Result:
+    """Seed the library, build ``models.<network>()``, train it with CELogSoftmax, test it."""
+    name, eps = _CLASSIFIERS[network]
+    manual_seed(seed)
+    net = getattr(models, network)()
     X_tr, X_te, y_tr, y_te = load_digits(seed=seed)
     t0 = time.perf_counter()
-    losses = SGD(
-        net,
-        CELogSoftmax(),
-        X_tr,
-        y_tr,
-        batch_size=32,
-        epochs=epochs,
-        eps=eps,
-        seed=seed,
-        verbose=verbose,
-    )
+    losses = _train(net, X_tr, y_tr, epochs=epochs, eps=eps, seed=seed, verbose=verbose)
     seconds = time.perf_counter() - t0
     return Result(name, accuracy(net.forward(X_te), y_te), seconds, epochs, losses)
 
 
 def mlp(*, epochs: int = 40, seed: int = 0, verbose: bool = False) -> Result:
     """Part 4: Linear(64, 100) -> TanH -> Linear(100, 10) trained with CELogSoftmax."""
-    manual_seed(seed)
-    return _classifier(
-        "multi-class MLP 64-100-10 (CELogSoftmax)",
-        models.mlp(),
-        epochs=epochs,
-        eps=0.2,
-        seed=seed,
-        verbose=verbose,
-    )
+    return _classifier("mlp", epochs=epochs, seed=seed, verbose=verbose)
 
 
 def cnn(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
     """Part 6: Conv1D(3,1,32) -> MaxPool1D(2,2) -> Flatten -> Linear(992,100) -> ReLU ->
     Linear(100,10)."""
-    manual_seed(seed)
-    return _classifier(
-        "1-D CNN Conv1D(3,1,32)-MaxPool1D(2,2)",
-        models.cnn1d(),
-        epochs=epochs,
-        eps=0.1,
-        seed=seed,
-        verbose=verbose,
-    )
+    return _classifier("cnn1d", epochs=epochs, seed=seed, verbose=verbose)
 
 
 def cnn2d(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
     """Part 7: "real" 2-D convolutions."""
-    manual_seed(seed)
-    return _classifier(
-        "CNN Conv2D(3,1,16)-MaxPool2D(2)",
-        models.cnn2d(),
-        epochs=epochs,
-        eps=0.1,
-        seed=seed,
-        verbose=verbose,
-    )
+    return _classifier("cnn2d", epochs=epochs, seed=seed, verbose=verbose)
 
 
 def two_branch(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
     """Part 7: the horizontal + vertical two-branch network."""
-    manual_seed(seed)
-    return _classifier(
-        "two-branch CNN (rows + columns)",
-        models.two_branch(),
-        epochs=epochs,
-        eps=0.1,
-        seed=seed,
-        verbose=verbose,
-    )
+    return _classifier("two_branch", epochs=epochs, seed=seed, verbose=verbose)
 
 
 def adam_vs_sgd(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Result:
@@ -145,12 +122,10 @@ def adam_vs_sgd(*, epochs: int = 30, seed: int = 0, verbose: bool = False) -> Re
     for name, optimizer, eps in (("sgd", None, 0.1), ("adam", "adam", 1e-3)):
         manual_seed(seed)
         net = models.cnn1d()
-        history = SGD(
+        history = _train(
             net,
-            CELogSoftmax(),
             X_tr,
             y_tr,
-            batch_size=32,
             epochs=epochs,
             eps=eps,
             seed=seed,

@@ -24,7 +24,8 @@ from .step import Optim, backend_of_net, validate_targets
 
 __all__ = [
     "SGD", "Callback", "DivergenceError", "DivergenceGuard", "EarlyStopping", "EpochLog", "History",
-    "ProgressBar", "Trainer", "Validation", "assemble_callbacks", "batch_bounds", "evaluate",
+    "ProgressBar", "Trainer", "Validation", "assemble_callbacks", "batch_bounds",
+    "check_callback_options", "evaluate",
 ]  # fmt: skip
 
 
@@ -206,11 +207,15 @@ class Validation(Callback):
     def __init__(self, X_val, Y_val, metric=None, batch_size: int = 1024) -> None:
         self.data, self.metric, self.batch_size = (X_val, Y_val), metric, batch_size
 
+    @staticmethod
+    def evaluate(net, loss, X, Y, *, batch_size, metric):
+        return evaluate(net, loss, X, Y, batch_size=batch_size, metric=metric)
+
     def on_train_begin(self, trainer):
         self.data = _check_data(trainer.backend, *self.data, what="SGD validation")
 
     def on_epoch_end(self, trainer, epoch, logs):
-        val, score = evaluate(
+        val, score = self.evaluate(
             trainer.net, trainer.loss, *self.data, batch_size=self.batch_size, metric=self.metric
         )
         logs["val_loss"] = val
@@ -365,13 +370,8 @@ class Trainer:
         self.rng = host_rng(seed)
         self.backend = backend_of_net(net)
         self.guard = DivergenceGuard()
-        callbacks = list(callbacks)
-        for c in callbacks:
-            if not isinstance(c, Callback):
-                raise TypeError(
-                    f"Trainer: callbacks must be Callback instances, got {type(c).__name__}"
-                )
-        self.callbacks = [self.guard, *callbacks]
+        self.callbacks = [self.guard]
+        self.add_callbacks(callbacks)
         self._scheduler_spec = scheduler
         self.scheduler = (
             make_schedule(scheduler, self.optim.optimizer, 1) if scheduler != "cosine" else None
@@ -381,9 +381,31 @@ class Trainer:
         self.epochs = 0
         self.stop = False
 
+    #: the name :func:`SGD`'s argument errors give when it drives this loop
+    loop_name = "SGD"
+
     @property
     def optimizer(self):
         return self.optim.optimizer
+
+    def add_callbacks(self, callbacks) -> None:
+        """Append ``callbacks`` (run after those already there)."""
+        callbacks = list(callbacks)
+        for c in callbacks:
+            if not isinstance(c, Callback):
+                raise TypeError(
+                    f"{type(self).__name__}: callbacks must be Callback instances, "
+                    f"got {type(c).__name__}"
+                )
+        self.callbacks.extend(callbacks)
+
+    def validation_callback(self, X_val, Y_val, metric=None) -> Callback:
+        """The callback that validates on ``(X_val, Y_val)`` for this loop's kind of data."""
+        return Validation(X_val, Y_val, metric=metric)
+
+    def close(self) -> None:
+        """Release what the loop holds beyond the network (nothing here; a cluster client
+        in :class:`~backprop.distributed.DataParallelTrainer`)."""
 
     def fit(self, X, Y, epochs: int) -> History:
         """Train until ``epochs`` epochs are complete (counting those already done); returns the
@@ -523,6 +545,8 @@ def SGD(
     checkpoint=None,
     resume: bool = False,
     compile: bool | str = "auto",
+    trainer: type[Trainer] | None = None,
+    **trainer_options,
 ) -> History:
     """Mini-batch gradient descent; returns the per-epoch mean training cost (a :class:`History`).
 
@@ -580,6 +604,14 @@ def SGD(
         ``'auto'`` compiles unless the network draws random numbers in forward
         (Dropout in training mode), whose steps run eagerly. Same parameters
         either way.
+    trainer : Trainer subclass, optional
+        The loop to run (:class:`Trainer` by default): for example
+        :class:`~backprop.streaming.StreamingTrainer` for data read chunk by
+        chunk, or :class:`~backprop.distributed.DataParallelTrainer` on a Dask
+        cluster. It validates with its own :meth:`Trainer.validation_callback`
+        and is closed at the end.
+    **trainer_options
+        The trainer's own keyword arguments (``client=``, ``chunk_rows=``...).
 
     Raises
     ------
@@ -596,34 +628,30 @@ def SGD(
     _positive_int("epochs", epochs, minimum=0)
     if patience is not None:
         _positive_int("patience", patience)
-    parts = assemble_callbacks(
-        validation=validation, metric=metric, patience=patience, monitor=monitor,
-        restore_best=restore_best, verbose=verbose, progress=progress, callbacks=callbacks,
-        checkpoint=checkpoint, resume=resume,
-    )  # fmt: skip
-    trainer = Trainer(
+    trainer = Trainer if trainer is None else trainer
+    if not (isinstance(trainer, type) and issubclass(trainer, Trainer)):
+        raise TypeError(f"SGD: trainer must be a Trainer subclass, got {trainer!r}")
+    options = {
+        "validation": validation, "metric": metric, "patience": patience, "monitor": monitor,
+        "restore_best": restore_best, "verbose": verbose, "progress": progress,
+        "callbacks": callbacks, "checkpoint": checkpoint, "resume": resume,
+    }  # fmt: skip
+    check_callback_options(trainer.loop_name, **options)  # before a trainer holds resources
+    loop = trainer(
         net, loss, optimizer, eps=eps, batch_size=batch_size, shuffle=shuffle, seed=seed,
-        scheduler=scheduler, callbacks=parts, compile=compile,
+        scheduler=scheduler, compile=compile, **trainer_options,
     )  # fmt: skip
-    return trainer.fit(X, Y, epochs)
+    try:
+        loop.add_callbacks(assemble_callbacks(loop, **options))
+        return loop.fit(X, Y, epochs)
+    finally:
+        loop.close()
 
 
-def assemble_callbacks(
-    *,
-    validation=None,
-    metric=None,
-    patience=None,
-    monitor="val_loss",
-    restore_best=True,
-    verbose=False,
-    progress=False,
-    callbacks=(),
-    checkpoint=None,
-    resume=False,
-    make_validation=None,
-    owner="SGD",
-) -> list:
-    """The callbacks :func:`backprop.SGD` makes of its arguments (``make_validation(X, Y, m)``)."""
+def check_callback_options(
+    owner, *, validation, metric, patience, monitor, checkpoint, resume, **_unused
+) -> None:
+    """The argument errors of :func:`assemble_callbacks`, raised before anything is built."""
     if patience is not None and validation is None:
         raise ValueError(
             f"{owner}: early stopping (patience) needs validation data: "
@@ -635,13 +663,39 @@ def assemble_callbacks(
         raise ValueError(f"{owner}: monitor='metric' needs a metric")
     if resume and checkpoint is None:
         raise ValueError(f"{owner}: resume=True needs checkpoint=PATH")
+    if validation is not None and (
+        not isinstance(validation, (tuple, list)) or len(validation) != 2
+    ):
+        raise ValueError(f"{owner}: validation must be a pair (X_val, Y_val)")
+
+
+def assemble_callbacks(
+    trainer: Trainer,
+    *,
+    validation=None,
+    metric=None,
+    patience=None,
+    monitor="val_loss",
+    restore_best=True,
+    verbose=False,
+    progress=False,
+    callbacks=(),
+    checkpoint=None,
+    resume=False,
+) -> list:
+    """The callbacks :func:`backprop.SGD` makes of its arguments for ``trainer``.
+
+    Validation is ``trainer.validation_callback(X_val, Y_val, metric)``, so each
+    kind of loop validates on its own kind of data.
+    """
+    check_callback_options(
+        trainer.loop_name, validation=validation, metric=metric, patience=patience,
+        monitor=monitor, checkpoint=checkpoint, resume=resume,
+    )  # fmt: skip
     parts: list[Callback] = []
     metric_name = getattr(metric, "__name__", "metric")
     if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError(f"{owner}: validation must be a pair (X_val, Y_val)")
-        make = make_validation or (lambda X_val, Y_val, m: Validation(X_val, Y_val, metric=m))
-        parts.append(make(*validation, metric))
+        parts.append(trainer.validation_callback(*validation, metric))
         parts.append(EarlyStopping(patience, monitor, restore_best))
     if verbose:
         parts.append(EpochLog(metric_name=metric_name))
