@@ -26,11 +26,17 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 BATCHES = (32, 256, 2048)
 BACKENDS = ("numpy", "torch")
 POOL = 8
+_LOAD = (
+    "import importlib.util, sys; path = sys.argv.pop(1); "
+    "spec = importlib.util.spec_from_file_location('ab', path); "
+    "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); m.main(sys.argv[1:])"
+)
 
 
 def _networks(bp):
@@ -152,8 +158,8 @@ def worker(blocks: int, min_block: float, gap: float) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__)
-    p.add_argument("before")
-    p.add_argument("after")
+    p.add_argument("before", nargs="?")
+    p.add_argument("after", nargs="?")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--min-block", type=float, default=0.1)
@@ -164,15 +170,24 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(worker(args.blocks, args.min_block, args.gap)))
         return
+    if not (args.before and args.after):
+        p.error("give the two checkouts: BEFORE_DIR AFTER_DIR")
     runs = {"before": [], "after": []}
     here = os.path.abspath(__file__)
     for r in range(args.rounds):
         for label in ("before", "after"):
             env = dict(os.environ, PYTHONPATH=os.path.abspath(getattr(args, label)))
             env.update(OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
-            cmd = [sys.executable, here, "x", "x", "--worker", "--blocks", str(args.blocks),
+            # run this file by path from an empty folder: neither checkout's folder on sys.path
+            # first, and no benchmarks/profile.py in the place of the standard library's
+            cmd = [sys.executable, "-c", _LOAD, here, "--worker", "--blocks", str(args.blocks),
                    "--min-block", str(args.min_block), "--gap", str(args.gap)]  # fmt: skip
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            with tempfile.TemporaryDirectory() as empty:
+                done = subprocess.run(
+                    cmd, env=env, cwd=empty, capture_output=True, text=True, check=False
+                )
+            if done.returncode:
+                raise SystemExit(f"the {label} process failed:\n{done.stderr}")
             runs[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"round {r + 1} {label}: done", file=sys.stderr, flush=True)
     if args.out:

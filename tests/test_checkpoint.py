@@ -99,8 +99,9 @@ _SCRIPT = textwrap.dedent(
 
     class Marker(bp.Callback):
         def on_epoch_begin(self, trainer, epoch):
-            with open(sys.argv[2] + ".epoch", "w") as f:
-                f.write(str(epoch))
+            if sys.argv[2] != "-":  # the uninterrupted run has no checkpoint to mark
+                with open(sys.argv[2] + ".epoch", "w") as f:
+                    f.write(str(epoch))
 
     dtype, path, epochs, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     rng = np.random.default_rng(0)
