@@ -11,9 +11,10 @@ annotations``, so annotations are never evaluated at run time).
 
 from __future__ import annotations
 
+import os
 from typing import Any, TypeAlias
 
-__all__ = ["Array", "DType", "Device"]
+__all__ = ["Array", "DType", "Device", "FilePath"]
 
 #: Any array of an Array-API library (``numpy.ndarray``, ``torch.Tensor``,
 #: ``jax.Array``, ``cupy.ndarray``, an ``array_api_strict`` array...).
@@ -24,3 +25,6 @@ DType: TypeAlias = Any
 
 #: A device object of an array library, or a spec the backend resolves (``"cpu"``, ``"cuda:0"``).
 Device: TypeAlias = Any
+
+#: A file system path: a ``str`` or a :class:`pathlib.Path` (any ``os.PathLike``).
+FilePath: TypeAlias = str | os.PathLike[str]
