@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import operator
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
@@ -28,6 +28,10 @@ __all__ = [
     "bernoulli", "generator_state", "host_rng", "manual_seed", "normal", "permutation",
     "set_generator_state", "uniform",
 ]  # fmt: skip
+
+#: what an ``rng`` argument takes: None (the library's generator), an int seed or a NumPy
+#: ``Generator``
+RNG: TypeAlias = int | np.random.Generator | None
 
 _process_generator = np.random.default_rng()
 _generator: contextvars.ContextVar[np.random.Generator | None] = contextvars.ContextVar(
@@ -58,7 +62,7 @@ def manual_seed(seed: int) -> None:
         _process_generator = generator
 
 
-def host_rng(rng: int | np.random.Generator | None = None) -> np.random.Generator:
+def host_rng(rng: RNG = None) -> np.random.Generator:
     """A NumPy ``Generator``: the library's own when ``rng`` is None, a new one from an int seed, or
     ``rng`` itself."""
     if rng is None:
@@ -71,12 +75,12 @@ def host_rng(rng: int | np.random.Generator | None = None) -> np.random.Generato
     raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
 
 
-def generator_state(rng: int | np.random.Generator | None = None) -> dict:
+def generator_state(rng: RNG = None) -> dict:
     """The state of a generator (the library's by default), JSON-serialisable: for checkpoints."""
     return host_rng(rng).bit_generator.state
 
 
-def set_generator_state(state: dict, rng: int | np.random.Generator | None = None) -> None:
+def set_generator_state(state: dict, rng: RNG = None) -> None:
     """Put a generator (the library's by default) back in the state :func:`generator_state`
     returned."""
     gen = host_rng(rng)
@@ -97,7 +101,7 @@ def uniform(
     high: float,
     shape: int | tuple[int, ...],
     *,
-    rng: int | np.random.Generator | None = None,
+    rng: RNG = None,
     backend: Backend | None = None,
 ) -> Array:
     """U(low, high) samples of ``shape`` on the backend (drawn in float64 on the host)."""
@@ -108,7 +112,7 @@ def normal(
     shape: int | tuple[int, ...],
     std: float = 1.0,
     *,
-    rng: int | np.random.Generator | None = None,
+    rng: RNG = None,
     backend: Backend | None = None,
 ) -> Array:
     """N(0, std^2) samples of ``shape`` on the backend."""
@@ -119,7 +123,7 @@ def bernoulli(
     p_one: float,
     shape: int | tuple[int, ...],
     *,
-    rng: int | np.random.Generator | None = None,
+    rng: RNG = None,
     backend: Backend | None = None,
 ) -> Array:
     """Float array of ``shape`` with ones drawn with probability ``p_one`` and zeros elsewhere."""
@@ -129,7 +133,7 @@ def bernoulli(
 def permutation(
     n: int,
     *,
-    rng: int | np.random.Generator | None = None,
+    rng: RNG = None,
     backend: Backend | None = None,
 ) -> Array:
     """A random permutation of ``range(n)`` as an integer array on the backend."""
