@@ -12,13 +12,21 @@ annotations``, so annotations are never evaluated at run time).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
-__all__ = ["Array", "DType", "Device", "FilePath"]
+__all__ = ["Array", "ArrayLike", "DType", "Device", "FilePath", "Metric"]
 
 #: Any array of an Array-API library (``numpy.ndarray``, ``torch.Tensor``,
 #: ``jax.Array``, ``cupy.ndarray``, an ``array_api_strict`` array...).
 Array: TypeAlias = Any
+
+#: What :func:`backprop.asarray` takes: an :data:`Array` of any supported library, a NumPy
+#: array, a nested list or a number (data handed to the training loops and estimators).
+ArrayLike: TypeAlias = Any
+
+#: A score ``metric(yhat, y)`` of predictions against targets, e.g. :func:`backprop.accuracy`.
+Metric: TypeAlias = Callable[[Array, Array], float]
 
 #: A floating or integer dtype object of an array library, or its name (``"float32"``).
 DType: TypeAlias = Any
