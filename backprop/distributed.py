@@ -50,14 +50,22 @@ import asyncio
 import concurrent.futures
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 from .backends import asarray, host_rng, to_numpy, use_backend
 from .backends.ondisk import host_arange
 from .backends.random import generator_state, set_generator_state
-from .module import Loss
-from .optim.loop import SGD, Trainer
+from .module import Loss, Module
+from .optim.loop import SGD, History, Trainer
 from .optim.step import backend_of_net, validate_targets
 from .serialization import architecture, build
+
+if TYPE_CHECKING:
+    import distributed
+
+    from ._typing import ArrayLike, Device, DType
+    from .backends.random import RNG
+    from .optim.rules import Optimizer
 
 __all__ = ["DataParallelTrainer", "WorkerLostError", "fit", "local_cluster"]
 
@@ -91,7 +99,9 @@ def _distributed():
     return distributed
 
 
-def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **options):
+def local_cluster(
+    n_workers: int = 2, threads_per_worker: int = 1, **options: Any
+) -> distributed.Client:
     """A ``distributed.Client`` on a new ``LocalCluster`` of ``n_workers`` worker processes.
 
     Closing the client (or leaving its ``with`` block) stops the cluster.
@@ -201,19 +211,19 @@ class DataParallelTrainer(Trainer):
 
     def __init__(
         self,
-        net,
-        loss,
-        optimizer=None,
+        net: Module,
+        loss: Loss,
+        optimizer: str | Optimizer | None = None,
         *,
-        seed=None,
-        client=None,
-        n_shards=None,
-        worker_backend=None,
-        retries=3,
-        worker_timeout=60.0,
-        compile=False,
-        **options,
-    ):
+        seed: RNG = None,
+        client: distributed.Client | str | None = None,
+        n_shards: int | None = None,
+        worker_backend: tuple[str, Device | None, DType] | None = None,
+        retries: int = 3,
+        worker_timeout: float = 60.0,
+        compile: bool = False,
+        **options: Any,
+    ) -> None:
         if compile:
             raise ValueError(
                 "DataParallelTrainer: compile=True is not supported (the steps run on the workers)"
@@ -429,7 +439,7 @@ class DataParallelTrainer(Trainer):
             costs.append(self._step(order[a:b]))
         return asarray(costs, backend=self.backend)
 
-    def fit(self, X, Y, epochs: int):
+    def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int) -> History:
         """Train until ``epochs`` epochs are complete (counting those done); returns the history.
 
         ``X`` and ``Y`` are in memory on the driver (any array or host data);
@@ -469,7 +479,7 @@ class DataParallelTrainer(Trainer):
             set_generator_state(s, g)
 
 
-def fit(net, loss, X, Y, **options):
+def fit(net: Module, loss: Loss, X: ArrayLike, Y: ArrayLike, **options: Any) -> History:
     """:func:`backprop.SGD` on a Dask cluster (:class:`DataParallelTrainer`); returns the History.
 
     The arguments are those of :func:`backprop.SGD`, plus those of
