@@ -75,7 +75,7 @@ class _ConvNd(_Windowed):
     def _input(self, X, method: str):
         return self._check_layout(X, method, self.chan_in)
 
-    def output_shape(self, input_shape) -> tuple:
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple:
         """Shape of the output for an input of ``input_shape``."""
         return (input_shape[0], *self._out_spatial(input_shape), self.chan_out)
 

@@ -63,7 +63,7 @@ from .serialization import architecture, build
 if TYPE_CHECKING:
     import distributed
 
-    from ._typing import ArrayLike, Device, DType
+    from ._typing import Array, ArrayLike, Device, DType
     from .backends.random import RNG
     from .optim.rules import Optimizer
 
@@ -140,7 +140,9 @@ def _client(client):
 class _Replica:
     """A replica of the network and one shard of the data, living on a worker (a Dask actor)."""
 
-    def __init__(self, arch: dict, backend_spec: tuple, loss: Loss, X, Y) -> None:
+    def __init__(
+        self, arch: dict, backend_spec: tuple, loss: Loss, X: ArrayLike, Y: ArrayLike
+    ) -> None:
         with use_backend(*backend_spec):
             self.net = build(arch)
         self.backend = backend_of_net(self.net)
@@ -150,7 +152,7 @@ class _Replica:
         self.Y = asarray(Y, backend=self.backend)
         self.random = [m for m in self.net.unique_modules() if hasattr(m, "_rng")]
 
-    def gradients(self, params: list, rows, seed: int):
+    def gradients(self, params: list, rows: ArrayLike, seed: int) -> tuple[list[Array], float]:
         """Gradients of the mean cost over shard ``rows`` at ``params``; the sum of row costs."""
         b, net = self.backend, self.net
         xp = b.xp

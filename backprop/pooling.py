@@ -35,7 +35,7 @@ class _PoolNd(_Windowed):
     def _input(self, X, method: str):
         return self._check_layout(X, method)
 
-    def output_shape(self, input_shape) -> tuple:
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple:
         return (input_shape[0], *self._out_spatial(input_shape), input_shape[-1])
 
     def _delta(self, input, delta, method):

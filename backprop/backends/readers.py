@@ -240,7 +240,7 @@ def parse_usps(data: bytes, path: FilePath) -> tuple[np.ndarray, np.ndarray]:
 class _Lines:
     """The file's lines, split only when an error message needs a line number."""
 
-    def __init__(self, data: bytes, path) -> None:
+    def __init__(self, data: bytes, path: FilePath) -> None:
         self._data, self._path, self._lines = data, path, None
 
     def __getitem__(self, index):
