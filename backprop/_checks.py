@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable
 
 #: the most elements a parameter may have: 2**34 float32 values are 64 GiB
 MAX_ELEMENTS = 2**34
 
 
-def positive_int(owner: str, name: str, value, minimum: int = 1) -> int:
+def positive_int(owner: str, name: str, value: object, minimum: int = 1) -> int:
     """``value`` as an int if it is an integer (NumPy integers too) of at least ``minimum``,
     else a ValueError naming ``owner`` and ``name``."""
     try:
@@ -21,7 +22,7 @@ def positive_int(owner: str, name: str, value, minimum: int = 1) -> int:
     return number
 
 
-def flag(owner: str, name: str, value) -> bool:
+def flag(owner: str, name: str, value: object) -> bool:
     """``value`` if it is a bool, else a TypeError naming ``owner`` and ``name``."""
     if not isinstance(value, bool):
         raise TypeError(
@@ -40,7 +41,7 @@ def parameter_shape(owner: str, shape: tuple) -> tuple:
     return shape
 
 
-def int_tuple(owner: str, name: str, value, d: int) -> tuple[int, ...]:
+def int_tuple(owner: str, name: str, value: object, d: int) -> tuple[int, ...]:
     """An int or a d-tuple of positive ints, as a d-tuple."""
     if isinstance(value, (tuple, list)):
         if len(value) != d:
@@ -49,7 +50,7 @@ def int_tuple(owner: str, name: str, value, d: int) -> tuple[int, ...]:
     return (positive_int(owner, name, value),) * d
 
 
-def prod(values) -> int:
+def prod(values: Iterable[int]) -> int:
     result = 1
     for v in values:
         result *= v

@@ -10,8 +10,13 @@ anyway, so this costs no memory.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .backends import namespace_of
 from .module import Module
+
+if TYPE_CHECKING:
+    from ._typing import Array
 
 __all__ = ["LogSoftmax", "ReLU", "Sigmoid", "Softmax", "TanH"]
 
@@ -44,7 +49,7 @@ class _Activation(Module):
             )
         return X
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         X = self._checked(X, "forward")
         return self._compute(namespace_of(X), X)
 
@@ -53,7 +58,7 @@ class _Activation(Module):
         self._saved = (X, Y)
         return Y
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         input, delta = self._check_delta_like_input(
             self._checked(input, "backward_delta"), delta, "backward_delta"
         )
@@ -123,7 +128,7 @@ class ReLU(_Activation):
     def _forward(self, X):
         return self.forward(X)  # the rule needs the input only
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         input, delta = self._check_delta_like_input(input, delta, "backward_delta")
         return self._rule(namespace_of(input), input, delta)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._checks import positive_int
 from .activations import Sigmoid, TanH
@@ -10,6 +12,10 @@ from .backends import backend_of, bernoulli, normal
 from .containers import Sequentiel
 from .linear import Linear, TiedLinear
 from .module import Module
+
+if TYPE_CHECKING:
+    from ._typing import Array
+    from .backends.random import RNG
 
 __all__ = ["Autoencoder", "build_autoencoder", "gaussian_noise", "masking_noise"]
 
@@ -24,13 +30,13 @@ class Autoencoder:
 
 
 def build_autoencoder(
-    sizes,
+    sizes: Sequence[int],
     *,
-    activation=TanH,
-    latent_activation=TanH,
-    output_activation=Sigmoid,
+    activation: type[Module] | None = TanH,
+    latent_activation: type[Module] | None = TanH,
+    output_activation: type[Module] | None = Sigmoid,
     tied: bool = False,
-    rng=None,
+    rng: RNG = None,
 ) -> Autoencoder:
     """A symmetric autoencoder ``sizes[0] -> ... -> sizes[-1] -> ... -> sizes[0]``.
 
@@ -73,7 +79,7 @@ def build_autoencoder(
     return Autoencoder(encoder, decoder, Sequentiel(encoder, decoder))
 
 
-def gaussian_noise(X, std: float, *, clip: bool = True, rng=None):
+def gaussian_noise(X: Array, std: float, *, clip: bool = True, rng: RNG = None) -> Array:
     """``X`` plus N(0, std^2) noise, clipped to [0, 1] by default (pixel data)."""
     if std < 0:
         raise ValueError(f"gaussian_noise: std must be non-negative, got {std!r}")
@@ -83,7 +89,7 @@ def gaussian_noise(X, std: float, *, clip: bool = True, rng=None):
     return noisy
 
 
-def masking_noise(X, fraction: float, *, rng=None):
+def masking_noise(X: Array, fraction: float, *, rng: RNG = None) -> Array:
     """``X`` with each entry set to 0 with probability ``fraction`` (masking corruption)."""
     if not 0 <= fraction <= 1:
         raise ValueError(f"masking_noise: fraction must lie in [0, 1], got {fraction!r}")

@@ -16,9 +16,16 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .backends import BACKENDS, DTYPES, BackendUnavailableError, use_backend
+
+if TYPE_CHECKING:
+    from ._typing import Array, FilePath
+    from .containers import Sequentiel
+    from .module import Loss
 
 MODELS = ("mlp", "cnn", "cnn2d", "autoencoder")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -31,7 +38,7 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse, with errors on one line instead of the whole usage text."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -57,7 +64,9 @@ def _backend_context(args):
     return use_backend(args.backend, device=args.device, dtype=args.dtype)
 
 
-def load_data(args):
+def load_data(
+    args: argparse.Namespace,
+) -> tuple[tuple[Array, Array, Array, Array], tuple[int, int] | None]:
     """``((X_train, X_test, y_train, y_test), image_shape)`` from ``--data`` or the digits."""
     from .data import load_digits, read_data, train_test_split
 
@@ -79,7 +88,9 @@ def load_data(args):
     ] else None
 
 
-def build_model(name: str, n_features: int, n_classes: int, image_shape):
+def build_model(
+    name: str, n_features: int, n_classes: int, image_shape: tuple[int, int] | None
+) -> Sequentiel:
     """The network for ``--model``, sized for the data (the assignment's networks, see
     :mod:`backprop.models`)."""
     from . import models
@@ -102,7 +113,7 @@ def build_model(name: str, n_features: int, n_classes: int, image_shape):
 # ---------------------------------------------------------------- commands
 
 
-def cmd_main(args) -> int:
+def cmd_main(args: argparse.Namespace) -> int:
     from .experiments.assignment import main
 
     with _backend_context(args):
@@ -150,7 +161,7 @@ def _finite(xp, X, what: str) -> None:
         raise UsageError(f"the {what} holds NaN or infinite values; clean the data first")
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     from . import SGD, BCELoss, CELogSoftmax, accuracy, manual_seed, save
 
     args.seed = 0 if args.seed is None else args.seed
@@ -371,7 +382,12 @@ def _train_npy(args, backend, verbose, progress) -> int:
     return 0
 
 
-def plot_history(history, path, title, loss=None):
+def plot_history(
+    history: Sequence[float],
+    path: FilePath,
+    title: str | None,
+    loss: Loss | type | str | None = None,
+) -> None:
     """Save the curves of ``history`` (what SGD returned) to ``path``; ``loss`` names the cost
     axis."""
     from .plotting import save, training_curves
@@ -379,7 +395,7 @@ def plot_history(history, path, title, loss=None):
     save(training_curves(history, title=title, loss=loss), path)
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import accuracy, load, one_hot, to_numpy
     from .data import predict_classes
 
@@ -445,7 +461,7 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_experiment(args) -> int:
+def cmd_experiment(args: argparse.Namespace) -> int:
     from .experiments import autoencoder
 
     out = os.path.abspath(args.out)
@@ -472,7 +488,7 @@ def cmd_experiment(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     from . import load
     from .onnx import OPSET, export_onnx
 
@@ -498,7 +514,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     from .backends import available_backends, backend_class
     from .backends.base import _device_label
 
@@ -749,7 +765,7 @@ def _first_input_shape(net):
     return None
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     if getattr(args, "data", None) and len(args.data) > 2:

@@ -17,9 +17,13 @@ Inside a container or the training step, the internal ``_forward`` /
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 from .backends import backend_of
 from .module import Module, _fresh_copy
+
+if TYPE_CHECKING:
+    from ._typing import Array
 
 __all__ = ["Concat", "Sequential", "Sequentiel"]
 
@@ -92,7 +96,7 @@ class _Container(Module):
                 )
             )
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         try:
             own = backend_of(X).copy(X)  # the children may keep it; the caller may change X
         except TypeError as exc:
@@ -107,13 +111,13 @@ class _Container(Module):
             self._check_fresh(None, method)
         return public[1]
 
-    def backward(self, input, delta, *, input_grad: bool = True):
+    def backward(self, input: Array, delta: Array, *, input_grad: bool = True) -> Array | None:
         return self._backward(self._own_input(input, "backward"), delta, input_grad)
 
-    def backward_update_gradient(self, input, delta) -> None:
+    def backward_update_gradient(self, input: Array, delta: Array) -> None:
         self._backward(self._own_input(input, "backward_update_gradient"), delta, False)
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         return self._backward(
             self._own_input(input, "backward_delta"), delta, True, param_grad=False
         )

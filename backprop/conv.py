@@ -11,9 +11,15 @@ offsets only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._checks import flag, parameter_shape, positive_int, prod
 from ._windowed import _Windowed
 from .backends import get_backend, uniform
+
+if TYPE_CHECKING:
+    from ._typing import Array
+    from .backends.random import RNG
 
 __all__ = ["Conv1D", "Conv2D"]
 
@@ -29,8 +35,15 @@ class _ConvNd(_Windowed):
     _d = 1
 
     def __init__(
-        self, k_size, chan_in: int, chan_out: int, stride=1, bias: bool = True, *, rng=None
-    ):
+        self,
+        k_size: int | tuple[int, ...],
+        chan_in: int,
+        chan_out: int,
+        stride: int | tuple[int, ...] = 1,
+        bias: bool = True,
+        *,
+        rng: RNG = None,
+    ) -> None:
         super().__init__()
         name = type(self).__name__
         self._set_window(k_size, stride)
@@ -62,7 +75,7 @@ class _ConvNd(_Windowed):
     def _input(self, X, method: str):
         return self._check_layout(X, method, self.chan_in)
 
-    def output_shape(self, input_shape) -> tuple:
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple:
         """Shape of the output for an input of ``input_shape``."""
         return (input_shape[0], *self._out_spatial(input_shape), self.chan_out)
 
@@ -83,7 +96,7 @@ class _ConvNd(_Windowed):
             W = xp.concat([W, xp.reshape(self._parameters["bias"], (1, self.chan_out))], axis=0)
         return xp.reshape(cols @ W, self.output_shape(X.shape))
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
         return self._apply(X, self._columns(X))
 
@@ -117,12 +130,12 @@ class _ConvNd(_Windowed):
         )
         return self._backend.overlap_add(dcols, tuple(input.shape[1:-1]), self.stride)
 
-    def backward_update_gradient(self, input, delta):
+    def backward_update_gradient(self, input: Array, delta: Array) -> None:
         input = self._input(input, "backward_update_gradient")
         D = self._delta_matrix(input, delta, "backward_update_gradient")
         self._update_gradient(self._columns(input), D)
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         input = self._input(input, "backward_delta")
         return self._input_gradient(input, self._delta_matrix(input, delta, "backward_delta"))
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import operator
+from typing import TYPE_CHECKING
 
 from .backends import Backend, asarray, backend_of, get_backend, kind_of, readers, to_numpy
+
+if TYPE_CHECKING:
+    from ._typing import Array, ArrayLike, DType, FilePath
 
 __all__ = [
     "accuracy",
@@ -33,7 +37,7 @@ def _sklearn():
 
 def load_digits(
     *, test_size: float = 0.25, seed: int = 0, images: bool = False, backend: Backend | None = None
-):
+) -> tuple[Array, Array, Array, Array]:
     """scikit-learn's 8x8 handwritten digits (1797 images), split with stratification.
 
     Returns ``X_train, X_test, y_train, y_test`` on the backend: pixels scaled
@@ -59,7 +63,7 @@ def load_digits(
 _MAX_CLASSES = 2**31 - 1
 
 
-def one_hot(y, n_classes: int, *, dtype=None):
+def one_hot(y: Array, n_classes: int, *, dtype: DType | None = None) -> Array:
     """Integer labels -> one-hot rows in the backend's float dtype (or ``dtype``).
 
     Shape: y ``(n,)`` -> ``(n, n_classes)``, on y's library and device.
@@ -106,7 +110,7 @@ def one_hot(y, n_classes: int, *, dtype=None):
     return xp.astype(xp.expand_dims(y, axis=1) == classes, getattr(xp, target))
 
 
-def predict_classes(scores):
+def predict_classes(scores: Array) -> Array:
     """Index of the largest score of each row: ``(N, C)`` -> ``(N,)``."""
     return kind_of(scores).xp.argmax(scores, axis=1)
 
@@ -125,7 +129,7 @@ def _labels_like(labels, scores, kind):
     return labels, shape
 
 
-def accuracy(scores, labels) -> float:
+def accuracy(scores: Array, labels: ArrayLike) -> float:
     """Fraction of rows whose largest score is at the label.
 
     Parameters
@@ -202,7 +206,7 @@ def accuracy(scores, labels) -> float:
 # --------------------------------------------------------------------------
 
 
-def read_usps(path, *, backend: Backend | None = None):
+def read_usps(path: FilePath, *, backend: Backend | None = None) -> tuple[Array, Array]:
     """Read a USPS text file: an optional header, then per line a digit's label and grey values.
 
     The format is read from the content: gzip or not whatever the name, and a
@@ -219,7 +223,7 @@ def read_usps(path, *, backend: Backend | None = None):
     return asarray(values, backend=b), asarray(labels, dtype="int64", backend=b)
 
 
-def read_idx(path):
+def read_idx(path: FilePath) -> Array:
     """The array of an IDX file (MNIST's format; gzip or not), on the host.
 
     Any IDX element type (unsigned and signed bytes, 16- and 32-bit ints,
@@ -230,7 +234,9 @@ def read_idx(path):
     return readers.read_idx(path)
 
 
-def read_mnist(images_path, labels_path, *, backend: Backend | None = None):
+def read_mnist(
+    images_path: FilePath, labels_path: FilePath, *, backend: Backend | None = None
+) -> tuple[Array, Array]:
     """Read MNIST-style IDX images and labels.
 
     Returns ``X`` ``(n, rows * cols)`` scaled to [0, 1] (divided by the
@@ -242,7 +248,7 @@ def read_mnist(images_path, labels_path, *, backend: Backend | None = None):
     return asarray(X, backend=b), asarray(y, dtype="int64", backend=b)
 
 
-def read_data(*paths, backend: Backend | None = None):
+def read_data(*paths: FilePath, backend: Backend | None = None) -> tuple[Array, Array]:
     """``(X, y)`` from one USPS text file or from MNIST images and labels files (by content)."""
     if len(paths) == 1:
         return read_usps(paths[0], backend=backend)
@@ -254,7 +260,9 @@ def read_data(*paths, backend: Backend | None = None):
     )
 
 
-def train_test_split(X, y, *, test_size: float = 0.25, seed: int = 0):
+def train_test_split(
+    X: Array, y: Array, *, test_size: float = 0.25, seed: int = 0
+) -> tuple[Array, Array, Array, Array]:
     """Stratified split of backend arrays: ``X_train, X_test, y_train, y_test``.
 
     Each class gives the same fraction of its rows to the test set, which has

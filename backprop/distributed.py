@@ -50,14 +50,22 @@ import asyncio
 import concurrent.futures
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 from .backends import asarray, host_rng, to_numpy, use_backend
 from .backends.ondisk import host_arange
 from .backends.random import generator_state, set_generator_state
-from .module import Loss
-from .optim.loop import SGD, Trainer
+from .module import Loss, Module
+from .optim.loop import SGD, History, Trainer
 from .optim.step import backend_of_net, validate_targets
 from .serialization import architecture, build
+
+if TYPE_CHECKING:
+    import distributed
+
+    from ._typing import Array, ArrayLike, Device, DType
+    from .backends.random import RNG
+    from .optim.rules import Optimizer
 
 __all__ = ["DataParallelTrainer", "WorkerLostError", "fit", "local_cluster"]
 
@@ -91,7 +99,9 @@ def _distributed():
     return distributed
 
 
-def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **options):
+def local_cluster(
+    n_workers: int = 2, threads_per_worker: int = 1, **options: Any
+) -> distributed.Client:
     """A ``distributed.Client`` on a new ``LocalCluster`` of ``n_workers`` worker processes.
 
     Closing the client (or leaving its ``with`` block) stops the cluster.
@@ -130,7 +140,9 @@ def _client(client):
 class _Replica:
     """A replica of the network and one shard of the data, living on a worker (a Dask actor)."""
 
-    def __init__(self, arch: dict, backend_spec: tuple, loss: Loss, X, Y) -> None:
+    def __init__(
+        self, arch: dict, backend_spec: tuple, loss: Loss, X: ArrayLike, Y: ArrayLike
+    ) -> None:
         with use_backend(*backend_spec):
             self.net = build(arch)
         self.backend = backend_of_net(self.net)
@@ -140,7 +152,7 @@ class _Replica:
         self.Y = asarray(Y, backend=self.backend)
         self.random = [m for m in self.net.unique_modules() if hasattr(m, "_rng")]
 
-    def gradients(self, params: list, rows, seed: int):
+    def gradients(self, params: list, rows: ArrayLike, seed: int) -> tuple[list[Array], float]:
         """Gradients of the mean cost over shard ``rows`` at ``params``; the sum of row costs."""
         b, net = self.backend, self.net
         xp = b.xp
@@ -201,19 +213,19 @@ class DataParallelTrainer(Trainer):
 
     def __init__(
         self,
-        net,
-        loss,
-        optimizer=None,
+        net: Module,
+        loss: Loss,
+        optimizer: str | Optimizer | None = None,
         *,
-        seed=None,
-        client=None,
-        n_shards=None,
-        worker_backend=None,
-        retries=3,
-        worker_timeout=60.0,
-        compile=False,
-        **options,
-    ):
+        seed: RNG = None,
+        client: distributed.Client | str | None = None,
+        n_shards: int | None = None,
+        worker_backend: tuple[str, Device | None, DType] | None = None,
+        retries: int = 3,
+        worker_timeout: float = 60.0,
+        compile: bool = False,
+        **options: Any,
+    ) -> None:
         if compile:
             raise ValueError(
                 "DataParallelTrainer: compile=True is not supported (the steps run on the workers)"
@@ -429,7 +441,7 @@ class DataParallelTrainer(Trainer):
             costs.append(self._step(order[a:b]))
         return asarray(costs, backend=self.backend)
 
-    def fit(self, X, Y, epochs: int):
+    def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int) -> History:
         """Train until ``epochs`` epochs are complete (counting those done); returns the history.
 
         ``X`` and ``Y`` are in memory on the driver (any array or host data);
@@ -469,7 +481,7 @@ class DataParallelTrainer(Trainer):
             set_generator_state(s, g)
 
 
-def fit(net, loss, X, Y, **options):
+def fit(net: Module, loss: Loss, X: ArrayLike, Y: ArrayLike, **options: Any) -> History:
     """:func:`backprop.SGD` on a Dask cluster (:class:`DataParallelTrainer`); returns the History.
 
     The arguments are those of :func:`backprop.SGD`, plus those of

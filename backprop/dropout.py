@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .backends import backend_of, bernoulli, host_rng
 from .module import Module
+
+if TYPE_CHECKING:
+    from ._typing import Array
+    from .backends.random import RNG
 
 __all__ = ["Dropout"]
 
@@ -36,7 +42,7 @@ class Dropout(Module):
 
     _KEEP = 4  # masks kept: as many uses of one Dropout per pass as a network is likely to make
 
-    def __init__(self, p: float = 0.5, *, rng=None) -> None:
+    def __init__(self, p: float = 0.5, *, rng: RNG = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"Dropout: p must lie in [0, 1), got {p!r}")
@@ -56,7 +62,7 @@ class Dropout(Module):
     def _draws_random_numbers(self) -> bool:
         return self.training and self.p > 0
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         X = self._check_array(X, "forward")
         masks = [entry for entry in self._masks if entry[0] is not X]
         if not self.training or self.p == 0:
@@ -67,7 +73,7 @@ class Dropout(Module):
         self._masks = masks[-(self._KEEP - 1) :] + [(X, mask)]
         return X * mask
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         input, delta = self._check_delta_like_input(input, delta, "backward_delta")
         for saved, mask in reversed(self._masks):
             if saved is input:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .backends import backend_of, kind_of, normal
 from .module import Loss, Module
+
+if TYPE_CHECKING:
+    from ._typing import Array
 
 __all__ = ["GradcheckError", "gradcheck"]
 
@@ -57,12 +62,12 @@ def _require_float64(x, what):
 
 
 def gradcheck(
-    target,
-    *inputs,
+    target: Module | Loss,
+    *inputs: Array,
     eps: float = 1e-6,
     atol: float = 1e-6,
     rtol: float = 1e-5,
-    delta=None,
+    delta: Array | None = None,
     seed: int = 0,
 ) -> bool:
     """Check backward rules against central finite differences, in float64.

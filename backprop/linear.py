@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._checks import flag, parameter_shape, positive_int
 from .backends import get_backend, uniform
 from .module import Module
+
+if TYPE_CHECKING:
+    from ._typing import Array
+    from .backends.random import RNG
 
 __all__ = ["Linear", "TiedLinear"]
 
@@ -35,7 +41,7 @@ class _Affine(Module):
         input = self._input(input, method)
         return input, self._check_delta(delta, (input.shape[0], self.out_features), method)
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
         Y = X @ self._weight()
         if "bias" in self._parameters:
@@ -47,14 +53,14 @@ class _Affine(Module):
         if "bias" in self._parameters:
             self._accumulate("bias", self._backend.xp.sum(delta, axis=0))
 
-    def backward_update_gradient(self, input, delta):
+    def backward_update_gradient(self, input: Array, delta: Array) -> None:
         self._update_gradient(*self._inputs(input, delta, "backward_update_gradient"))
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         input, delta = self._inputs(input, delta, "backward_delta")
         return delta @ self._weight().T
 
-    def backward(self, input, delta, *, input_grad: bool = True):
+    def backward(self, input: Array, delta: Array, *, input_grad: bool = True) -> Array | None:
         cls = type(self)
         if cls.backward_update_gradient is not _Affine.backward_update_gradient or (
             cls.backward_delta is not _Affine.backward_delta
@@ -92,7 +98,7 @@ class Linear(_Affine):
     U(-k, k) with k = 1/sqrt(input).
     """
 
-    def __init__(self, input: int, output: int, bias: bool = True, *, rng=None):
+    def __init__(self, input: int, output: int, bias: bool = True, *, rng: RNG = None) -> None:
         super().__init__()
         input = self.in_features = positive_int("Linear", "input", input)
         output = self.out_features = positive_int("Linear", "output", output)
@@ -143,7 +149,7 @@ class TiedLinear(_Affine):
     bias only: the weight is counted, saved and updated once, by its owner.
     """
 
-    def __init__(self, linear: Linear, bias: bool = True, *, rng=None):
+    def __init__(self, linear: Linear, bias: bool = True, *, rng: RNG = None) -> None:
         super().__init__()
         if not isinstance(linear, Linear):
             raise TypeError(

@@ -7,6 +7,8 @@ with :func:`backprop.manual_seed`) and sizes the network for its data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ._checks import positive_int
 from .activations import ReLU, Sigmoid, TanH
 from .autoencoder import build_autoencoder
@@ -106,7 +108,7 @@ def two_branch(side: int = 8, n_classes: int = 10, channels: int = 16) -> Sequen
     )
 
 
-def autoencoder(sizes=(64, 100, 10), *, tied: bool = False) -> Sequentiel:
+def autoencoder(sizes: Sequence[int] = (64, 100, 10), *, tied: bool = False) -> Sequentiel:
     """Part 5: the symmetric autoencoder ``sizes[0] -> ... -> sizes[-1] -> ... -> sizes[0]``
     (TanH inside, Sigmoid out), for BCELoss on inputs in [0, 1].
 

@@ -24,9 +24,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends import Backend, asarray, backend_of, get_backend, kind_of, make_backend
+
+if TYPE_CHECKING:
+    from ._typing import Array, Device, DType
 
 __all__ = ["Loss", "Module"]
 
@@ -91,21 +94,21 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         """Compute the output for a batch ``X``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def backward_update_gradient(self, input, delta) -> None:
+    def backward_update_gradient(self, input: Array, delta: Array) -> None:
         """Add the gradient of the cost w.r.t. the parameters to ``_gradient``.
 
         Modules without parameters have nothing to do.
         """
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         """Return the gradient of the cost w.r.t. ``input`` given ``delta`` = dL/doutput."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward_delta")
 
-    def backward(self, input, delta, *, input_grad: bool = True):
+    def backward(self, input: Array, delta: Array, *, input_grad: bool = True) -> Array | None:
         """Both backward rules at once (Torch7's ``backward``): accumulate, then return dL/dinput.
 
         With ``input_grad=False`` the input gradient is not computed and None
@@ -179,15 +182,15 @@ class Module:
         parameters)."""
         return self._backend
 
-    def get_parameter(self, key: str):
+    def get_parameter(self, key: str) -> Array:
         """The parameter array ``key`` of this module (not a copy)."""
         return self._parameters[key]
 
-    def get_gradient(self, key: str):
+    def get_gradient(self, key: str) -> Array:
         """The accumulated gradient of parameter ``key``."""
         return self._gradient[key]
 
-    def set_parameter(self, key: str, value) -> None:
+    def set_parameter(self, key: str, value: Array) -> None:
         """Store ``value`` (an array of this module's backend and shape) as parameter ``key``.
 
         The write every update rule goes through: it marks the values of
@@ -237,7 +240,7 @@ class Module:
         output."""
         return False
 
-    def summary(self, input_shape) -> str:
+    def summary(self, input_shape: int | tuple[int, ...]) -> str:
         """A table of the layers with their output shapes for samples of ``input_shape`` (no batch
         axis), parameter counts and the total memory of the parameters; see
         :func:`backprop.summary`."""
@@ -368,7 +371,13 @@ class Module:
         """Set evaluation mode; returns self."""
         return self.train(False)
 
-    def to(self, backend: str | Backend | None = None, *, device=None, dtype=None) -> Module:
+    def to(
+        self,
+        backend: str | Backend | None = None,
+        *,
+        device: Device | None = None,
+        dtype: DType | None = None,
+    ) -> Module:
         """Move every parameter and gradient to another backend, device or dtype, in place; returns
         self.
 
@@ -581,12 +590,12 @@ class Loss:
         return self.check_inputs
 
     @check_labels.setter
-    def check_labels(self, value) -> None:
+    def check_labels(self, value: bool) -> None:
         self.check_inputs = bool(value)
 
     @staticmethod
     @contextlib.contextmanager
-    def targets_checked():
+    def targets_checked() -> Iterator[None]:
         """Context manager: the targets used inside were validated already; skip value checks."""
         token = _TARGETS_CHECKED.set(True)
         try:
@@ -601,17 +610,17 @@ class Loss:
     def __call__(self, y, yhat):
         return self.forward(y, yhat)
 
-    def forward(self, y, yhat):
+    def forward(self, y: Array, yhat: Array) -> Array:
         """The cost of each row: ``(N,)``, for targets ``y`` and predictions ``yhat`` ``(N,
         ...)``."""
         return self._evaluate(y, yhat, "forward", True, False)[0]
 
-    def backward(self, y, yhat):
+    def backward(self, y: Array, yhat: Array) -> Array:
         """The gradient of the batch mean of :meth:`forward` w.r.t. ``yhat``, shaped like
         ``yhat``."""
         return self._evaluate(y, yhat, "backward", False, True)[1]
 
-    def forward_backward(self, y, yhat):
+    def forward_backward(self, y: Array, yhat: Array) -> tuple[Array, Array]:
         """``(forward(y, yhat), backward(y, yhat))`` with the checks and shared work done once."""
         if (
             type(self)._evaluate is Loss._evaluate

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._checks import prod
 from .activations import LogSoftmax, ReLU, Sigmoid, Softmax, TanH
@@ -32,6 +33,11 @@ from .linear import Linear, TiedLinear
 from .module import Module
 from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
 from .shape import Flatten, Reshape, Transpose
+
+if TYPE_CHECKING:
+    import onnx
+
+    from ._typing import FilePath
 
 __all__ = ["OPSET", "export_onnx", "infer_input_shape"]
 
@@ -304,7 +310,9 @@ def _import_onnx():
     return onnx
 
 
-def export_onnx(net: Module, path, input_shape=None):
+def export_onnx(
+    net: Module, path: FilePath | None, input_shape: int | tuple[int, ...] | None = None
+) -> onnx.ModelProto:
     """Write ``net`` (in evaluation mode) to ``path`` as an ONNX model; returns the ``ModelProto``.
 
     Parameters

@@ -11,7 +11,9 @@ does not import this module.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 try:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -21,6 +23,12 @@ except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError(
         "backprop.plotting needs matplotlib: pip install 'backprop[examples]'"
     ) from error
+
+if TYPE_CHECKING:
+    from matplotlib.axis import Axis
+
+    from ._typing import FilePath
+    from .module import Loss
 
 __all__ = ["figure", "integer_ticks", "loss_label", "save", "subplots", "training_curves"]
 
@@ -34,25 +42,27 @@ def figure(figsize: tuple[float, float] = (6.4, 4.8)) -> Figure:
     return fig
 
 
-def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs):
+def subplots(
+    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs: Any
+) -> tuple[Figure, Any]:
     """``(figure, axes)`` as :func:`matplotlib.pyplot.subplots` returns them, without pyplot."""
     fig = figure(figsize)
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
-def save(fig: Figure, path, *, dpi: int = DPI) -> Path:
+def save(fig: Figure, path: FilePath, *, dpi: int = DPI) -> Path:
     """Write ``fig`` to ``path``, in the format its suffix names (.png, .pdf, .svg); returns it."""
     path = Path(path)
     fig.savefig(path, dpi=dpi)
     return path
 
 
-def integer_ticks(axis) -> None:
+def integer_ticks(axis: Axis) -> None:
     """Ticks at whole numbers only on ``axis`` (``ax.xaxis``), for counts such as epochs."""
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
-def loss_label(loss, what: str = "training cost") -> str:
+def loss_label(loss: Loss | type | str | None, what: str = "training cost") -> str:
     """``"training cost (CELogSoftmax)"``: an axis label that names the loss.
 
     ``loss`` is a loss object, a loss class or its name; ``None`` gives ``what`` alone.
@@ -65,7 +75,11 @@ def loss_label(loss, what: str = "training cost") -> str:
 
 
 def training_curves(
-    history, *, title: str | None = None, loss=None, metric: str = "test accuracy"
+    history: Sequence[float],
+    *,
+    title: str | None = None,
+    loss: Loss | type | str | None = None,
+    metric: str = "test accuracy",
 ) -> Figure:
     """The curves of a training run, per epoch: costs on a log scale, and the metric beside them.
 

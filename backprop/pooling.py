@@ -8,14 +8,21 @@ an axis (measured several times slower on NumPy).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._windowed import _Windowed
 from .backends import backend_of
+
+if TYPE_CHECKING:
+    from ._typing import Array
 
 __all__ = ["AvgPool1D", "AvgPool2D", "MaxPool1D", "MaxPool2D"]
 
 
 class _PoolNd(_Windowed):
-    def __init__(self, k_size, stride=None) -> None:
+    def __init__(
+        self, k_size: int | tuple[int, ...], stride: int | tuple[int, ...] | None = None
+    ) -> None:
         super().__init__()
         self._set_window(k_size, k_size if stride is None else stride)
 
@@ -28,7 +35,7 @@ class _PoolNd(_Windowed):
     def _input(self, X, method: str):
         return self._check_layout(X, method)
 
-    def output_shape(self, input_shape) -> tuple:
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple:
         return (input_shape[0], *self._out_spatial(input_shape), input_shape[-1])
 
     def _delta(self, input, delta, method):
@@ -42,11 +49,13 @@ class _MaxPoolNd(_PoolNd):
     """Max pooling. Inside a container, the output of the last forward is kept (keyed by the
     input object) for the backward mask; the public backward recomputes it from its input."""
 
-    def __init__(self, k_size, stride=None) -> None:
+    def __init__(
+        self, k_size: int | tuple[int, ...], stride: int | tuple[int, ...] | None = None
+    ) -> None:
         super().__init__(k_size, stride)
         self._saved = None
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
         return backend_of(X).max_pool(X, self.kernel, self.stride)
 
@@ -61,7 +70,7 @@ class _MaxPoolNd(_PoolNd):
     def _pool_gradient(self, input, delta, Y):
         return backend_of(input).max_pool_backward(input, Y, delta, self.kernel, self.stride)
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
         return self._pool_gradient(
@@ -82,7 +91,7 @@ class _MaxPoolNd(_PoolNd):
 
 
 class _AvgPoolNd(_PoolNd):
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
         slices = self._slices(X.shape)
         total = X[slices[0]]
@@ -90,7 +99,7 @@ class _AvgPoolNd(_PoolNd):
             total = total + X[index]
         return total * (1.0 / len(slices))
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
         part = delta * (1.0 / len(self._slices(input.shape)))

@@ -11,10 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from typing import TYPE_CHECKING
 
-from .backends import namespace_of, use_backend
+from .backends import Backend, namespace_of, use_backend
 from .backends.npz import NpzArchive, decode_text, save_npz_atomic
 from .module import MODULE_TYPES, Module
+
+if TYPE_CHECKING:
+    from ._typing import Device, DType, FilePath
 
 __all__ = ["load", "save"]
 
@@ -263,7 +267,7 @@ def _check_tie(node_path: str, node: dict, by_path: dict) -> None:
 # ------------------------------------------------------------------ save and load
 
 
-def save(module: Module, path, *, metadata: dict | None = None) -> None:
+def save(module: Module, path: FilePath, *, metadata: dict | None = None) -> None:
     """Write ``module`` (architecture and parameters) to ``path``, atomically.
 
     ``metadata`` (JSON values: what the network was trained on, its task,
@@ -319,7 +323,13 @@ def _prefixed(exc: OSError, prefix: str) -> OSError:
     return type(exc)(exc.errno, message) if exc.errno is not None else type(exc)(message)
 
 
-def load(path, *, backend=None, device=None, dtype=None) -> Module:
+def load(
+    path: FilePath,
+    *,
+    backend: str | Backend | None = None,
+    device: Device | None = None,
+    dtype: DType | None = None,
+) -> Module:
     """Rebuild the network saved at ``path``, on the current backend (or the one given).
 
     Nothing in the file is trusted before it is checked: the zip structure,

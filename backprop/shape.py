@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ._checks import prod
 from .backends import namespace_of
 from .module import Module
+
+if TYPE_CHECKING:
+    from ._typing import Array
 
 __all__ = ["Flatten", "Reshape", "Transpose"]
 
@@ -46,7 +51,7 @@ class Flatten(Module):
     ``(batch, length, chan_in)`` -> ``(batch, length * chan_in)``.
     """
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         X = self._check_array(X, "forward")
         if X.ndim < 2:
             raise ValueError(
@@ -56,7 +61,7 @@ class Flatten(Module):
             )
         return namespace_of(X).reshape(X, (X.shape[0], prod(X.shape[1:])))
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         expected = (input.shape[0], prod(input.shape[1:]))
         delta = self._check_delta(delta, expected, "backward_delta")
         return namespace_of(delta).reshape(delta, tuple(input.shape))
@@ -77,7 +82,7 @@ class Reshape(Module):
     ``Reshape((64, 1))`` turns ``(N, 64)`` into ``(N, 64, 1)``.
     """
 
-    def __init__(self, shape) -> None:
+    def __init__(self, shape: int | Sequence[int]) -> None:
         super().__init__()
         self.shape = _int_sequence("Reshape", "shape", shape, scalar_ok=True)
         if not self.shape or any(s < 1 for s in self.shape):
@@ -89,7 +94,7 @@ class Reshape(Module):
     def extra_repr(self) -> str:
         return str(self.shape)
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         X = self._check_array(X, "forward")
         if X.ndim < 1 or prod(X.shape[1:]) != prod(self.shape):
             raise ValueError(
@@ -101,7 +106,7 @@ class Reshape(Module):
             )
         return namespace_of(X).reshape(X, (X.shape[0], *self.shape))
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         delta = self._check_delta(delta, (input.shape[0], *self.shape), "backward_delta")
         return namespace_of(delta).reshape(delta, tuple(input.shape))
 
@@ -121,7 +126,7 @@ class Transpose(Module):
     ``Transpose((1, 0))`` turns ``(N, H, W)`` into ``(N, W, H)``.
     """
 
-    def __init__(self, axes) -> None:
+    def __init__(self, axes: Sequence[int]) -> None:
         super().__init__()
         axes = _int_sequence("Transpose", "axes", axes, scalar_ok=False)
         if sorted(axes) != list(range(len(axes))):
@@ -147,12 +152,12 @@ class Transpose(Module):
                 )
             )
 
-    def forward(self, X):
+    def forward(self, X: Array) -> Array:
         X = self._check_array(X, "forward")
         self._check_rank(X, "forward")
         return namespace_of(X).permute_dims(X, (0, *(a + 1 for a in self.axes)))
 
-    def backward_delta(self, input, delta):
+    def backward_delta(self, input: Array, delta: Array) -> Array:
         expected = (input.shape[0], *(input.shape[a + 1] for a in self.axes))
         delta = self._check_delta(delta, expected, "backward_delta")
         return namespace_of(delta).permute_dims(delta, (0, *(a + 1 for a in self._inverse)))

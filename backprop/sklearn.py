@@ -42,6 +42,8 @@ are converted to NumPy and outputs are NumPy arrays.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import array_api_compat
 from sklearn import get_config
@@ -59,6 +61,9 @@ from .dropout import Dropout
 from .linear import Linear
 from .losses import BCELoss, CELogSoftmax, MSELoss
 from .optim import SGD
+
+if TYPE_CHECKING:
+    from ._typing import Array, ArrayLike, Device, DType
 
 __all__ = ["AutoencoderTransformer", "NeuralNetClassifier", "NeuralNetRegressor"]
 
@@ -85,22 +90,22 @@ class _NeuralNetBase(BaseEstimator):
 
     def __init__(
         self,
-        hidden_layer_sizes=(100,),
-        activation="relu",
+        hidden_layer_sizes: int | Sequence[int] = (100,),
+        activation: str = "relu",
         *,
-        dropout=0.0,
-        optimizer="adam",
-        learning_rate=1e-3,
-        epochs=200,
-        batch_size=32,
-        weight_decay=0.0,
-        random_state=None,
-        backend=None,
-        device=None,
-        dtype="float64",
-        verbose=False,
-        warm_start=False,
-    ):
+        dropout: float = 0.0,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        epochs: int = 200,
+        batch_size: int = 32,
+        weight_decay: float = 0.0,
+        random_state: int | None = None,
+        backend: str | None = None,
+        device: Device | None = None,
+        dtype: DType = "float64",
+        verbose: bool = False,
+        warm_start: bool = False,
+    ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.dropout = dropout
@@ -388,7 +393,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         The update rule with its state, which ``partial_fit`` and warm starts continue.
     """
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> NeuralNetClassifier:
         """Train a new network on ``X`` ``(n_samples, n_features)`` and labels ``y``
         ``(n_samples,)``.
 
@@ -398,7 +403,9 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         """
         return self._fit(X, y, partial=False, classes=None)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
+    ) -> NeuralNetClassifier:
         """One epoch on ``X``, ``y``, continuing the network of the earlier calls; returns self.
 
         Parameters
@@ -470,11 +477,11 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
             proba = proba[:, :1] ** 0
         return self._output(proba, X)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> Array:
         """Class probabilities ``(n_samples, n_classes)``, one column per entry of ``classes_``."""
         return self._proba(X, "predict_proba")
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> Array:
         """The most probable class of each row of ``X``: ``(n_samples,)``, values from
         ``classes_``."""
         proba = self._proba(X, "predict")
@@ -491,13 +498,13 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
     ``y`` may be 1-D (predictions are 1-D) or 2-D (several targets).
     """
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> NeuralNetRegressor:
         """Train a new network on ``X`` ``(n_samples, n_features)`` and ``y`` ``(n_samples,)`` or
         ``(n_samples, n_targets)``; returns self. With ``warm_start=True`` a fitted network is
         trained ``epochs`` more epochs instead."""
         return self._fit(X, y, partial=False)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> NeuralNetRegressor:
         """One epoch on ``X``, ``y``, continuing the network of the earlier calls; returns self."""
         return self._fit(X, y, partial=True)
 
@@ -530,7 +537,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
             self.network_ = self._train(net, MSELoss(), X, Y, rng, epochs=epochs)
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> Array:
         """Predictions for ``X``: ``(n_samples,)`` or ``(n_samples, n_targets)``, like the ``y``
         given to fit."""
         X, out = self._forward(X, "predict")
@@ -565,25 +572,25 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
 
     def __init__(
         self,
-        n_components=2,
-        hidden_layer_sizes=(64,),
-        activation="tanh",
+        n_components: int = 2,
+        hidden_layer_sizes: int | Sequence[int] = (64,),
+        activation: str = "tanh",
         *,
-        output_activation=None,
-        loss="mse",
-        tied=False,
-        optimizer="adam",
-        learning_rate=1e-3,
-        epochs=200,
-        batch_size=32,
-        weight_decay=0.0,
-        random_state=None,
-        backend=None,
-        device=None,
-        dtype="float64",
-        verbose=False,
-        warm_start=False,
-    ):
+        output_activation: str | None = None,
+        loss: str = "mse",
+        tied: bool = False,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        epochs: int = 200,
+        batch_size: int = 32,
+        weight_decay: float = 0.0,
+        random_state: int | None = None,
+        backend: str | None = None,
+        device: Device | None = None,
+        dtype: DType = "float64",
+        verbose: bool = False,
+        warm_start: bool = False,
+    ) -> None:
         super().__init__(
             hidden_layer_sizes,
             activation,
@@ -604,7 +611,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         self.loss = loss
         self.tied = tied
 
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: object = None) -> AutoencoderTransformer:
         """Train a new autoencoder to reconstruct ``X`` ``(n_samples, n_features)``; ``y`` is
         ignored.
 
@@ -613,7 +620,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         """
         return self._fit(X, partial=False)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X: ArrayLike, y: object = None) -> AutoencoderTransformer:
         """One epoch on ``X``, continuing the autoencoder of the earlier calls; returns self."""
         return self._fit(X, partial=True)
 
@@ -666,7 +673,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
             self.encoder_, self.decoder_ = ae.encoder, ae.decoder
         return self
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> Array:
         """The codes of ``X``: ``(n_samples, n_features)`` -> ``(n_samples, n_components)``."""
         check_is_fitted(self)
         self._check_namespace(X, "transform")
@@ -675,7 +682,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
             codes = self._output(self.encoder_.forward(asarray(X)), X)
         return namespace_of(codes).astype(codes, X.dtype, copy=False)
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, Z: ArrayLike) -> Array:
         """Reconstructions from codes: ``(n_samples, n_components)`` -> ``(n_samples,
         n_features)``."""
         check_is_fitted(self)
@@ -683,7 +690,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
         with self._network_context():
             return self._output(self.decoder_.forward(asarray(Z)), Z)
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: object = None) -> list[str]:
         """Names of the code columns: ``autoencoder0``, ``autoencoder1``, ..."""
         check_is_fitted(self)
         return [f"autoencoder{i}" for i in range(self.n_components)]

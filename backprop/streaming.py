@@ -38,14 +38,20 @@ import operator
 import os
 import threading
 import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from .backends import asarray, backend_of, kind_of, namespace_of, to_numpy, use_backend
 from .backends.ondisk import is_memmap, open_npy, read_rows
 from .module import Loss, Module
-from .optim.loop import SGD, Callback, Trainer, Validation, batch_bounds
+from .optim.loop import SGD, Callback, History, Trainer, Validation, batch_bounds
 from .optim.loop import evaluate as evaluate_in_memory
 from .optim.step import backend_of_net, validate_targets
 from .serialization import architecture, build
+
+if TYPE_CHECKING:
+    from ._typing import Array, ArrayLike, FilePath, Metric
+    from .optim.rules import Optimizer
 
 __all__ = [
     "RowChunks",
@@ -58,6 +64,12 @@ __all__ = [
 
 #: data per chunk when nothing else decides it: a few chunks stay well under a GB
 DEFAULT_CHUNK_BYTES = 32 << 20
+
+#: what the streaming functions read: a :class:`RowChunks`, a ``.npy`` path, a NumPy memmap, a
+#: ``dask.array``, a Zarr array or any array that slices along its first axis
+ChunkData: TypeAlias = "RowChunks | FilePath | ArrayLike"
+
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------
@@ -99,7 +111,13 @@ class RowChunks:
     ``data`` is ``(n, ...)``; a chunk is ``(rows in the chunk, ...)``.
     """
 
-    def __init__(self, data, chunk_rows: int | None = None, *, rows=None) -> None:
+    def __init__(
+        self,
+        data: FilePath | ArrayLike,
+        chunk_rows: int | None = None,
+        *,
+        rows: ArrayLike | None = None,
+    ) -> None:
         self.name = "data"
         if isinstance(data, (str, os.PathLike)):
             self.name = os.fspath(data)
@@ -165,7 +183,7 @@ class RowChunks:
     def __len__(self) -> int:
         return len(self.bounds)
 
-    def read(self, k: int):
+    def read(self, k: int) -> Array:
         """Chunk ``k``: a fresh host array (a view for an array already in memory)."""
         a, b = self.bounds[k]
         if self._dask:
@@ -218,7 +236,9 @@ def _check_rows(rows, n: int):
     return rows
 
 
-def as_chunks(data, chunk_rows=None, *, rows=None) -> RowChunks:
+def as_chunks(
+    data: ChunkData, chunk_rows: int | None = None, *, rows: ArrayLike | None = None
+) -> RowChunks:
     """``data`` as a :class:`RowChunks` (passed through when it is one already)."""
     if isinstance(data, RowChunks):
         if rows is not None:
@@ -235,7 +255,7 @@ def _pair(X, Y, chunk_rows, rows=None) -> tuple[RowChunks, RowChunks]:
     return X, Y.like(X)
 
 
-def prefetched(read, order):
+def prefetched(read: Callable[[int], _T], order: Iterable[int]) -> Iterator[_T]:
     """Yield ``read(k)`` for each ``k`` of ``order``, reading the next one in a background thread.
 
     At most two results exist at once: the one being used and the one being
@@ -281,18 +301,28 @@ class StreamingTrainer(Trainer):
     """
 
     def __init__(
-        self, net, loss, optimizer=None, *, chunk_rows=None, prefetch=True, compile=False, **options
-    ):
+        self,
+        net: Module,
+        loss: Loss,
+        optimizer: str | Optimizer | None = None,
+        *,
+        chunk_rows: int | None = None,
+        prefetch: bool = True,
+        compile: bool | Literal["auto"] = False,
+        **options: Any,
+    ) -> None:
         super().__init__(net, loss, optimizer, compile=compile, **options)
         self.chunk_rows = chunk_rows
         self.prefetch = bool(prefetch)
 
     loop_name = "streaming.fit"
 
-    def validation_callback(self, X_val, Y_val, metric=None) -> Callback:
+    def validation_callback(
+        self, X_val: ChunkData, Y_val: ChunkData, metric: Metric | None = None
+    ) -> Callback:
         return StreamingValidation(X_val, Y_val, metric, chunk_rows=self.chunk_rows)
 
-    def fit(self, X, Y, epochs: int):
+    def fit(self, X: ChunkData, Y: ChunkData, epochs: int) -> History:
         """Train until ``epochs`` epochs are complete (counting those done); returns the history."""
         X, Y = _pair(X, Y, self.chunk_rows)
         first = asarray(X.read(0)[:1, ...], backend=self.backend)
@@ -329,8 +359,16 @@ class StreamingTrainer(Trainer):
 
 
 def evaluate(
-    net: Module, loss: Loss, X, Y, *, batch_size=1024, metric=None, chunk_rows=None, rows=None
-):
+    net: Module,
+    loss: Loss,
+    X: ChunkData,
+    Y: ChunkData,
+    *,
+    batch_size: int = 1024,
+    metric: Metric | None = None,
+    chunk_rows: int | None = None,
+    rows: ArrayLike | None = None,
+) -> tuple[float, float | None]:
     """Mean cost (and metric) of ``net`` on data read chunk by chunk, in evaluation mode.
 
     Returns ``(cost, metric_value)`` like :func:`backprop.evaluate`. The
@@ -361,11 +399,18 @@ class StreamingValidation(Validation):
     evaluate = staticmethod(evaluate)  # this module's, chunk by chunk
 
     def __init__(
-        self, X_val, Y_val, metric=None, *, batch_size=1024, chunk_rows=None, rows=None
+        self,
+        X_val: ChunkData,
+        Y_val: ChunkData,
+        metric: Metric | None = None,
+        *,
+        batch_size: int = 1024,
+        chunk_rows: int | None = None,
+        rows: ArrayLike | None = None,
     ) -> None:
         super().__init__(*_pair(X_val, Y_val, chunk_rows, rows), metric, batch_size)
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Trainer) -> None:
         pass  # the chunks are read at each evaluation
 
 
@@ -376,7 +421,14 @@ def _outputs(net: Module, x, batch_size: int):
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
 
-def predict(net: Module, X, *, batch_size: int = 1024, chunk_rows=None, rows=None):
+def predict(
+    net: Module,
+    X: ChunkData,
+    *,
+    batch_size: int = 1024,
+    chunk_rows: int | None = None,
+    rows: ArrayLike | None = None,
+) -> Array:
     """The outputs of ``net`` (in evaluation mode) for data too large for memory.
 
     A ``dask.array`` gives a ``dask.array`` (one task per row chunk, built
@@ -480,7 +532,7 @@ def _predict_dask(net, X, batch_size, chunk_rows):
 # --------------------------------------------------------------------------
 
 
-def fit(net, loss, X, Y, **options):
+def fit(net: Module, loss: Loss, X: ChunkData, Y: ChunkData, **options: Any) -> History:
     """:func:`backprop.SGD` for data read chunk by chunk; returns the :class:`~backprop.History`.
 
     ``X``, ``Y`` and the validation pair are anything :class:`RowChunks`

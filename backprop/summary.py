@@ -46,7 +46,7 @@ def _trace(m: Module, x, path: str, rows: list, seen: set):
     return y
 
 
-def summary(net: Module, input_shape) -> str:
+def summary(net: Module, input_shape: int | tuple[int, ...]) -> str:
     """A table of every layer of ``net``: its path, output shape for inputs of ``(N,
     *input_shape)``,
     parameters (a shared module counted at its first use), and the totals with their memory.

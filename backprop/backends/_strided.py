@@ -10,11 +10,15 @@ names for some: see ``TorchBackend``).
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING, Any
 
 from .base import offset_slices, output_shape
 
+if TYPE_CHECKING:
+    from .._typing import Array
 
-def windows(lib, x, kernel, strides):
+
+def windows(lib: Any, x: Array, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Array:
     """im2col as a strided view (no copy): ``(N, *spatial, C)`` -> ``(N, *out, *kernel, C)``."""
     d = len(kernel)
     view = lib.lib.stride_tricks.sliding_window_view(x, kernel, axis=tuple(range(1, d + 1)))
@@ -24,7 +28,9 @@ def windows(lib, x, kernel, strides):
     return lib.transpose(view, axes)
 
 
-def im2col(lib, x, kernel, strides, *, ones=False):
+def im2col(
+    lib: Any, x: Array, kernel: tuple[int, ...], strides: tuple[int, ...], *, ones: bool = False
+) -> Array:
     """The im2col matrix ``(N * positions, prod(kernel) * C (+ 1))``, written with one copy.
 
     With one input channel, one copy per kernel offset (its strided slice into
@@ -59,7 +65,14 @@ def im2col(lib, x, kernel, strides, *, ones=False):
     return cols.reshape(m, -1)
 
 
-def max_pool_backward(lib, x, y, delta, kernel, strides):
+def max_pool_backward(
+    lib: Any,
+    x: Array,
+    y: Array,
+    delta: Array,
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+) -> Array | None:
     """Max-pool gradient written straight into the result, each kernel offset once; None when
     the windows overlap (stride < kernel) or have one offset (the standard version's cases).
 

@@ -29,12 +29,17 @@ code path is thus right on both.
 from __future__ import annotations
 
 import itertools
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from .._typing import Array, Device, DType
+
 __all__ = [
-    "DTYPES", "Backend", "BackendUnavailableError", "first_max_masks", "offset_slices", "output_shape",
+    "DTYPES", "Backend", "BackendUnavailableError", "first_max_masks", "offset_slices",
+    "output_shape",
 ]  # fmt: skip
 
 DTYPES = ("float32", "float64")
@@ -45,12 +50,16 @@ class BackendUnavailableError(RuntimeError):
     """The requested array library is not installed or has no usable device."""
 
 
-def output_shape(spatial, kernel, strides) -> tuple:
+def output_shape(
+    spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int]
+) -> tuple[int, ...]:
     """Spatial output sizes ``(S - K) // stride + 1`` for each axis."""
     return tuple((s - k) // st + 1 for s, k, st in zip(spatial, kernel, strides))
 
 
-def offset_slices(kernel, strides, out_shape):
+def offset_slices(
+    kernel: Sequence[int], strides: Sequence[int], out_shape: Sequence[int]
+) -> Iterator[tuple[tuple[int, ...], tuple[slice, ...]]]:
     """Yield ``(offset, index)`` for every kernel offset.
 
     ``x[index]`` (``x`` of shape ``(N, *spatial, C)``) is the ``(N, *out_shape, C)``
@@ -64,7 +73,7 @@ def offset_slices(kernel, strides, out_shape):
         yield offset, index + (slice(None),)
 
 
-def im2col_shape(shape, d: int) -> tuple:
+def im2col_shape(shape: Sequence[int], d: int) -> tuple[int, int]:
     """``(positions, window size)`` of the im2col matrix of windows of ``shape``
     ``(N, *out, *kernel, C)``.
     """
@@ -103,7 +112,7 @@ class Backend:
     #: arrays carry a ``.device`` (False for NumPy < 2)
     has_devices: ClassVar[bool] = True
 
-    def __init__(self, device=None, dtype="float32") -> None:
+    def __init__(self, device: Device | None = None, dtype: DType | str = "float32") -> None:
         dtype_name = dtype if isinstance(dtype, str) else dtype_name_of(dtype)
         if dtype_name not in DTYPES:
             raise ValueError(f"unsupported dtype {dtype!r}; valid dtypes are: {', '.join(DTYPES)}")
@@ -125,17 +134,17 @@ class Backend:
             cls.int_dtypes = tuple(getattr(cls.xp, n) for n in _INT_NAMES if hasattr(cls.xp, n))
 
     @classmethod
-    def wide_int(cls):
+    def wide_int(cls) -> DType:
         """The widest integer dtype the library holds now (for labels and counts)."""
         return cls.xp.int64
 
     @classmethod
-    def owns(cls, x) -> bool:
+    def owns(cls, x: object) -> bool:
         """True for an array of this library."""
         return isinstance(x, cls.array_type)
 
     @classmethod
-    def device_of(cls, x):
+    def device_of(cls, x: Array) -> Device:
         """The device ``x`` lives on."""
         return x.device
 
@@ -145,7 +154,7 @@ class Backend:
         return list(cls.xp.__array_namespace_info__().devices())
 
     @classmethod
-    def resolve_device(cls, spec):
+    def resolve_device(cls, spec: Device | str | None) -> Device:
         """The library's device object for a user's spec (None: the library's default)."""
         info = cls.xp.__array_namespace_info__()
         if spec is None:
@@ -188,23 +197,23 @@ class Backend:
     # ----------------------------------------------------------- transfers
 
     @classmethod
-    def to_host(cls, x):
+    def to_host(cls, x: Array) -> np.ndarray:
         """``x`` as a NumPy array in host memory."""
         return np.asarray(x.to_device(cls.resolve_device(None)))
 
-    def from_host(self, a):
+    def from_host(self, a: np.ndarray) -> Array:
         """A host NumPy array as an array of this library on this device (same dtype)."""
         return self.xp.asarray(np.asarray(a, order="C"), device=self.device)
 
-    def to_device(self, x):
+    def to_device(self, x: Array) -> Array:
         """An array of this library moved to this backend's device."""
         return x.to_device(self.device)
 
-    def on_device(self, x) -> bool:
+    def on_device(self, x: Array) -> bool:
         """True when ``x`` (an array of this library) lives on this backend's device."""
         return self.device_of(x) == self.device
 
-    def synchronize(self, *arrays) -> None:
+    def synchronize(self, *arrays: Array) -> None:
         """Wait until the device has finished its queued work (and ``arrays`` are computed).
 
         A no-op on CPU libraries that compute eagerly.
@@ -213,7 +222,7 @@ class Backend:
     #: :meth:`compile` really compiles (False: it returns the function unchanged)
     compiles: ClassVar[bool] = False
 
-    def compile(self, fn):
+    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``fn`` (arrays in, arrays out, no host reads) compiled as one program, where the
         library can.
         """
@@ -221,28 +230,28 @@ class Backend:
 
     # ------------------------------------------------------------ writes
 
-    def add_(self, target, value):
+    def add_(self, target: Array, value: Array | float) -> Array:
         """``target + value``, written into ``target`` when the library allows it."""
         if not self.mutable:
             return target + value
         target += value
         return target
 
-    def sub_(self, target, value):
+    def sub_(self, target: Array, value: Array | float) -> Array:
         """``target - value``, written into ``target`` when the library allows it."""
         if not self.mutable:
             return target - value
         target -= value
         return target
 
-    def scale_(self, target, factor):
+    def scale_(self, target: Array, factor: Array | float) -> Array:
         """``target * factor``, written into ``target`` when the library allows it."""
         if not self.mutable:
             return target * factor
         target *= factor
         return target
 
-    def axpy_(self, target, alpha, x):
+    def axpy_(self, target: Array, alpha: Array | float, x: Array) -> Array:
         """``target + alpha * x``, written into ``target`` when the library allows it.
 
         The update ``p <- p - lr * g`` is ``axpy_(p, -lr, g)``. ``alpha`` is a
@@ -254,34 +263,38 @@ class Backend:
         target += alpha * x
         return target
 
-    def zero_(self, target):
+    def zero_(self, target: Array) -> Array:
         """Zeros shaped like ``target``, written into it when the library allows it."""
         if not self.mutable:
             return self.xp.zeros_like(target)
         target[...] = 0
         return target
 
-    def add_at(self, target, index, value):
+    def add_at(
+        self, target: Array, index: int | slice | tuple[int | slice, ...], value: Array | float
+    ) -> Array:
         """``target[index] += value`` (``index`` basic: slices and ints, each element once)."""
         if not self.mutable:
             return target.at[index].add(value)
         target[index] += value
         return target
 
-    def set_at(self, target, index, value):
+    def set_at(
+        self, target: Array, index: int | slice | tuple[int | slice, ...], value: Array | float
+    ) -> Array:
         """``target[index] = value`` (basic indexing)."""
         if not self.mutable:
             return target.at[index].set(value)
         target[index] = value
         return target
 
-    def copy(self, x):
+    def copy(self, x: Array) -> Array:
         """A copy of ``x`` that no one else holds (``x`` itself for immutable libraries)."""
         return x if not self.mutable else self.xp.asarray(x, copy=True)
 
     # ------------------------------------------------------------ products
 
-    def contract_rows(self, a, b):
+    def contract_rows(self, a: Array, b: Array) -> Array:
         """``a.T @ b`` for ``a`` ``(M, P)`` and ``b`` ``(M, Q)``: the sum over rows of outer
         products.
 
@@ -294,7 +307,7 @@ class Backend:
 
     # ------------------------------------------------------ window primitives
 
-    def windows(self, x, kernel, strides):
+    def windows(self, x: Array, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Array:
         """im2col: ``(N, *spatial, C)`` -> ``(N, *out, *kernel, C)``, stacking the strided slice
         of every offset.
         """
@@ -304,7 +317,9 @@ class Backend:
         stacked = xp.stack(parts, axis=-2)  # (N, *out, prod(kernel), C)
         return xp.reshape(stacked, (x.shape[0], *out, *kernel, x.shape[-1]))
 
-    def im2col(self, x, kernel, strides, *, ones=False):
+    def im2col(
+        self, x: Array, kernel: tuple[int, ...], strides: tuple[int, ...], *, ones: bool = False
+    ) -> Array:
         """The im2col matrix ``(N * positions, prod(kernel) * C)`` of ``x``, one row per window.
 
         With ``ones=True`` a last column of ones is appended, so that a bias
@@ -322,7 +337,7 @@ class Backend:
             )
         return cols
 
-    def overlap_add(self, cols, spatial, strides):
+    def overlap_add(self, cols: Array, spatial: tuple[int, ...], strides: tuple[int, ...]) -> Array:
         """col2im, the adjoint of :meth:`windows`: ``(N, *out, *kernel, C)`` ->
         ``(N, *spatial, C)``.
 
@@ -340,7 +355,13 @@ class Backend:
             result = self.add_at(result, index, cols[lead + offset + (slice(None),)])
         return result
 
-    def spread(self, part, shape, kernel, strides):
+    def spread(
+        self,
+        part: Array,
+        shape: tuple[int, ...],
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+    ) -> Array:
         """``(N, *spatial, C)`` zeros plus ``part`` (``(N, *out, C)``) added at every kernel offset.
 
         The adjoint of summing the strided slices of every offset: average
@@ -358,7 +379,7 @@ class Backend:
             )
         return result
 
-    def max_pool(self, x, kernel, strides):
+    def max_pool(self, x: Array, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Array:
         """Max over windows: ``(N, *spatial, C)`` -> ``(N, *out, C)`` (an element-wise maximum of
         the offset slices).
         """
@@ -372,7 +393,14 @@ class Backend:
             y = xp.maximum(y, x[index])
         return y
 
-    def max_pool_backward(self, x, y, delta, kernel, strides):
+    def max_pool_backward(
+        self,
+        x: Array,
+        y: Array,
+        delta: Array,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+    ) -> Array:
         """Gradient of max pooling w.r.t. its input ``x`` (``(N, *spatial, C)``).
 
         ``y`` is the pooled output and ``delta`` the gradient w.r.t. it. Each
@@ -392,7 +420,9 @@ class Backend:
         return dx
 
 
-def first_max_masks(xp, x, y, slices):
+def first_max_masks(
+    xp: Any, x: Array, y: Array, slices: Sequence[tuple[slice, ...]]
+) -> Iterator[Array]:
     """For each offset slice of a max pooling in turn, the windows whose gradient goes there.
 
     A window's gradient goes to its first maximum in row-major order
@@ -414,7 +444,7 @@ def first_max_masks(xp, x, y, slices):
         yield hit
 
 
-def dtype_name_of(dtype) -> str:
+def dtype_name_of(dtype: DType) -> str:
     """``"float32"`` for any library's float32 dtype object (likewise for the others)."""
     text = str(dtype)
     for name in (*DTYPES, "float16", "bfloat16", *_INT_NAMES, "bool"):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import array_api_compat.cupy as _xp
 import cupy
 
 from . import _strided
 from .base import Backend, BackendUnavailableError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class CuPyBackend(Backend):
@@ -31,7 +36,7 @@ class CuPyBackend(Backend):
         return [cupy.cuda.Device(i) for i in range(cls._count())]
 
     @classmethod
-    def resolve_device(cls, spec):
+    def resolve_device(cls, spec: cupy.cuda.Device | str | int | None) -> cupy.cuda.Device:
         count = cls._count()
         if count == 0:
             raise BackendUnavailableError(
@@ -59,27 +64,36 @@ class CuPyBackend(Backend):
         return cupy.cuda.Device(index)
 
     @classmethod
-    def to_host(cls, x):
+    def to_host(cls, x: cupy.ndarray) -> np.ndarray:
         return cupy.asnumpy(x)
 
-    def from_host(self, a):
+    def from_host(self, a: np.ndarray) -> cupy.ndarray:
         with self.device:
             return cupy.asarray(a)
 
-    def to_device(self, x):
+    def to_device(self, x: cupy.ndarray) -> cupy.ndarray:
         with self.device:
             return cupy.asarray(x)
 
-    def synchronize(self, *arrays) -> None:
+    def synchronize(self, *arrays: cupy.ndarray) -> None:
         with self.device:
             cupy.cuda.get_current_stream().synchronize()
 
-    def zero_(self, target):
+    def zero_(self, target: cupy.ndarray) -> cupy.ndarray:
         target.fill(0)
         return target
 
-    def windows(self, x, kernel, strides):
+    def windows(
+        self, x: cupy.ndarray, kernel: tuple[int, ...], strides: tuple[int, ...]
+    ) -> cupy.ndarray:
         return _strided.windows(cupy, x, kernel, strides)
 
-    def im2col(self, x, kernel, strides, *, ones=False):
+    def im2col(
+        self,
+        x: cupy.ndarray,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        *,
+        ones: bool = False,
+    ) -> cupy.ndarray:
         return _strided.im2col(cupy, x, kernel, strides, ones=ones)

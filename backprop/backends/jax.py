@@ -14,11 +14,17 @@ arrays, and have no device, so device checks pass them through.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .base import Backend, BackendUnavailableError, first_max_masks, offset_slices
+
+if TYPE_CHECKING:
+    from .._typing import Array, DType
 
 
 class JaxBackend(Backend):
@@ -30,18 +36,18 @@ class JaxBackend(Backend):
     mutable = False
 
     @classmethod
-    def wide_int(cls):
+    def wide_int(cls) -> DType:
         # without jax_enable_x64, int64 is truncated to int32 with a warning
         return jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
 
     @classmethod
-    def device_of(cls, x):
+    def device_of(cls, x: Array) -> jax.Device | None:
         try:
             return x.device
         except AttributeError:  # a tracer inside jax.jit has no device
             return None
 
-    def on_device(self, x) -> bool:
+    def on_device(self, x: Array) -> bool:
         device = self.device_of(x)
         return device is None or device == self.device
 
@@ -50,7 +56,7 @@ class JaxBackend(Backend):
         return list(jax.devices())
 
     @classmethod
-    def resolve_device(cls, spec):
+    def resolve_device(cls, spec: jax.Device | str | None) -> jax.Device:
         if spec is None:
             return jax.devices()[0]
         if isinstance(spec, jax.Device):
@@ -77,10 +83,10 @@ class JaxBackend(Backend):
             jax.config.update("jax_enable_x64", True)
 
     @classmethod
-    def to_host(cls, x):
+    def to_host(cls, x: jax.Array) -> np.ndarray:
         return np.asarray(x)
 
-    def from_host(self, a):
+    def from_host(self, a: np.ndarray) -> jax.Array:
         if a.dtype.itemsize == 8 and a.dtype.kind in "fiu" and not jax.config.jax_enable_x64:
             # without x64, JAX would narrow 64-bit data silently: do it here,
             # where the value range is known (labels and counts fit in 32 bits)
@@ -97,22 +103,24 @@ class JaxBackend(Backend):
             a = a.astype(target)
         return jax.device_put(a, self.device)
 
-    def to_device(self, x):
+    def to_device(self, x: jax.Array) -> jax.Array:
         return jax.device_put(x, self.device)
 
-    def synchronize(self, *arrays) -> None:
+    def synchronize(self, *arrays: jax.Array) -> None:
         # JAX dispatches asynchronously: wait for the arrays themselves
         jax.block_until_ready(arrays)
 
-    def copy(self, x):
+    def copy(self, x: jax.Array) -> jax.Array:
         return x
 
     compiles = True
 
-    def compile(self, fn):
+    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return jax.jit(fn)
 
-    def overlap_add(self, cols, spatial, strides):
+    def overlap_add(
+        self, cols: jax.Array, spatial: tuple[int, ...], strides: tuple[int, ...]
+    ) -> jax.Array:
         d = len(spatial)
         out = tuple(cols.shape[1 : 1 + d])
         kernel = tuple(cols.shape[1 + d : 1 + 2 * d])
@@ -121,12 +129,25 @@ class JaxBackend(Backend):
         parts = [cols[lead + offset + (slice(None),)] for offset in offsets]
         return self._placed_sum(parts, offsets, tuple(spatial), strides)
 
-    def spread(self, part, shape, kernel, strides):
+    def spread(
+        self,
+        part: jax.Array,
+        shape: tuple[int, ...],
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+    ) -> jax.Array:
         out = tuple(part.shape[1:-1])
         offsets = [offset for offset, _ in offset_slices(kernel, strides, out)]
         return self._placed_sum([part] * len(offsets), offsets, tuple(shape[1:-1]), strides)
 
-    def max_pool_backward(self, x, y, delta, kernel, strides):
+    def max_pool_backward(
+        self,
+        x: jax.Array,
+        y: jax.Array,
+        delta: jax.Array,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+    ) -> jax.Array:
         """Each offset's part of the gradient (first-maximum mask times ``delta``), put in place.
 
         Windows that tile the input (stride = kernel) stack their parts and

@@ -23,8 +23,13 @@ import secrets
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .._typing import FilePath
 
 __all__ = ["MAX_ENTRIES", "NpzArchive", "decode_text", "load_npz", "save_npz_atomic"]
 
@@ -54,7 +59,7 @@ class NpzArchive:
     entry (and with ``shape``/``max_bytes`` when given).
     """
 
-    def __init__(self, path) -> None:
+    def __init__(self, path: FilePath) -> None:
         try:
             self.path = os.fspath(path)
         except TypeError:
@@ -136,11 +141,11 @@ class NpzArchive:
             raise ValueError(f"{self.path}: no array named {name!r} in the archive")
         return info
 
-    def header(self, name) -> tuple[tuple, np.dtype]:
+    def header(self, name: str) -> tuple[tuple, np.dtype]:
         """``(shape, dtype)`` of an array, from its ``.npy`` header (its data is not read)."""
         return self._header(name)[:2]
 
-    def nbytes(self, name) -> int:
+    def nbytes(self, name: str) -> int:
         """The size in bytes of an array's data, as its (checked) header declares it."""
         shape, dtype, _, _ = self._header(name)
         return math.prod(shape) * dtype.itemsize
@@ -187,7 +192,9 @@ class NpzArchive:
         self._headers[name] = cached = (tuple(shape), dtype, fortran, offset)
         return cached
 
-    def read(self, name, *, shape=None, max_bytes: int | None = None) -> np.ndarray:
+    def read(
+        self, name: str, *, shape: tuple[int, ...] | None = None, max_bytes: int | None = None
+    ) -> np.ndarray:
         """One array, read and checked (CRC included) into a fresh NumPy array.
 
         ``shape`` or ``max_bytes``, when given, are checked against the header
@@ -303,7 +310,7 @@ def _zip_entry_count(f, size: int) -> int | None:
     return count
 
 
-def load_npz(path, names=None) -> dict:
+def load_npz(path: FilePath, names: Iterable[str] | None = None) -> dict:
     """Arrays of an .npz archive as NumPy arrays: every one, or those in ``names``.
 
     Loading runs no code (no pickles). See :class:`NpzArchive` for what is
@@ -314,7 +321,7 @@ def load_npz(path, names=None) -> dict:
         return {name: archive.read(name) for name in wanted}
 
 
-def decode_text(array) -> str:
+def decode_text(array: np.ndarray) -> str:
     """The ``str`` that :func:`save_npz_atomic` stored as bytes; ValueError if it is not one."""
     if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 1:
         shown = (
@@ -334,7 +341,7 @@ def decode_text(array) -> str:
 # --------------------------------------------------------------------------
 
 
-def save_npz_atomic(path, arrays: dict) -> None:
+def save_npz_atomic(path: FilePath, arrays: dict) -> None:
     """Write ``arrays`` to ``path`` as an .npz archive, atomically.
 
     Values are arrays of any supported library (moved to the host), numbers,

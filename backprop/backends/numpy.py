@@ -15,12 +15,16 @@ What the fast paths here avoid, measured on NumPy 2 with OpenBLAS:
 from __future__ import annotations
 
 import types
+from typing import TYPE_CHECKING
 
 import array_api_compat.numpy as _compat
 import numpy as np
 
 from . import _strided
 from .base import Backend, offset_slices, output_shape
+
+if TYPE_CHECKING:
+    from .._typing import Array, Device
 
 #: elements per block of the in-place update (256 KiB of float32: the buffer stays in L2)
 _AXPY_BLOCK = 1 << 16
@@ -58,7 +62,7 @@ class NumPyBackend(Backend):
     has_devices = False  # NumPy < 2 arrays have no .device
 
     @classmethod
-    def device_of(cls, x):
+    def device_of(cls, x: Array) -> str:
         return "cpu"
 
     @classmethod
@@ -66,29 +70,29 @@ class NumPyBackend(Backend):
         return ["cpu"]
 
     @classmethod
-    def resolve_device(cls, spec):
+    def resolve_device(cls, spec: Device | str | None) -> str:
         if spec not in (None, "cpu"):
             raise ValueError(f"backend 'numpy' runs on the CPU only; got device {spec!r}")
         return "cpu"
 
     @classmethod
-    def to_host(cls, x):
+    def to_host(cls, x: np.ndarray) -> np.ndarray:
         return x
 
-    def from_host(self, a):
+    def from_host(self, a: np.ndarray) -> np.ndarray:
         return np.asarray(a, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
 
-    def to_device(self, x):
+    def to_device(self, x: np.ndarray) -> np.ndarray:
         return x
 
-    def on_device(self, x) -> bool:
+    def on_device(self, x: np.ndarray) -> bool:
         return True
 
-    def zero_(self, target):
+    def zero_(self, target: np.ndarray) -> np.ndarray:
         target.fill(0)
         return target
 
-    def axpy_(self, target, alpha, x):
+    def axpy_(self, target: np.ndarray, alpha: Array | float, x: np.ndarray) -> np.ndarray:
         """``target += alpha * x`` in blocks, through one small buffer (no full-size temporary)."""
         n = target.size
         small = n <= _AXPY_BLOCK or x.shape != target.shape
@@ -104,7 +108,7 @@ class NumPyBackend(Backend):
             np.add(t[start:stop], b, out=t[start:stop])
         return target
 
-    def contract_rows(self, a, b):
+    def contract_rows(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``a.T @ b`` summed over blocks of rows (OpenBLAS is slower on one long contraction)."""
         m = a.shape[0]
         if m <= 2 * _CONTRACT_BLOCK:
@@ -117,13 +121,24 @@ class NumPyBackend(Backend):
             out += part
         return out
 
-    def windows(self, x, kernel, strides):
+    def windows(
+        self, x: np.ndarray, kernel: tuple[int, ...], strides: tuple[int, ...]
+    ) -> np.ndarray:
         return _strided.windows(np, x, kernel, strides)
 
-    def im2col(self, x, kernel, strides, *, ones=False):
+    def im2col(
+        self,
+        x: np.ndarray,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        *,
+        ones: bool = False,
+    ) -> np.ndarray:
         return _strided.im2col(np, x, kernel, strides, ones=ones)
 
-    def max_pool(self, x, kernel, strides):
+    def max_pool(
+        self, x: np.ndarray, kernel: tuple[int, ...], strides: tuple[int, ...]
+    ) -> np.ndarray:
         """Element-wise maximum of the offset slices, accumulated in the result (no temporaries)."""
         out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
         slices = [index for _, index in offset_slices(kernel, strides, out)]
@@ -134,7 +149,14 @@ class NumPyBackend(Backend):
             np.maximum(y, x[index], out=y)
         return y
 
-    def max_pool_backward(self, x, y, delta, kernel, strides):
+    def max_pool_backward(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        delta: np.ndarray,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+    ) -> np.ndarray:
         """Max-pool gradient written into the result (``_strided.max_pool_backward``)."""
         dx = _strided.max_pool_backward(np, x, y, delta, kernel, strides)
         if dx is None:  # overlapping windows, or one offset

@@ -13,10 +13,14 @@ page cache, which the system reclaims freely).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .readers import existing_file
+
+if TYPE_CHECKING:
+    from .._typing import FilePath
 
 __all__ = ["host_arange", "is_memmap", "open_npy", "read_rows", "save_npy"]
 
@@ -24,7 +28,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 _NUMERIC_KINDS = "biuf"
 
 
-def open_npy(path) -> np.memmap:
+def open_npy(path: FilePath) -> np.memmap:
     """The ``.npy`` file at ``path`` mapped read-only (nothing is read but the header).
 
     Raises
@@ -51,7 +55,7 @@ def open_npy(path) -> np.memmap:
     return array
 
 
-def is_memmap(x) -> bool:
+def is_memmap(x: object) -> bool:
     """Whether ``x`` is a NumPy memory map whose rows :func:`read_rows` reads from its file."""
     return isinstance(x, np.memmap) and _file_layout(x) is not None
 
@@ -69,7 +73,7 @@ def _file_layout(x):
     return filename, int(x.offset), row
 
 
-def read_rows(x, start: int, stop: int) -> np.ndarray:
+def read_rows(x: np.ndarray, start: int, stop: int) -> np.ndarray:
     """Rows ``[start, stop)`` of ``x`` as a fresh host array that nothing else holds.
 
     A memory map of a whole C-ordered file is read with one positioned read
@@ -94,6 +98,6 @@ def host_arange(start: int, stop: int) -> np.ndarray:
     return np.arange(start, stop, dtype=np.int64)
 
 
-def save_npy(path, array) -> None:
+def save_npy(path: FilePath, array: Any) -> None:
     """Write a host array (or anything :func:`numpy.asarray` takes) to ``path`` as ``.npy``."""
     np.save(os.fspath(path), np.asarray(array), allow_pickle=False)

@@ -16,13 +16,22 @@ from __future__ import annotations
 import contextvars
 import operator
 import threading
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .._typing import Array
+    from .base import Backend
 
 __all__ = [
     "bernoulli", "generator_state", "host_rng", "manual_seed", "normal", "permutation",
     "set_generator_state", "uniform",
 ]  # fmt: skip
+
+#: what an ``rng`` argument takes: None (the library's generator), an int seed or a NumPy
+#: ``Generator``
+RNG: TypeAlias = int | np.random.Generator | None
 
 _process_generator = np.random.default_rng()
 _generator: contextvars.ContextVar[np.random.Generator | None] = contextvars.ContextVar(
@@ -53,7 +62,7 @@ def manual_seed(seed: int) -> None:
         _process_generator = generator
 
 
-def host_rng(rng=None) -> np.random.Generator:
+def host_rng(rng: RNG = None) -> np.random.Generator:
     """A NumPy ``Generator``: the library's own when ``rng`` is None, a new one from an int seed, or
     ``rng`` itself."""
     if rng is None:
@@ -66,12 +75,12 @@ def host_rng(rng=None) -> np.random.Generator:
     raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
 
 
-def generator_state(rng=None) -> dict:
+def generator_state(rng: RNG = None) -> dict:
     """The state of a generator (the library's by default), JSON-serialisable: for checkpoints."""
     return host_rng(rng).bit_generator.state
 
 
-def set_generator_state(state: dict, rng=None) -> None:
+def set_generator_state(state: dict, rng: RNG = None) -> None:
     """Put a generator (the library's by default) back in the state :func:`generator_state`
     returned."""
     gen = host_rng(rng)
@@ -87,21 +96,45 @@ def _put(values, backend):
     return asarray(values, backend=backend)
 
 
-def uniform(low: float, high: float, shape, *, rng=None, backend=None):
+def uniform(
+    low: float,
+    high: float,
+    shape: int | tuple[int, ...],
+    *,
+    rng: RNG = None,
+    backend: Backend | None = None,
+) -> Array:
     """U(low, high) samples of ``shape`` on the backend (drawn in float64 on the host)."""
     return _put(host_rng(rng).uniform(low, high, size=shape), backend)
 
 
-def normal(shape, std: float = 1.0, *, rng=None, backend=None):
+def normal(
+    shape: int | tuple[int, ...],
+    std: float = 1.0,
+    *,
+    rng: RNG = None,
+    backend: Backend | None = None,
+) -> Array:
     """N(0, std^2) samples of ``shape`` on the backend."""
     return _put(host_rng(rng).normal(0.0, std, size=shape), backend)
 
 
-def bernoulli(p_one: float, shape, *, rng=None, backend=None):
+def bernoulli(
+    p_one: float,
+    shape: int | tuple[int, ...],
+    *,
+    rng: RNG = None,
+    backend: Backend | None = None,
+) -> Array:
     """Float array of ``shape`` with ones drawn with probability ``p_one`` and zeros elsewhere."""
     return _put((host_rng(rng).random(size=shape) < p_one).astype(np.float64), backend)
 
 
-def permutation(n: int, *, rng=None, backend=None):
+def permutation(
+    n: int,
+    *,
+    rng: RNG = None,
+    backend: Backend | None = None,
+) -> Array:
     """A random permutation of ``range(n)`` as an integer array on the backend."""
     return _put(host_rng(rng).permutation(n), backend)

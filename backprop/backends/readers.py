@@ -17,8 +17,12 @@ import io
 import math
 import os
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .._typing import FilePath
 
 __all__ = [
     "detect_format",
@@ -37,7 +41,7 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 _MAX_CLASSES = 1 << 20
 
 
-def existing_file(path, what: str = "a data file", owner: str = "") -> str:
+def existing_file(path: FilePath, what: str = "a data file", owner: str = "") -> str:
     """``path`` as a string, once it names a file that exists (TypeError, FileNotFoundError or
     IsADirectoryError otherwise, their messages starting with ``owner``)."""
     try:
@@ -51,7 +55,7 @@ def existing_file(path, what: str = "a data file", owner: str = "") -> str:
     return path
 
 
-def read_file(path) -> bytes:
+def read_file(path: FilePath) -> bytes:
     """The bytes of ``path``, decompressed when the content is gzip (whatever the name)."""
     path = existing_file(path)
     with open(path, "rb") as f:
@@ -90,7 +94,7 @@ def detect_format(data: bytes) -> str:
     return "text"
 
 
-def parse_idx(data: bytes, path) -> np.ndarray:
+def parse_idx(data: bytes, path: FilePath) -> np.ndarray:
     """An IDX file's array (any element type, any rank), read with one ``frombuffer``.
 
     The header is checked against the data size before anything is allocated.
@@ -159,7 +163,7 @@ def _is_int(text: str) -> bool:
     return text.isdigit()
 
 
-def parse_usps(data: bytes, path) -> tuple[np.ndarray, np.ndarray]:
+def parse_usps(data: bytes, path: FilePath) -> tuple[np.ndarray, np.ndarray]:
     """``(values, labels)`` of a USPS text file: float64 ``(n, d)`` and int64 ``(n,)``.
 
     The header line is optional (detected, see :func:`_is_header`). Labels must
@@ -236,7 +240,7 @@ def parse_usps(data: bytes, path) -> tuple[np.ndarray, np.ndarray]:
 class _Lines:
     """The file's lines, split only when an error message needs a line number."""
 
-    def __init__(self, data: bytes, path) -> None:
+    def __init__(self, data: bytes, path: FilePath) -> None:
         self._data, self._path, self._lines = data, path, None
 
     def __getitem__(self, index):
@@ -291,7 +295,7 @@ def _raise_line_error(lines: list, skip: int, path) -> None:
     raise ValueError(f"{path}: cannot read the file as USPS text")
 
 
-def read_usps(path) -> tuple[np.ndarray, np.ndarray]:
+def read_usps(path: FilePath) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` of a USPS text file (gzip or not), values rescaled from their range to [0, 1]."""
     data = read_file(path)
     kind = detect_format(data)
@@ -308,12 +312,12 @@ def read_usps(path) -> tuple[np.ndarray, np.ndarray]:
     return values, labels
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: FilePath) -> np.ndarray:
     """The array of one IDX file (gzip or not)."""
     return parse_idx(read_file(path), path)
 
 
-def read_mnist(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
+def read_mnist(images_path: FilePath, labels_path: FilePath) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` from IDX images ``(n, ...)`` and labels ``(n,)``.
 
     ``X`` is float64 ``(n, values per image)``, divided by its maximum when
@@ -361,7 +365,9 @@ def read_mnist(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
     return X, y.astype(np.int64)
 
 
-def stratified_split(labels: np.ndarray, test_size, seed) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, test_size: float, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(train, test)`` with each class split in the same proportion.
 
     ``test_size`` is a fraction in (0, 1) or a number of rows. Each class

@@ -7,10 +7,14 @@ subclass) and one line in :data:`REGISTRY`.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .base import Backend, BackendUnavailableError
+
+if TYPE_CHECKING:
+    from .._typing import Array
 
 #: name -> (module in this package, class, root modules of its array types, how to install it)
 REGISTRY = {
@@ -75,7 +79,7 @@ def backend_class(name: str) -> type[Backend]:
     return cls
 
 
-def kind_of(x) -> type[Backend]:
+def kind_of(x: object) -> type[Backend]:
     """The :class:`Backend` subclass whose library ``x`` belongs to; TypeError for anything else."""
     t = type(x)
     cls = _CLASS_BY_TYPE.get(t)
@@ -96,7 +100,7 @@ def kind_of(x) -> type[Backend]:
     )
 
 
-def namespace_of(x):
+def namespace_of(x: Array) -> Any:
     """The Array API namespace of ``x`` (cached by type, so cheap on a hot path)."""
     return kind_of(x).xp
 
@@ -113,7 +117,7 @@ def available_backends() -> dict[str, str | None]:
     return result
 
 
-def to_numpy(x) -> np.ndarray:
+def to_numpy(x: Any) -> np.ndarray:
     """Any supported array (or nested list, or scalar) as a NumPy array on the host."""
     if isinstance(x, np.ndarray):
         return x

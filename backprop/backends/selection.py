@@ -5,9 +5,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .base import Backend
 from .registry import backend_class
+
+if TYPE_CHECKING:
+    from .._typing import Device, DType
 
 _global: Backend | None = None
 _context: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
@@ -15,7 +20,9 @@ _context: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
 )
 
 
-def make_backend(name: str | Backend | None = None, device=None, dtype=None) -> Backend:
+def make_backend(
+    name: str | Backend | None = None, device: Device | None = None, dtype: DType | None = None
+) -> Backend:
     """A :class:`Backend` for library ``name`` on ``device`` with ``dtype``.
 
     Fields left out come from the backend in force (its device only when the
@@ -52,7 +59,9 @@ def get_backend() -> Backend:
     return _global
 
 
-def set_backend(name: str | None, device=None, dtype=None) -> Backend:
+def set_backend(
+    name: str | None, device: Device | None = None, dtype: DType | None = None
+) -> Backend:
     """Choose the process-wide backend (``dtype`` left out keeps the one in force); returns it."""
     global _global
     _global = make_backend(name, device, dtype)
@@ -61,7 +70,9 @@ def set_backend(name: str | None, device=None, dtype=None) -> Backend:
 
 
 @contextlib.contextmanager
-def use_backend(name: str | None = None, device=None, dtype=None):
+def use_backend(
+    name: str | None = None, device: Device | None = None, dtype: DType | None = None
+) -> Iterator[Backend]:
     """Context manager: compute with another backend (or dtype) inside the block.
 
     >>> with use_backend("numpy", dtype="float64"):

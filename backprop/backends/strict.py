@@ -7,10 +7,15 @@ catches data moved between devices by mistake.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import array_api_strict
 import numpy as np
 
 from .base import Backend
+
+if TYPE_CHECKING:
+    from .._typing import Array
 
 
 class StrictBackend(Backend):
@@ -21,7 +26,7 @@ class StrictBackend(Backend):
     array_type = type(array_api_strict.asarray(0.0))
 
     @classmethod
-    def resolve_device(cls, spec):
+    def resolve_device(cls, spec: array_api_strict.Device | str | None) -> array_api_strict.Device:
         if spec is None:
             return array_api_strict.Device("CPU_DEVICE")
         if isinstance(spec, array_api_strict.Device):
@@ -35,5 +40,5 @@ class StrictBackend(Backend):
             ) from None
 
     @classmethod
-    def to_host(cls, x):
+    def to_host(cls, x: Array) -> np.ndarray:
         return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import types
+from typing import TYPE_CHECKING
 
 import array_api_compat.torch as _xp
 import torch
 
 from . import _strided
 from .base import Backend, BackendUnavailableError, im2col_shape
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .._typing import Array
 
 # the element-wise functions with out= that _strided.max_pool_backward uses, by NumPy's names
 _OUT_OPS = types.SimpleNamespace(
@@ -32,7 +38,7 @@ class TorchBackend(Backend):
         ]
 
     @classmethod
-    def resolve_device(cls, spec):
+    def resolve_device(cls, spec: torch.device | str | int | None) -> torch.device:
         try:
             dev = torch.device(spec) if spec is not None else torch.device("cpu")
         except (RuntimeError, TypeError) as exc:
@@ -60,30 +66,32 @@ class TorchBackend(Backend):
         return dev
 
     @classmethod
-    def to_host(cls, x):
+    def to_host(cls, x: torch.Tensor) -> np.ndarray:
         return x.detach().cpu().resolve_conj().numpy()
 
-    def from_host(self, a):
+    def from_host(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(
             a.copy() if not a.flags.writeable or not a.flags.c_contiguous else a
         ).to(self.device)
 
-    def to_device(self, x):
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device)
 
-    def synchronize(self, *arrays) -> None:
+    def synchronize(self, *arrays: torch.Tensor) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def zero_(self, target):
+    def zero_(self, target: torch.Tensor) -> torch.Tensor:
         return target.zero_()
 
-    def axpy_(self, target, alpha, x):
+    def axpy_(self, target: torch.Tensor, alpha: Array | float, x: torch.Tensor) -> torch.Tensor:
         if isinstance(alpha, (int, float)):
             return target.add_(x, alpha=alpha)  # one fused pass, no temporary
         return super().axpy_(target, alpha, x)
 
-    def windows(self, x, kernel, strides):
+    def windows(
+        self, x: torch.Tensor, kernel: tuple[int, ...], strides: tuple[int, ...]
+    ) -> torch.Tensor:
         """im2col as a view: ``(N, *spatial, C)`` -> ``(N, *out, *kernel, C)``."""
         d = len(kernel)
         view = x
@@ -92,7 +100,14 @@ class TorchBackend(Backend):
         # view: (N, *out, C, *kernel)
         return view.permute(0, *range(1, d + 1), *range(d + 2, 2 * d + 2), d + 1)
 
-    def im2col(self, x, kernel, strides, *, ones=False):
+    def im2col(
+        self,
+        x: torch.Tensor,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        *,
+        ones: bool = False,
+    ) -> torch.Tensor:
         w = self.windows(x, kernel, strides)
         d = len(kernel)
         lead = tuple(w.shape[: 1 + d])
@@ -104,7 +119,14 @@ class TorchBackend(Backend):
         cols.view(*lead, width + 1)[..., :width].unflatten(-1, tuple(w.shape[1 + d :])).copy_(w)
         return cols
 
-    def max_pool_backward(self, x, y, delta, kernel, strides):
+    def max_pool_backward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        delta: torch.Tensor,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+    ) -> torch.Tensor:
         """Max-pool gradient written straight into the result with ``out=`` (the NumPy
         backend's, see ``_strided.max_pool_backward``)."""
         dx = _strided.max_pool_backward(_OUT_OPS, x, y, delta, kernel, strides)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .base import DTYPES, Backend, dtype_name_of
 from .registry import kind_of, to_numpy
 from .selection import get_backend
 
+if TYPE_CHECKING:
+    from .._typing import Array, DType
+
 _LIKE: dict[tuple, Backend] = {}
 
 
-def backend_of(x) -> Backend:
+def backend_of(x: Array) -> Backend:
     """The :class:`Backend` of an existing array: its library, device and (floating) dtype.
 
     Cached: parameter-free layers ask for it on every call, and resolving a
@@ -35,7 +40,7 @@ def backend_of(x) -> Backend:
 backend_like = backend_of
 
 
-def asarray(x, *, dtype=None, backend: Backend | None = None):
+def asarray(x: Any, *, dtype: DType | None = None, backend: Backend | None = None) -> Array:
     """Put ``x`` on the current backend (or ``backend``), device and dtype.
 
     Floating data takes the backend's dtype (or ``dtype``); integer and boolean

@@ -8,6 +8,7 @@ runs them all and prints the test accuracies.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .. import SGD, CELogSoftmax, MSELoss, accuracy, get_backend, load_digits, manual_seed, models
@@ -168,7 +169,7 @@ EXPERIMENTS = {
 }
 
 
-def main(names=None, *, verbose: bool = False) -> list[Result]:
+def main(names: Iterable[str] | None = None, *, verbose: bool = False) -> list[Result]:
     backend = get_backend()
     print(
         f"backprop main job on {backend.describe()}: the assignment's networks on scikit-learn's "

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 from ..backends.npz import decode_text, load_npz, save_npz_atomic
 from ..serialization import architecture
-from .loop import Callback
+from .loop import Callback, Trainer
+
+if TYPE_CHECKING:
+    from .._typing import FilePath
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -24,7 +28,7 @@ FORMAT = 1
 _RECORD, _PARAM, _OPT, _CB = "__checkpoint__", "param/", "opt/", "cb/"
 
 
-def save_checkpoint(trainer, path) -> None:
+def save_checkpoint(trainer: Trainer, path: FilePath) -> None:
     """Write everything :func:`load_checkpoint` needs to continue ``trainer`` to ``path``,
     atomically."""
     state = trainer.state_dict()
@@ -45,7 +49,7 @@ def save_checkpoint(trainer, path) -> None:
     save_npz_atomic(path, {_RECORD: json.dumps(record), **arrays})
 
 
-def load_checkpoint(trainer, path) -> None:
+def load_checkpoint(trainer: Trainer, path: FilePath) -> None:
     """Put ``trainer`` (its network, optimizer, schedule, callbacks, generators) back as saved in
     ``path``.
 
@@ -89,16 +93,16 @@ class Checkpoint(Callback):
     """Save the run to ``path`` after every epoch; with ``resume``, continue from ``path`` if it
     exists."""
 
-    def __init__(self, path, *, resume: bool = False) -> None:
+    def __init__(self, path: FilePath, *, resume: bool = False) -> None:
         self.path = os.fspath(path)
         self.resume = resume
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"Checkpoint: the directory of {self.path} does not exist")
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Trainer) -> None:
         if self.resume and os.path.exists(self.path):
             load_checkpoint(trainer, self.path)
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         save_checkpoint(trainer, self.path)

@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from .._checks import positive_int
 from ..backends import asarray, host_rng
 from ..backends.random import generator_state, set_generator_state
 from ..module import Loss, Module
-from .rules import make_optimizer
+from .rules import Optimizer, make_optimizer
 from .schedules import make_schedule
 from .step import Optim, backend_of_net, validate_targets
+
+if TYPE_CHECKING:
+    from .._typing import Array, ArrayLike, FilePath, Metric
+    from ..backends.random import RNG
+    from .schedules import ScheduleSpec
 
 __all__ = [
     "SGD", "Callback", "DivergenceError", "DivergenceGuard", "EarlyStopping", "EpochLog", "History",
@@ -117,7 +124,14 @@ def _check_data(backend, X, Y, what="SGD"):
     return X, Y
 
 
-def evaluate(net: Module, loss: Loss, X, Y, batch_size: int = 1024, metric=None):
+def evaluate(
+    net: Module,
+    loss: Loss,
+    X: ArrayLike,
+    Y: ArrayLike,
+    batch_size: int = 1024,
+    metric: Metric | None = None,
+) -> tuple[float, float | None]:
     """Mean cost (and ``metric(yhat, Y)``) of ``net`` on ``(X, Y)`` in evaluation mode.
 
     Returns ``(cost, metric_value)``; ``metric_value`` is None without a metric.
@@ -181,10 +195,10 @@ class DivergenceGuard(Callback):
     the network is never left holding NaN or infinite weights.
     """
 
-    def on_epoch_begin(self, trainer, epoch):
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
         self._snapshot = trainer.net.state_dict()
 
-    def check(self, trainer: Trainer, epoch: int, costs) -> None:
+    def check(self, trainer: Trainer, epoch: int, costs: Array) -> None:
         xp = trainer.backend.xp
         finite = xp.isfinite(costs)
         if bool(xp.all(finite)):
@@ -204,17 +218,31 @@ class Validation(Callback):
     """Evaluate on ``(X_val, Y_val)`` after every epoch: adds ``val_loss`` (and ``metric``) to the
     logs."""
 
-    def __init__(self, X_val, Y_val, metric=None, batch_size: int = 1024) -> None:
+    def __init__(
+        self,
+        X_val: ArrayLike,
+        Y_val: ArrayLike,
+        metric: Metric | None = None,
+        batch_size: int = 1024,
+    ) -> None:
         self.data, self.metric, self.batch_size = (X_val, Y_val), metric, batch_size
 
     @staticmethod
-    def evaluate(net, loss, X, Y, *, batch_size, metric):
+    def evaluate(
+        net: Module,
+        loss: Loss,
+        X: ArrayLike,
+        Y: ArrayLike,
+        *,
+        batch_size: int,
+        metric: Metric | None,
+    ) -> tuple[float, float | None]:
         return evaluate(net, loss, X, Y, batch_size=batch_size, metric=metric)
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Trainer) -> None:
         self.data = _check_data(trainer.backend, *self.data, what="SGD validation")
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         val, score = self.evaluate(
             trainer.net, trainer.loss, *self.data, batch_size=self.batch_size, metric=self.metric
         )
@@ -244,7 +272,7 @@ class EarlyStopping(Callback):
         self.patience, self.monitor, self.restore_best = patience, monitor, restore_best
         self.best, self.waited, self.best_state = None, 0, None
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         if self.monitor not in logs:
             raise ValueError(
                 f"EarlyStopping: no {self.monitor!r} in the epoch's logs; put a Validation "
@@ -261,7 +289,7 @@ class EarlyStopping(Callback):
             trainer.history.stopped_early = True
             trainer.stop = True
 
-    def on_train_end(self, trainer):
+    def on_train_end(self, trainer: Trainer) -> None:
         if self.best_state is not None and trainer.history.best_epoch != len(trainer.history):
             trainer.net.load_state_dict(self.best_state)
 
@@ -276,10 +304,10 @@ class EarlyStopping(Callback):
 class EpochLog(Callback):
     """Print one line per epoch (cost, validation cost and metric, time) to ``stream``."""
 
-    def __init__(self, stream=None, metric_name: str = "metric") -> None:
+    def __init__(self, stream: TextIO | None = None, metric_name: str = "metric") -> None:
         self.stream, self.metric_name = stream, metric_name
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         print(
             f"{_line(epoch, trainer.epochs, logs, self.metric_name)}  ({logs['time']:.2f} s)",
             file=self.stream or sys.stdout,
@@ -293,7 +321,7 @@ class ProgressBar(Callback):
     def __init__(self, metric_name: str = "metric") -> None:
         self.metric_name, self.bar = metric_name, None
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Trainer) -> None:
         try:
             from tqdm.auto import tqdm
         except ImportError:
@@ -306,14 +334,14 @@ class ProgressBar(Callback):
             dynamic_ncols=True,
         )
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         if self.bar is not None:
             self.bar.set_postfix_str(
                 _line(epoch, trainer.epochs, logs, self.metric_name).split("  ", 1)[1]
             )
             self.bar.update(1)
 
-    def on_train_end(self, trainer):
+    def on_train_end(self, trainer: Trainer) -> None:
         if self.bar is not None:
             self.bar.close()
 
@@ -361,9 +389,19 @@ class Trainer:
     """
 
     def __init__(
-        self, net, loss, optimizer=None, *, eps=1e-3, batch_size=32, shuffle=True, seed=None,
-        scheduler=None, callbacks=(), compile="auto",
-    ):  # fmt: skip
+        self,
+        net: Module,
+        loss: Loss,
+        optimizer: str | Optimizer | None = None,
+        *,
+        eps: float = 1e-3,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: RNG = None,
+        scheduler: ScheduleSpec = None,
+        callbacks: Iterable[Callback] = (),
+        compile: bool | Literal["auto"] = "auto",
+    ) -> None:
         _positive_int("batch_size", batch_size)
         self.optim = Optim(net, loss, eps, make_optimizer(optimizer, _rate(eps)), compile=compile)
         self.net, self.loss, self.batch_size, self.shuffle = net, loss, batch_size, bool(shuffle)
@@ -385,10 +423,10 @@ class Trainer:
     loop_name = "SGD"
 
     @property
-    def optimizer(self):
+    def optimizer(self) -> Optimizer:
         return self.optim.optimizer
 
-    def add_callbacks(self, callbacks) -> None:
+    def add_callbacks(self, callbacks: Iterable[Callback]) -> None:
         """Append ``callbacks`` (run after those already there)."""
         callbacks = list(callbacks)
         for c in callbacks:
@@ -399,7 +437,9 @@ class Trainer:
                 )
         self.callbacks.extend(callbacks)
 
-    def validation_callback(self, X_val, Y_val, metric=None) -> Callback:
+    def validation_callback(
+        self, X_val: ArrayLike, Y_val: ArrayLike, metric: Metric | None = None
+    ) -> Callback:
         """The callback that validates on ``(X_val, Y_val)`` for this loop's kind of data."""
         return Validation(X_val, Y_val, metric=metric)
 
@@ -407,7 +447,7 @@ class Trainer:
         """Release what the loop holds beyond the network (nothing here; a cluster client
         in :class:`~backprop.distributed.DataParallelTrainer`)."""
 
-    def fit(self, X, Y, epochs: int) -> History:
+    def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int) -> History:
         """Train until ``epochs`` epochs are complete (counting those already done); returns the
         history."""
         _positive_int("epochs", epochs, minimum=0)
@@ -420,7 +460,13 @@ class Trainer:
             epochs, n, len(bounds), lambda: (self._run_epoch(X, Y, bounds), sizes)
         )
 
-    def run_epochs(self, epochs: int, n: int, batches: int, run_epoch) -> History:
+    def run_epochs(
+        self,
+        epochs: int,
+        n: int,
+        batches: int,
+        run_epoch: Callable[[], tuple[Array, Sequence[float]]],
+    ) -> History:
         """The epoch loop of :meth:`Trainer.fit <backprop.Trainer.fit>` around ``run_epoch()``.
 
         ``run_epoch()`` trains one epoch and returns ``(costs, sizes)``: the batch
@@ -523,30 +569,30 @@ def _positive_int(name, value, minimum=1):
 def SGD(
     net: Module,
     loss: Loss,
-    X,
-    Y,
+    X: ArrayLike,
+    Y: ArrayLike,
     batch_size: int = 32,
     epochs: int = 10,
     eps: float = 1e-3,
     shuffle: bool = True,
-    seed=None,
+    seed: RNG = None,
     verbose: bool = False,
     *,
     lr: float | None = None,
-    optimizer=None,
-    scheduler=None,
-    validation=None,
-    metric=None,
+    optimizer: str | Optimizer | None = None,
+    scheduler: ScheduleSpec = None,
+    validation: tuple[ArrayLike, ArrayLike] | None = None,
+    metric: Metric | None = None,
     patience: int | None = None,
     monitor: str = "val_loss",
     restore_best: bool = True,
     progress: bool = False,
-    callbacks=(),
-    checkpoint=None,
+    callbacks: Iterable[Callback] = (),
+    checkpoint: FilePath | None = None,
     resume: bool = False,
     compile: bool | str = "auto",
     trainer: type[Trainer] | None = None,
-    **trainer_options,
+    **trainer_options: Any,
 ) -> History:
     """Mini-batch gradient descent; returns the per-epoch mean training cost (a :class:`History`).
 
@@ -649,7 +695,15 @@ def SGD(
 
 
 def check_callback_options(
-    owner, *, validation, metric, patience, monitor, checkpoint, resume, **_unused
+    owner: str,
+    *,
+    validation: tuple[ArrayLike, ArrayLike] | None,
+    metric: Metric | None,
+    patience: int | None,
+    monitor: str,
+    checkpoint: FilePath | None,
+    resume: bool,
+    **_unused: Any,
 ) -> None:
     """The argument errors of :func:`assemble_callbacks`, raised before anything is built."""
     if patience is not None and validation is None:
@@ -672,16 +726,16 @@ def check_callback_options(
 def assemble_callbacks(
     trainer: Trainer,
     *,
-    validation=None,
-    metric=None,
-    patience=None,
-    monitor="val_loss",
-    restore_best=True,
-    verbose=False,
-    progress=False,
-    callbacks=(),
-    checkpoint=None,
-    resume=False,
+    validation: tuple[ArrayLike, ArrayLike] | None = None,
+    metric: Metric | None = None,
+    patience: int | None = None,
+    monitor: str = "val_loss",
+    restore_best: bool = True,
+    verbose: bool = False,
+    progress: bool = False,
+    callbacks: Iterable[Callback] = (),
+    checkpoint: FilePath | None = None,
+    resume: bool = False,
 ) -> list:
     """The callbacks :func:`backprop.SGD` makes of its arguments for ``trainer``.
 

@@ -12,9 +12,14 @@ parameters' own backend and device.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from .._checks import positive_int
 from ..module import Module
+
+if TYPE_CHECKING:
+    from .._typing import Array
+    from ..backends import Backend
 
 __all__ = ["Adam", "GradientDescent", "Momentum", "Optimizer", "make_optimizer"]
 
@@ -58,7 +63,9 @@ class Optimizer:
         # (id(module), key) -> (module, {buffer: array}); the module keeps ids unique
         self._state: dict = {}
 
-    def update(self, backend, p, g, state: dict, lr, t):
+    def update(
+        self, backend: Backend, p: Array, g: Array, state: dict, lr: float | Array, t: int | Array
+    ) -> Array:
         """The new value of parameter ``p`` from gradient ``g``; updates ``state`` (its buffers).
 
         ``lr`` and ``t`` (the 1-based step count) are numbers, or 0-d arrays
@@ -71,7 +78,7 @@ class Optimizer:
         self.steps += 1
         self.apply(net, self.lr, self.steps)
 
-    def apply(self, net: Module, lr, t) -> None:
+    def apply(self, net: Module, lr: float | Array, t: int | Array) -> None:
         """The update of :meth:`step` with an explicit learning rate and step count (no
         counting).
         """
@@ -170,7 +177,7 @@ class GradientDescent(Optimizer):
     of the parameter).
     """
 
-    def apply(self, net: Module, lr, t) -> None:
+    def apply(self, net: Module, lr: float | Array, t: int | Array) -> None:
         if self.weight_decay:
             super().apply(net, lr, t)
             return
@@ -186,7 +193,9 @@ class GradientDescent(Optimizer):
             for key in m._parameters:
                 m.set_parameter(key, b.axpy_(m.get_parameter(key), alpha, m.get_gradient(key)))
 
-    def update(self, backend, p, g, state, lr, t):
+    def update(
+        self, backend: Backend, p: Array, g: Array, state: dict, lr: float | Array, t: int | Array
+    ) -> Array:
         return backend.axpy_(p, -lr, g)
 
 
@@ -206,7 +215,7 @@ class Momentum(Optimizer):
         *,
         nesterov: bool = False,
         weight_decay: float = 0.0,
-    ):
+    ) -> None:
         super().__init__(lr, weight_decay)
         self.momentum = _check_rate("Momentum", "momentum", momentum, allow_zero=True)
         if self.momentum >= 1:
@@ -220,7 +229,9 @@ class Momentum(Optimizer):
             **super()._options(),
         }
 
-    def update(self, backend, p, g, state, lr, t):
+    def update(
+        self, backend: Backend, p: Array, g: Array, state: dict, lr: float | Array, t: int | Array
+    ) -> Array:
         v = state["velocity"] = backend.add_(backend.scale_(state["velocity"], self.momentum), g)
         return backend.axpy_(p, -lr, g + self.momentum * v if self.nesterov else v)
 
@@ -240,7 +251,7 @@ class Adam(Optimizer):
         betas: tuple = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
-    ):
+    ) -> None:
         super().__init__(lr, weight_decay)
         try:
             b1, b2 = betas
@@ -260,7 +271,9 @@ class Adam(Optimizer):
     def _options(self) -> dict:
         return {"betas": self.betas, "eps": self.eps, **super()._options()}
 
-    def update(self, backend, p, g, state, lr, t):
+    def update(
+        self, backend: Backend, p: Array, g: Array, state: dict, lr: float | Array, t: int | Array
+    ) -> Array:
         b1, b2 = self.betas
         c1, c2 = 1 - b1**t, 1 - b2**t
         mean = state["mean"] = backend.add_(backend.scale_(state["mean"], b1), (1 - b1) * g)
@@ -271,7 +284,7 @@ class Adam(Optimizer):
 _NAMES = {"sgd": GradientDescent, "gd": GradientDescent, "momentum": Momentum, "adam": Adam}
 
 
-def make_optimizer(spec, lr: float) -> Optimizer:
+def make_optimizer(spec: str | Optimizer | None, lr: float) -> Optimizer:
     """An optimizer from a name (``'sgd'``, ``'momentum'``, ``'nesterov'``, ``'adam'``) or an
     instance.
     """

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeAlias
 
 from .._checks import positive_int
 from .rules import Optimizer, _check_rate
@@ -77,7 +79,16 @@ class CosineLR(_Schedule):
         return self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def make_schedule(spec, optimizer: Optimizer, epochs: int):
+#: what a ``scheduler`` argument takes: None, ``'cosine'``, a schedule, or a function
+#: optimizer -> schedule
+ScheduleSpec: TypeAlias = _Schedule | str | Callable[[Optimizer], _Schedule] | None
+
+
+def make_schedule(
+    spec: ScheduleSpec,
+    optimizer: Optimizer,
+    epochs: int,
+) -> _Schedule | None:
     """A schedule from ``None``, a schedule, a function ``optimizer -> schedule``, or ``'cosine'``
     (over ``epochs``); checked before any training."""
     if spec is None or isinstance(spec, _Schedule):

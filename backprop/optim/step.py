@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from ..backends import asarray, backend_of, get_backend
+from typing import TYPE_CHECKING, Literal
+
+from ..backends import Backend, asarray, backend_of, get_backend
 from ..module import _TARGETS_CHECKED, Loss, Module
-from .rules import make_optimizer
+from .rules import Optimizer, make_optimizer
+
+if TYPE_CHECKING:
+    from .._typing import Array
 
 __all__ = ["Optim", "backend_of_net"]
 
 
-def backend_of_net(net: Module):
+def backend_of_net(net: Module) -> Backend:
     """The backend of a network's parameters (the backend in force if it has none)."""
     for m in net.unique_modules():
         m._ensure_backend()
@@ -49,11 +54,11 @@ class Optim:
         net: Module,
         loss: Loss,
         eps: float | None = None,
-        optimizer=None,
+        optimizer: str | Optimizer | None = None,
         *,
-        lr=None,
-        compile=False,
-    ):
+        lr: float | None = None,
+        compile: bool | Literal["auto"] = False,
+    ) -> None:
         if not isinstance(net, Module):
             raise TypeError(f"Optim: net must be a Module, got {type(net).__name__}")
         if not isinstance(loss, Loss):
@@ -90,7 +95,7 @@ class Optim:
 
     lr = eps
 
-    def step(self, batch_x, batch_y):
+    def step(self, batch_x: Array, batch_y: Array) -> Array:
         """Train on one batch; returns the batch mean cost as a 0-d array (no host sync)."""
         shape = getattr(batch_x, "shape", None)
         if shape is not None and len(shape) and shape[0] == 0:
@@ -185,7 +190,7 @@ class Optim:
         return f"Optim(loss={self.loss!r}, optimizer={self.optimizer!r}{compiled})"
 
 
-def validate_targets(net: Module, loss: Loss, X, Y) -> None:
+def validate_targets(net: Module, loss: Loss, X: Array, Y: Array) -> None:
     """Check every target of ``Y`` with the loss's own checks, once, without a full forward pass.
 
     The network's output for the first row (in evaluation mode, so no

@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __doc__ as DESCRIPTION
 from . import study
 from .study import FULL, QUICK, Settings
 
+if TYPE_CHECKING:
+    from ..._typing import FilePath
 
-def run(out, s: Settings, seed: int = 0, progress: bool = True) -> dict:
+
+def run(out: FilePath, s: Settings, seed: int = 0, progress: bool = True) -> dict:
     """Run the study with settings ``s`` and write its files into ``out``; returns the results.
 
     ``results.json`` is written first; the report is then written from what
@@ -33,7 +38,7 @@ def run(out, s: Settings, seed: int = 0, progress: bool = True) -> dict:
     return results
 
 
-def main(argv=None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m backprop.experiments.autoencoder",
         description=DESCRIPTION,

@@ -6,10 +6,17 @@ labels can be checked); :func:`draw` saves them all into the output directory.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ... import plotting
 from .study import RAW
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..._typing import Array
 
 #: File name of each figure, as the report links them.
 FILES = ("reconstructions.png", "latent2d.png", "tsne.png", "denoising.png", "classification.png")
@@ -48,7 +55,7 @@ def _images(ax_row, images, title=None):
         ax_row[0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
 
 
-def reconstructions_figure(originals, rows):
+def reconstructions_figure(originals: Array, rows: Sequence[tuple[str, Array]]) -> Figure:
     """Test digits in the first row, then one row of reconstructions per ``(label, images)``."""
     n = len(originals)
     fig, axes = plotting.subplots(1 + len(rows), n, figsize=(n * 0.9 + 1.5, (1 + len(rows)) * 0.95))
@@ -60,7 +67,7 @@ def reconstructions_figure(originals, rows):
     return fig
 
 
-def codes_figure(points, labels, title, axis_labels):
+def codes_figure(points: Array, labels: Array, title: str, axis_labels: Sequence[str]) -> Figure:
     """A scatter of 2-D ``points`` coloured by digit, each digit's name at its centroid."""
     fig, ax = plotting.subplots(figsize=(5.2, 4.6))
     sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=12, alpha=0.85)
@@ -85,7 +92,7 @@ def codes_figure(points, labels, title, axis_labels):
     return fig
 
 
-def denoising_figure(rows, examples):
+def denoising_figure(rows: Sequence[dict], examples: Sequence[tuple[str, Array]]) -> Figure:
     """The error against the noise std (the results' ``rows``), and ``(label, images)`` rows."""
     fig = plotting.figure((11, 4.6))
     grid = fig.add_gridspec(
@@ -113,7 +120,7 @@ def denoising_figure(rows, examples):
     return fig
 
 
-def classification_figure(results):
+def classification_figure(results: dict) -> Figure:
     """Test accuracy of a logistic regression on the codes, against the code size."""
     sizes = results["settings"]["latent_sizes"]
     accuracy = results["classification"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from .study import LARGE_NOISE, RAW, TIED_TOLERANCE
@@ -216,7 +217,7 @@ def report(r: dict, *, images: str = "") -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> str:
+def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(
         prog="python -m backprop.experiments.autoencoder.report",
         description="Write the autoencoder study's report from its results.json (no training).",

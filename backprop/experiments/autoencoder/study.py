@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ... import (
     SGD,
@@ -23,6 +24,11 @@ from ... import (
     to_numpy,
 )
 from ...backends import host_rng
+
+if TYPE_CHECKING:
+    from ..._typing import Array
+    from ...autoencoder import Autoencoder
+    from ...module import Loss, Module
 
 RAW = "raw pixels (64-D)"
 #: The denoising autoencoder must beat the noisy input from this noise std on.
@@ -63,7 +69,17 @@ QUICK = Settings(
 # ------------------------------------------------------------------ training
 
 
-def train(X_tr, latent: int, s: Settings, *, loss=None, tied=False, noise=None, seed=0, bar=None):
+def train(
+    X_tr: Array,
+    latent: int,
+    s: Settings,
+    *,
+    loss: Loss | None = None,
+    tied: bool = False,
+    noise: float | None = None,
+    seed: int = 0,
+    bar: Any = None,
+) -> tuple[Autoencoder, float, list[float]]:
     """Train a ``64 -> hidden -> latent`` autoencoder with Adam.
 
     Returns ``(autoencoder, seconds, losses)``.
@@ -91,7 +107,7 @@ def train(X_tr, latent: int, s: Settings, *, loss=None, tied=False, noise=None, 
     return ae, time.perf_counter() - t0, losses
 
 
-def reconstruction_errors(net, X_in, X_clean) -> dict:
+def reconstruction_errors(net: Module, X_in: Array, X_clean: Array) -> dict:
     """Test BCE (per image, summed over pixels) and MSE (per pixel) of ``net(X_in)``.
 
     Both are measured against ``X_clean``.
@@ -319,7 +335,7 @@ def _bar(total, enabled):
     return tqdm(total=total, desc="training autoencoders", unit="net")
 
 
-def jsonable(value):
+def jsonable(value: Any) -> Any:
     """``value`` with string keys, lists for tuples and Python numbers for array scalars."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
