@@ -16,30 +16,21 @@ Inside a container or the training step, the internal ``_forward`` /
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING
 
 from .backends import backend_of
-from .module import Module, _fresh_copy
+from .module import _STRUCTURE, Module, _fresh_copy, _structure_changed
 
 if TYPE_CHECKING:
     from ._typing import Array
 
 __all__ = ["Concat", "Sequential", "Sequentiel"]
 
-# bumped whenever a container changes its children: cached structure facts are then recomputed
-_structure_version = itertools.count()
-_STRUCTURE = [next(_structure_version)]
-
 
 def _check_module(owner: str, m) -> Module:
     if not isinstance(m, Module):
         raise TypeError(f"{owner}: expected a Module, got {type(m).__name__}")
     return m
-
-
-def _structure_changed() -> None:
-    _STRUCTURE[0] = next(_structure_version)
 
 
 class _Container(Module):

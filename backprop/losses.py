@@ -40,7 +40,7 @@ def _weighted(xp, Y, A):
     nothing to the cost, whatever its score: PyTorch gives the finite value.
     """
     # mask before multiplying: 0 * inf would also warn on NumPy
-    return Y * xp.where(Y == 0, xp.zeros_like(A), A)
+    return Y * xp.where(Y == 0, 0.0, A)
 
 
 class _CheckedLoss(Loss):

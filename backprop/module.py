@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,15 @@ def _floating(x, what: str, error):
 def _fresh_copy(x):
     """A copy of ``x`` that nobody else holds (``x`` itself for an immutable library)."""
     return backend_of(x).copy(x)
+
+
+# bumped whenever a container changes its children: cached structure facts are then recomputed
+_structure_version = itertools.count()
+_STRUCTURE = [next(_structure_version)]
+
+
+def _structure_changed() -> None:
+    _STRUCTURE[0] = next(_structure_version)
 
 
 class Module:
@@ -212,11 +222,20 @@ class Module:
             yield from child.modules()
 
     def unique_modules(self) -> list[Module]:
-        """This module and its descendants, each once, in order of first appearance."""
+        """This module and its descendants, each once, in order of first appearance.
+
+        Walked once per structure: the list is kept until a container anywhere
+        changes its children (every step asks for it two or three times).
+        """
+        cached = self.__dict__.get("_unique")
+        if cached is not None and cached[0] == _STRUCTURE[0]:
+            return list(cached[1])
         seen: dict[int, Module] = {}
         for m in self.modules():
             seen.setdefault(id(m), m)
-        return list(seen.values())
+        found = list(seen.values())
+        self._unique = (_STRUCTURE[0], found)
+        return list(found)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """``(name, array)`` for every parameter, children's names prefixed by their index.

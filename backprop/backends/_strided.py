@@ -113,3 +113,44 @@ def max_pool_backward(
     lib.logical_not(taken, out=taken)
     lib.multiply(delta, taken, out=dx[slices[-1]])
     return dx
+
+
+class Strided:
+    """The methods of a backend whose arrays are NumPy-like strided arrays (NumPy, CuPy):
+    zeroing with ``fill``, windows as strided views, im2col with one copy. ``lib`` is the
+    library module."""
+
+    lib: Any = None
+
+    def zero_(self, target: Array) -> Array:
+        target.fill(0)
+        return target
+
+    def windows(self, x: Array, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Array:
+        return windows(self.lib, x, kernel, strides)
+
+    def im2col(
+        self, x: Array, kernel: tuple[int, ...], strides: tuple[int, ...], *, ones: bool = False
+    ) -> Array:
+        return im2col(self.lib, x, kernel, strides, ones=ones)
+
+
+class OutMaxPool:
+    """``max_pool_backward`` written straight into the result with ``out=`` (see
+    :func:`max_pool_backward`); ``out_ops`` holds the library's element-wise functions under
+    NumPy's names. Overlapping windows and single offsets go to the standard version."""
+
+    out_ops: Any = None
+
+    def max_pool_backward(
+        self,
+        x: Array,
+        y: Array,
+        delta: Array,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+    ) -> Array:
+        dx = max_pool_backward(self.out_ops, x, y, delta, kernel, strides)
+        if dx is None:
+            return super().max_pool_backward(x, y, delta, kernel, strides)
+        return dx

@@ -14,11 +14,12 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-class CuPyBackend(Backend):
+class CuPyBackend(_strided.Strided, Backend):
     """CuPy arrays (``device`` ``cuda:0``, ``0``, ...)."""
 
     name = "cupy"
     xp = _xp
+    lib = cupy
     array_type = cupy.ndarray
 
     @classmethod
@@ -78,22 +79,3 @@ class CuPyBackend(Backend):
     def synchronize(self, *arrays: cupy.ndarray) -> None:
         with self.device:
             cupy.cuda.get_current_stream().synchronize()
-
-    def zero_(self, target: cupy.ndarray) -> cupy.ndarray:
-        target.fill(0)
-        return target
-
-    def windows(
-        self, x: cupy.ndarray, kernel: tuple[int, ...], strides: tuple[int, ...]
-    ) -> cupy.ndarray:
-        return _strided.windows(cupy, x, kernel, strides)
-
-    def im2col(
-        self,
-        x: cupy.ndarray,
-        kernel: tuple[int, ...],
-        strides: tuple[int, ...],
-        *,
-        ones: bool = False,
-    ) -> cupy.ndarray:
-        return _strided.im2col(cupy, x, kernel, strides, ones=ones)

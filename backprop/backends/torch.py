@@ -24,12 +24,13 @@ _OUT_OPS = types.SimpleNamespace(
 )  # fmt: skip
 
 
-class TorchBackend(Backend):
+class TorchBackend(_strided.OutMaxPool, Backend):
     """PyTorch tensors (``device`` ``cpu``, ``cuda``, ``cuda:1``, ...)."""
 
     name = "torch"
     xp = _xp
     array_type = torch.Tensor
+    out_ops = _OUT_OPS
 
     @classmethod
     def devices(cls) -> list:
@@ -118,18 +119,3 @@ class TorchBackend(Backend):
         cols[:, width] = 1
         cols.view(*lead, width + 1)[..., :width].unflatten(-1, tuple(w.shape[1 + d :])).copy_(w)
         return cols
-
-    def max_pool_backward(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        delta: torch.Tensor,
-        kernel: tuple[int, ...],
-        strides: tuple[int, ...],
-    ) -> torch.Tensor:
-        """Max-pool gradient written straight into the result with ``out=`` (the NumPy
-        backend's, see ``_strided.max_pool_backward``)."""
-        dx = _strided.max_pool_backward(_OUT_OPS, x, y, delta, kernel, strides)
-        if dx is None:  # overlapping windows, or one offset
-            return super().max_pool_backward(x, y, delta, kernel, strides)
-        return dx
