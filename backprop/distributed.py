@@ -187,8 +187,9 @@ class DataParallelTrainer(Trainer):
 
     Parameters
     ----------
-    net, loss, optimizer, eps, batch_size, shuffle, seed, scheduler, callbacks
-        As for :class:`~backprop.Trainer` (the update runs on the driver).
+    net, loss, optimizer, seed
+        As for :class:`~backprop.Trainer` (the update runs on the driver; ``seed``
+        also draws each shard's stream of dropout masks).
     compile : bool
         Refused: the steps run on the workers.
     client : distributed.Client, str or None
@@ -204,6 +205,9 @@ class DataParallelTrainer(Trainer):
         Attempts of a step on replacement workers before :class:`WorkerLostError`.
     worker_timeout : float, default 60
         Seconds to wait for a replacement worker to join after a failure.
+    **options
+        The other arguments of :class:`~backprop.Trainer`: ``eps``, ``batch_size``,
+        ``shuffle``, ``scheduler``, ``callbacks``.
 
     Attributes
     ----------

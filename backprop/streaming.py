@@ -283,12 +283,15 @@ class StreamingTrainer(Trainer):
 
     Parameters
     ----------
-    net, loss, optimizer, eps, batch_size, shuffle, seed, scheduler, callbacks, compile
-        As for :class:`~backprop.Trainer`.
+    net, loss, optimizer, compile
+        As for :class:`~backprop.Trainer` (``compile`` is False by default here).
     chunk_rows : int, optional
         Rows per chunk (see :class:`RowChunks`).
     prefetch : bool, default True
         Read the next chunk in a background thread.
+    **options
+        The other arguments of :class:`~backprop.Trainer`: ``eps``, ``batch_size``,
+        ``shuffle``, ``seed``, ``scheduler``, ``callbacks``.
 
     Notes
     -----
