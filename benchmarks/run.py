@@ -106,11 +106,12 @@ def _peer_contenders(w, batch, batches, peers, weights, skipped):
     if "numpy" in peers:
         floor = NumpyStep(w, weights)
         nxt = cycler(batches)
+        # every lambda binds its own cycler (default arguments): ``nxt`` is rebound below
         yield Contender(
             NUMPY_FLOOR,
             "floor",
-            lambda: floor.step(*nxt()),
-            lambda: floor.infer(nxt()[0]),
+            lambda f=floor, n=nxt: f.step(*n()),
+            lambda f=floor, n=nxt: f.infer(n()[0]),
             memory="tracemalloc",
         )
     devices = [d for d, key in (("cpu", "torch"), ("cuda", "torch:cuda")) if key in peers]
@@ -141,7 +142,13 @@ def _peer_contenders(w, batch, batches, peers, weights, skipped):
             _skip(skipped, f"{JAX}: JAX is not installed (pip install 'backprop[jax]')")
         else:
             nxt = cycler([j.prepare(X, y) for X, y in batches])
-            yield Contender(JAX, "peer", lambda: j.step(*nxt()), lambda: j.infer(nxt()[0]), j.sync)
+            yield Contender(
+                JAX,
+                "peer",
+                lambda j=j, n=nxt: j.step(*n()),
+                lambda j=j, n=nxt: j.infer(n()[0]),
+                j.sync,
+            )
     if "sklearn" in peers and w.sklearn:
         try:
             s = SklearnStep(w, batch)
@@ -153,8 +160,8 @@ def _peer_contenders(w, batch, batches, peers, weights, skipped):
             yield Contender(
                 "sklearn MLPClassifier",
                 "peer",
-                lambda: s.step(*nxt()),
-                lambda: s.infer(nxt()[0]),
+                lambda s=s, n=nxt: s.step(*n()),
+                lambda s=s, n=nxt: s.infer(n()[0]),
                 memory="tracemalloc",
             )
 

@@ -3,6 +3,7 @@
 Nothing about speed: timing never decides a test.
 """
 
+import importlib.util
 import json
 import pathlib
 import subprocess
@@ -186,3 +187,37 @@ def test_compare_reads_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| seed_cnn | 256 | backprop[numpy] | 100 | 150 | 1.50x |" in out
     assert "| seed_cnn | 256 | backprop[numpy] | 2.00 | 3.00 |" in out
+
+
+@pytest.mark.parametrize("name", ["seed_mlp", "seed_cnn"])
+def test_each_peer_gets_its_own_batches(name, monkeypatch):
+    """Every contender's step receives the arrays prepared for it (a closure bound late would
+    hand the hand-written NumPy step another library's arrays)."""
+    from benchmarks import run, workloads
+
+    seen = {}
+
+    def spy(cls, label):
+        real = cls.step
+
+        def step(self, X, y):
+            seen.setdefault(label, set()).add(type(X).__module__.split(".")[0])
+            return real(self, X, y)
+
+        monkeypatch.setattr(cls, "step", step)
+
+    spy(workloads.NumpyStep, "numpy")
+    peers = ["numpy"]
+    for module, cls in (("torch", "TorchStep"), ("jax", "JaxStep")):
+        if importlib.util.find_spec(module) is not None:
+            spy(getattr(workloads, cls), module)
+            peers.append(module)
+    args = run.parse_args(["--quick", "--backends", "numpy", "--peers", *peers, "sklearn"])
+    w = workloads.WORKLOADS[name]
+    for c in run.contenders_for(w, 8, args, []):
+        for _ in range(3):
+            c.sync(c.train())
+    expected = {"numpy": {"numpy"}, "torch": {"torch"}, "jax": {"jaxlib", "jax"}}
+    for label, kinds in seen.items():
+        assert kinds <= expected[label], (label, kinds)
+    assert set(seen) == set(peers)
