@@ -140,8 +140,9 @@ class Optim:
         params = [m.get_parameter(k) for m, k in slots]
         buffers = [dict(opt.state_of(m, k)) for m, k in slots]
         opt.steps += 1
-        lr = b.xp.asarray(opt.lr, dtype=b.dtype)
-        t = b.xp.asarray(float(opt.steps), dtype=b.dtype)
+        # Python numbers: the compiled function takes them as traced scalars of the parameters'
+        # precision (no new trace when they change), without the cost of making arrays here
+        lr, t = float(opt.lr), float(opt.steps)
         try:
             new_params, grads, new_buffers, cost = fn(params, buffers, lr, t, batch_x, batch_y)
         except BaseException:
