@@ -81,7 +81,9 @@ def step_model(net, n_features: int) -> dict:
     (parameter traffic and gradients, independent of the batch) does not.
     """
     layers = _leaves(net)
-    x = bp.asarray(np.zeros((1, n_features), dtype=np.float32), backend=_host_backend())
+    # a probe row on the network's own backend (whatever BACKPROP_BACKEND says)
+    backend = next((m.backend for m in layers if m.backend is not None), None) or _host_backend()
+    x = bp.asarray(np.zeros((1, n_features), dtype=np.float32), backend=backend)
     shapes = []
     for m in layers:
         y = m.forward(x)
