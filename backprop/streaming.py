@@ -53,14 +53,7 @@ if TYPE_CHECKING:
     from ._typing import Array, ArrayLike, FilePath, Metric
     from .optim.rules import Optimizer
 
-__all__ = [
-    "RowChunks",
-    "StreamingTrainer",
-    "StreamingValidation",
-    "evaluate",
-    "fit",
-    "predict",
-]
+__all__ = ["RowChunks", "StreamingTrainer", "StreamingValidation", "evaluate", "fit", "predict"]
 
 #: data per chunk when nothing else decides it: a few chunks stay well under a GB
 DEFAULT_CHUNK_BYTES = 32 << 20

@@ -66,12 +66,7 @@ def im2col(
 
 
 def max_pool_backward(
-    lib: Any,
-    x: Array,
-    y: Array,
-    delta: Array,
-    kernel: tuple[int, ...],
-    strides: tuple[int, ...],
+    lib: Any, x: Array, y: Array, delta: Array, kernel: tuple[int, ...], strides: tuple[int, ...]
 ) -> Array | None:
     """Max-pool gradient written straight into the result, each kernel offset once; None when
     the windows overlap (stride < kernel) or have one offset (the standard version's cases).
@@ -143,12 +138,7 @@ class OutMaxPool:
     out_ops: Any = None
 
     def max_pool_backward(
-        self,
-        x: Array,
-        y: Array,
-        delta: Array,
-        kernel: tuple[int, ...],
-        strides: tuple[int, ...],
+        self, x: Array, y: Array, delta: Array, kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> Array:
         dx = max_pool_backward(self.out_ops, x, y, delta, kernel, strides)
         if dx is None:

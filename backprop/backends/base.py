@@ -356,11 +356,7 @@ class Backend:
         return result
 
     def spread(
-        self,
-        part: Array,
-        shape: tuple[int, ...],
-        kernel: tuple[int, ...],
-        strides: tuple[int, ...],
+        self, part: Array, shape: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> Array:
         """``(N, *spatial, C)`` zeros plus ``part`` (``(N, *out, C)``) added at every kernel offset.
 
@@ -394,12 +390,7 @@ class Backend:
         return y
 
     def max_pool_backward(
-        self,
-        x: Array,
-        y: Array,
-        delta: Array,
-        kernel: tuple[int, ...],
-        strides: tuple[int, ...],
+        self, x: Array, y: Array, delta: Array, kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> Array:
         """Gradient of max pooling w.r.t. its input ``x`` (``(N, *spatial, C)``).
 

@@ -120,21 +120,12 @@ def normal(
 
 
 def bernoulli(
-    p_one: float,
-    shape: int | tuple[int, ...],
-    *,
-    rng: RNG = None,
-    backend: Backend | None = None,
+    p_one: float, shape: int | tuple[int, ...], *, rng: RNG = None, backend: Backend | None = None
 ) -> Array:
     """Float array of ``shape`` with ones drawn with probability ``p_one`` and zeros elsewhere."""
     return _put((host_rng(rng).random(size=shape) < p_one).astype(np.float64), backend)
 
 
-def permutation(
-    n: int,
-    *,
-    rng: RNG = None,
-    backend: Backend | None = None,
-) -> Array:
+def permutation(n: int, *, rng: RNG = None, backend: Backend | None = None) -> Array:
     """A random permutation of ``range(n)`` as an integer array on the backend."""
     return _put(host_rng(rng).permutation(n), backend)

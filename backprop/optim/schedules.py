@@ -84,11 +84,7 @@ class CosineLR(_Schedule):
 ScheduleSpec: TypeAlias = _Schedule | str | Callable[[Optimizer], _Schedule] | None
 
 
-def make_schedule(
-    spec: ScheduleSpec,
-    optimizer: Optimizer,
-    epochs: int,
-) -> _Schedule | None:
+def make_schedule(spec: ScheduleSpec, optimizer: Optimizer, epochs: int) -> _Schedule | None:
     """A schedule from ``None``, a schedule, a function ``optimizer -> schedule``, or ``'cosine'``
     (over ``epochs``); checked before any training."""
     if spec is None or isinstance(spec, _Schedule):
