@@ -190,8 +190,9 @@ class DataParallelTrainer(Trainer):
     net, loss, optimizer, seed
         As for :class:`~backprop.Trainer` (the update runs on the driver; ``seed``
         also draws each shard's stream of dropout masks).
-    compile : bool
-        Refused: the steps run on the workers.
+    compile : bool or 'auto'
+        True is refused (the steps run on the workers); False and ``'auto'`` run them
+        uncompiled.
     client : distributed.Client, str or None
         The cluster: a client, a scheduler address (``'tcp://host:8786'``),
         or None for the client in force (``distributed.get_client()``).
@@ -230,7 +231,7 @@ class DataParallelTrainer(Trainer):
         compile: bool = False,
         **options: Any,
     ) -> None:
-        if compile:
+        if compile is True:  # 'auto' (SGD's default) runs uncompiled steps, as False does
             raise ValueError(
                 "DataParallelTrainer: compile=True is not supported (the steps run on the workers)"
             )

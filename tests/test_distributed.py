@@ -85,6 +85,21 @@ def test_same_parameters_as_one_process_float32(client, digits):
     assert max_error(net, ref, relative=True) < 1e-5
 
 
+def test_sgd_runs_the_data_parallel_trainer_as_distributed_fit_does(client, digits, f64_numpy):
+    """SGD's default compile='auto' is an uncompiled step here, not the refused compile=True."""
+    X, _, y, _ = digits
+    X, y = X[:320], y[:320]
+    net = NETWORKS["mlp"]()
+    ref = clone(net)
+    options = {"epochs": 1, "eps": 0.1, "seed": 0, "batch_size": 32}
+    distributed.fit(net, bp.CELogSoftmax(), X, y, client=client, **options)
+    bp.SGD(
+        ref, bp.CELogSoftmax(), X, y, trainer=distributed.DataParallelTrainer, client=client,
+        **options,
+    )  # fmt: skip
+    assert max_error(net, ref) == 0.0
+
+
 def test_more_shards_than_workers_validation_and_early_stopping(client, digits, f64_numpy):
     X, X_val, y, y_val = digits
     net = models.mlp(64, 10, hidden=32)
