@@ -102,18 +102,22 @@ def _backprop_contenders(w, batch, batches, backends, smallest):
             yield _backprop_contender(w, batches, name)
 
 
+def _stepping(name, kind, obj, batches, sync=None, memory="rss"):
+    """A contender whose step and inference run ``obj`` on the next of its own ``batches``.
+
+    The cycler is made here, one per call: a closure over a loop variable
+    would hand every contender the batches of the last one.
+    """
+    nxt = cycler(batches)
+    train = lambda: obj.step(*nxt())  # noqa: E731
+    infer = lambda: obj.infer(nxt()[0])  # noqa: E731
+    return Contender(name, kind, train, infer, sync or (lambda *results: None), memory)
+
+
 def _peer_contenders(w, batch, batches, peers, weights, skipped):
     if "numpy" in peers:
         floor = NumpyStep(w, weights)
-        nxt = cycler(batches)
-        # every lambda binds its own cycler (default arguments): ``nxt`` is rebound below
-        yield Contender(
-            NUMPY_FLOOR,
-            "floor",
-            lambda f=floor, n=nxt: f.step(*n()),
-            lambda f=floor, n=nxt: f.infer(n()[0]),
-            memory="tracemalloc",
-        )
+        yield _stepping(NUMPY_FLOOR, "floor", floor, batches, memory="tracemalloc")
     devices = [d for d, key in (("cpu", "torch"), ("cuda", "torch:cuda")) if key in peers]
     if devices:
         try:
@@ -127,43 +131,22 @@ def _peer_contenders(w, batch, batches, peers, weights, skipped):
                 _skip(skipped, f"{label}: no CUDA device")
                 continue
             t = TorchStep(w, weights, device)
-            nxt = cycler([t.prepare(X, y) for X, y in batches])
-            yield Contender(
-                label,
-                "peer",
-                lambda t=t, n=nxt: t.step(*n()),
-                lambda t=t, n=nxt: t.infer(n()[0]),
-                t.sync,
-            )
+            yield _stepping(label, "peer", t, [t.prepare(X, y) for X, y in batches], t.sync)
     if "jax" in peers:
         try:
             j = JaxStep(w, weights)
         except ImportError:
             _skip(skipped, f"{JAX}: JAX is not installed (pip install 'backprop[jax]')")
         else:
-            nxt = cycler([j.prepare(X, y) for X, y in batches])
-            yield Contender(
-                JAX,
-                "peer",
-                lambda j=j, n=nxt: j.step(*n()),
-                lambda j=j, n=nxt: j.infer(n()[0]),
-                j.sync,
-            )
+            yield _stepping(JAX, "peer", j, [j.prepare(X, y) for X, y in batches], j.sync)
     if "sklearn" in peers and w.sklearn:
         try:
             s = SklearnStep(w, batch)
         except ImportError:
             _skip(skipped, "sklearn: scikit-learn is not installed")
         else:
-            nxt = cycler(batches)
             s.step(*batches[0])
-            yield Contender(
-                "sklearn MLPClassifier",
-                "peer",
-                lambda s=s, n=nxt: s.step(*n()),
-                lambda s=s, n=nxt: s.infer(n()[0]),
-                memory="tracemalloc",
-            )
+            yield _stepping("sklearn MLPClassifier", "peer", s, batches, memory="tracemalloc")
 
 
 def _skip(skipped, reason):

@@ -33,18 +33,10 @@ from backprop import (  # noqa: E402
     TiedLinear,
     Transpose,
 )
-from backprop.models import (  # noqa: E402
-    cnn1d as seed_cnn_network,
-)
-from backprop.models import (  # noqa: E402
-    cnn2d as cnn2d_network,
-)
-from backprop.models import (  # noqa: E402
-    mlp as mlp_network,
-)
-from backprop.models import (  # noqa: E402
-    two_branch as two_branch_network,
-)
+from backprop.models import cnn1d as seed_cnn_network  # noqa: E402
+from backprop.models import cnn2d as cnn2d_network  # noqa: E402
+from backprop.models import mlp as mlp_network  # noqa: E402
+from backprop.models import two_branch as two_branch_network  # noqa: E402
 from backprop.onnx import export_onnx, infer_input_shape  # noqa: E402
 
 BATCHES = (1, 7, 32)
