@@ -237,6 +237,8 @@ class Validation(Callback):
         batch_size: int,
         metric: Metric | None,
     ) -> tuple[float, float | None]:
+        """The evaluation run after every epoch: :func:`evaluate`, on data in memory
+        (:class:`~backprop.streaming.StreamingValidation` reads its data chunk by chunk)."""
         return evaluate(net, loss, X, Y, batch_size=batch_size, metric=metric)
 
     def on_train_begin(self, trainer: Trainer) -> None:
