@@ -361,6 +361,8 @@ def _train_npy(args, backend, verbose, progress) -> int:
         restore_best=False,
         progress=progress,
         verbose=verbose,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
     )
     seconds = time.perf_counter() - t0
     if autoencoder:

@@ -8,6 +8,9 @@ A library that is missing, or has no device, is a skip with its reason.
 from __future__ import annotations
 
 import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -83,25 +86,24 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-@pytest.fixture(params=_selected())
-def backend_name(request) -> str:
-    name = request.param
+def _available(name: str) -> str:
+    """``name``, or a skip naming why its backend cannot be built here."""
     try:
         make_backend(name, _device_for(name), "float32")
     except BackendUnavailableError as exc:
         pytest.skip(f"{name} unavailable: {exc}")
     return name
+
+
+@pytest.fixture(params=_selected())
+def backend_name(request) -> str:
+    return _available(request.param)
 
 
 @pytest.fixture(params=[n for n in _selected() if n != "numpy"])
 def other_backend_name(request) -> str:
     """Each backend but NumPy, the reference the parity tests compare it with."""
-    name = request.param
-    try:
-        make_backend(name, _device_for(name), "float32")
-    except BackendUnavailableError as exc:
-        pytest.skip(f"{name} unavailable: {exc}")
-    return name
+    return _available(request.param)
 
 
 @pytest.fixture(params=["float32", "float64"])
@@ -160,3 +162,17 @@ def try_torch():
     except ImportError:
         pytest.skip("PyTorch is not installed: parity tests against torch.nn.functional skipped")
     return torch
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m backprop ARGS`` from the repository root, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "backprop", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )

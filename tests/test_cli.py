@@ -2,37 +2,23 @@
 
 import argparse
 import gzip
-import pathlib
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import backprop as bp
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def run(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "backprop", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+from conftest import run_cli
 
 
 def test_train_save_plot_evaluate(tmp_path):
     model, plot = tmp_path / "cnn.npz", tmp_path / "curves.png"
-    out = run("train", "--epochs", "3", "--quiet", "--save", str(model), "--plot", str(plot))
+    out = run_cli("train", "--epochs", "3", "--quiet", "--save", str(model), "--plot", str(plot))
     assert out.returncode == 0, out.stderr
     assert "cnn: test accuracy" in out.stdout and "Traceback" not in out.stderr
     accuracy = float(out.stdout.split("test accuracy ")[1].split()[0])
     assert plot.stat().st_size > 5000
-    ev = run("evaluate", str(model))
+    ev = run_cli("evaluate", str(model))
     assert ev.returncode == 0, ev.stderr
     assert f"test accuracy {accuracy:.4f}" in ev.stdout
     assert "confusion matrix" in ev.stdout and len(ev.stdout.splitlines()) >= 12
@@ -40,7 +26,7 @@ def test_train_save_plot_evaluate(tmp_path):
 
 @pytest.mark.parametrize("model", ["mlp", "cnn2d", "autoencoder"])
 def test_train_other_models(model):
-    out = run("train", "--model", model, "--epochs", "2", "--quiet", "--optimizer", "adam")
+    out = run_cli("train", "--model", model, "--epochs", "2", "--quiet", "--optimizer", "adam")
     assert out.returncode == 0, out.stderr
     assert ("test BCE" if model == "autoencoder" else "test accuracy") in out.stdout
 
@@ -50,7 +36,7 @@ def test_backend_option_before_or_after_the_command():
         ["--backend", "array_api_strict", "train"],
         ["train", "--backend", "array_api_strict"],
     ):
-        out = run(*args, "--model", "mlp", "--epochs", "1")
+        out = run_cli(*args, "--model", "mlp", "--epochs", "1")
         assert out.returncode == 0, out.stderr
         assert "array_api_strict:CPU_DEVICE/float32" in out.stdout
 
@@ -67,7 +53,7 @@ def test_backend_option_before_or_after_the_command():
     ],
 )
 def test_errors_are_one_line(args, message):
-    out = run(*args)
+    out = run_cli(*args)
     assert out.returncode != 0
     assert message in out.stderr
     assert "Traceback" not in out.stderr
@@ -75,7 +61,7 @@ def test_errors_are_one_line(args, message):
 
 
 def test_info():
-    out = run("info")
+    out = run_cli("info")
     assert out.returncode == 0, out.stderr
     assert (
         f"backprop {bp.__version__}" in out.stdout
@@ -85,7 +71,7 @@ def test_info():
 
 
 def test_experiment_quick(tmp_path):
-    out = run("experiment", "autoencoder", "--out", str(tmp_path), "--quick")
+    out = run_cli("experiment", "autoencoder", "--out", str(tmp_path), "--quick")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "report.md").exists()
 
@@ -121,7 +107,7 @@ def test_usps_reader_and_training(tmp_path):
     host = bp.to_numpy(Xr)
     assert host.min() == 0 and host.max() == pytest.approx(1)
     np.testing.assert_array_equal(bp.to_numpy(yr), y)
-    out = run("train", "--data", str(path), "--epochs", "2", "--quiet", "--model", "cnn2d")
+    out = run_cli("train", "--data", str(path), "--epochs", "2", "--quiet", "--model", "cnn2d")
     assert out.returncode == 0, out.stderr
     del rng
 
@@ -139,7 +125,7 @@ def test_usps_reader_malformed_lines(tmp_path, bad, message):
     path.write_text("2 4\n1 0.0 0.5 1.0 0.5\n" + bad)
     with pytest.raises(ValueError, match=message):
         bp.data.read_usps(path)
-    out = run("train", "--data", str(path))
+    out = run_cli("train", "--data", str(path))
     assert (
         out.returncode == 2
         and message.split(":")[0] in out.stderr
@@ -175,7 +161,7 @@ def test_export_onnx(tmp_path):
         bp.manual_seed(0)
         net = seed_cnn_network().eval()
         bp.save(net, tmp_path / "cnn.npz")
-        out = run("export", str(tmp_path / "cnn.npz"), str(tmp_path / "cnn.onnx"))
+        out = run_cli("export", str(tmp_path / "cnn.npz"), str(tmp_path / "cnn.onnx"))
         assert out.returncode == 0, out.stderr
         assert "input (N, 64) -> output (N, 10)" in out.stdout
         X = np.random.default_rng(0).normal(size=(7, 64)).astype(np.float32)
@@ -184,10 +170,10 @@ def test_export_onnx(tmp_path):
         np.testing.assert_allclose(session.run(None, {"input": X})[0], expected, atol=1e-5, rtol=0)
         bp.save(bp.Sequentiel(bp.Conv1D(3, 1, 4), bp.Flatten()), tmp_path / "conv.npz")
     conv, conv_onnx = str(tmp_path / "conv.npz"), str(tmp_path / "conv.onnx")
-    out = run("export", conv, conv_onnx)
+    out = run_cli("export", conv, conv_onnx)
     assert out.returncode == 2 and "pass input_shape (--input-shape" in out.stderr
     assert "Traceback" not in out.stderr
-    out = run("export", conv, conv_onnx, "--input-shape", "10,1")
+    out = run_cli("export", conv, conv_onnx, "--input-shape", "10,1")
     assert out.returncode == 0, out.stderr
     assert "input (N, 10, 1) -> output (N, 32)" in out.stdout
 
@@ -214,14 +200,14 @@ def test_help_shows_every_default_and_no_markup():
 
 
 def test_one_line_per_epoch_when_not_a_terminal():
-    out = run("train", "--model", "mlp", "--epochs", "3")  # stdout is a pipe here
+    out = run_cli("train", "--model", "mlp", "--epochs", "3")  # stdout is a pipe here
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.splitlines() if line.startswith("epoch")]
     assert len(lines) == 3
     assert all(
         "cost" in line and "accuracy" in line and line.rstrip().endswith(" s)") for line in lines
     )
-    quiet = run("train", "--model", "mlp", "--epochs", "2", "--quiet")
+    quiet = run_cli("train", "--model", "mlp", "--epochs", "2", "--quiet")
     assert not [line for line in quiet.stdout.splitlines() if line.startswith("epoch")]
 
 
@@ -274,14 +260,16 @@ def test_bad_data_files(tmp_path):
         (str(tmp_path / "labels.idx"), ["labels.idx is an IDX file", "--data IMAGES LABELS"])
     )
     for data, fragments in cases:
-        _one_line_error(run("train", "--data", data, "--epochs", "1", "--model", "mlp"), *fragments)
+        _one_line_error(
+            run_cli("train", "--data", data, "--epochs", "1", "--model", "mlp"), *fragments
+        )
 
 
 def test_idx_float_labels_are_refused(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, size=(10, 4, 4)).astype(np.uint8)
     write_idx(tmp_path / "images", images, 0x08)
     write_idx(tmp_path / "labels", np.array([0, 1, 2.7, 1, 0, 1, 2, 0, 1, 2]), 0x0D)
-    out = run(
+    out = run_cli(
         "train", "--data", str(tmp_path / "images"), str(tmp_path / "labels"), "--epochs", "1"
     )
     _one_line_error(out, "label 2.7 (row 2) is not a class number")
@@ -296,11 +284,12 @@ def test_outputs_are_checked_before_training(tmp_path):
         (["--save", str(tmp_path)], "it is a directory"),
     ]
     for extra, *fragments in cases:
-        _one_line_error(run("train", "--epochs", "1", *extra), *fragments)
+        _one_line_error(run_cli("train", "--epochs", "1", *extra), *fragments)
     _one_line_error(
-        run("experiment", "autoencoder", "--quick", "--out", str(tmp_path / "file")), "it is a file"
+        run_cli("experiment", "autoencoder", "--quick", "--out", str(tmp_path / "file")),
+        "it is a file",
     )
-    out = run("experiment", "autoencoder", "--quick", "--out", str(tmp_path / "file" / "sub"))
+    out = run_cli("experiment", "autoencoder", "--quick", "--out", str(tmp_path / "file" / "sub"))
     _one_line_error(out, "is a file, so the directory cannot be created")
 
 
@@ -308,11 +297,11 @@ def test_evaluate_refuses_an_autoencoder(tmp_path):
     path = tmp_path / "ae.npz"
     bp.save(bp.build_autoencoder((64, 16, 4)).network, path)
     _one_line_error(
-        run("evaluate", str(path)), "reconstructs its input", "an autoencoder, not a classifier"
+        run_cli("evaluate", str(path)), "reconstructs its input", "an autoencoder, not a classifier"
     )
     bp.save(bp.Sequentiel(bp.Linear(30, 10)), tmp_path / "other.npz")
-    _one_line_error(run("evaluate", str(tmp_path / "other.npz")), "does not take this data")
+    _one_line_error(run_cli("evaluate", str(tmp_path / "other.npz")), "does not take this data")
     (tmp_path / "text.npz").write_text("not a model")
     _one_line_error(
-        run("evaluate", str(tmp_path / "text.npz")), "text.npz is not a readable .npz archive"
+        run_cli("evaluate", str(tmp_path / "text.npz")), "text.npz is not a readable .npz archive"
     )
