@@ -181,7 +181,7 @@ class Module:
                 # no shortcut for zero gradients: a module may write _gradient directly (the
                 # assignment's style)
                 m.set_parameter(
-                    key, m._backend.sub_(m._parameters[key], gradient_step * m._gradient[key])
+                    key, m._backend.axpy_(m._parameters[key], -gradient_step, m._gradient[key])
                 )
 
     # ------------------------------------------ parameters, for optimizers

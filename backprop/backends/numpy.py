@@ -53,12 +53,13 @@ namespace.sum = _sum
 namespace.max = _max
 
 
-class NumPyBackend(Backend):
+class NumPyBackend(_strided.Strided, _strided.OutMaxPool, Backend):
     """NumPy arrays on the CPU."""
 
     name = "numpy"
     xp = namespace
     array_type = np.ndarray
+    lib = out_ops = np  # the strided windows and the out= max-pool backward (_strided)
     has_devices = False  # NumPy < 2 arrays have no .device
 
     @classmethod
@@ -87,10 +88,6 @@ class NumPyBackend(Backend):
 
     def on_device(self, x: np.ndarray) -> bool:
         return True
-
-    def zero_(self, target: np.ndarray) -> np.ndarray:
-        target.fill(0)
-        return target
 
     def axpy_(self, target: np.ndarray, alpha: Array | float, x: np.ndarray) -> np.ndarray:
         """``target += alpha * x`` in blocks, through one small buffer (no full-size temporary)."""
@@ -121,21 +118,6 @@ class NumPyBackend(Backend):
             out += part
         return out
 
-    def windows(
-        self, x: np.ndarray, kernel: tuple[int, ...], strides: tuple[int, ...]
-    ) -> np.ndarray:
-        return _strided.windows(np, x, kernel, strides)
-
-    def im2col(
-        self,
-        x: np.ndarray,
-        kernel: tuple[int, ...],
-        strides: tuple[int, ...],
-        *,
-        ones: bool = False,
-    ) -> np.ndarray:
-        return _strided.im2col(np, x, kernel, strides, ones=ones)
-
     def max_pool(
         self, x: np.ndarray, kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> np.ndarray:
@@ -148,17 +130,3 @@ class NumPyBackend(Backend):
         for index in slices[2:]:
             np.maximum(y, x[index], out=y)
         return y
-
-    def max_pool_backward(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        delta: np.ndarray,
-        kernel: tuple[int, ...],
-        strides: tuple[int, ...],
-    ) -> np.ndarray:
-        """Max-pool gradient written into the result (``_strided.max_pool_backward``)."""
-        dx = _strided.max_pool_backward(np, x, y, delta, kernel, strides)
-        if dx is None:  # overlapping windows, or one offset
-            return super().max_pool_backward(x, y, delta, kernel, strides)
-        return dx

@@ -170,8 +170,8 @@ def _on(module: Module, value):
 class GradientDescent(Optimizer):
     """``p <- p - lr * g``: the assignment's update.
 
-    Without weight decay it follows :meth:`~backprop.Module.update_parameters`:
-    a module (or network) that redefines that method is updated by its own
+    Without weight decay it is :meth:`~backprop.Module.update_parameters`: a
+    module (or network) that redefines that method is updated by its own
     rule, every other parameter by ``p <- p - lr * g`` written in place
     through :meth:`~backprop.backends.Backend.axpy_` (no temporary the size
     of the parameter).
@@ -180,18 +180,8 @@ class GradientDescent(Optimizer):
     def apply(self, net: Module, lr: float | Array, t: int | Array) -> None:
         if self.weight_decay:
             super().apply(net, lr, t)
-            return
-        if type(net).update_parameters is not Module.update_parameters:
+        else:
             net.update_parameters(lr)
-            return
-        alpha = -lr
-        for m in net.unique_modules():
-            if m is not net and type(m).update_parameters is not Module.update_parameters:
-                m.update_parameters(lr)
-                continue
-            b = m.backend
-            for key in m._parameters:
-                m.set_parameter(key, b.axpy_(m.get_parameter(key), alpha, m.get_gradient(key)))
 
     def update(
         self, backend: Backend, p: Array, g: Array, state: dict, lr: float | Array, t: int | Array
