@@ -101,12 +101,16 @@ class Optim:
         if shape is not None and len(shape) and shape[0] == 0:
             raise ValueError("Optim.step: the batch is empty (0 rows)")
         b = backend_of_net(self.net)
-        if (
-            self.compile
-            and b.compiles
-            and (self.compile is True or not self._draws_random_numbers())
-        ):
-            return self._compiled_step(b, batch_x, batch_y)
+        if self.compile and b.compiles:
+            drawing = self._drawing_module()
+            if drawing is None:
+                return self._compiled_step(b, batch_x, batch_y)
+            if self.compile is True:  # 'auto' runs such a step eagerly
+                raise ValueError(
+                    f"Optim(compile=True): {drawing._label()} draws random numbers on the host "
+                    "in forward and cannot be compiled; use compile=False or 'auto', or put the "
+                    "network in eval mode"
+                )
         net = self.net
         net.zero_grad()
         yhat = net._forward(batch_x)
@@ -117,18 +121,12 @@ class Optim:
 
     # ------------------------------------------------------------ compiled
 
-    def _draws_random_numbers(self) -> bool:
-        return any(m._draws_random_numbers() for m in self.net.unique_modules())
+    def _drawing_module(self) -> Module | None:
+        """The first module whose forward draws host random numbers now (None: compilable)."""
+        return next((m for m in self.net.unique_modules() if m._draws_random_numbers()), None)
 
     def _compiled_step(self, b, batch_x, batch_y):
         net, opt = self.net, self.optimizer
-        for m in net.unique_modules():
-            if m._draws_random_numbers():
-                raise ValueError(
-                    f"Optim(compile=True): {m._label()} draws random numbers on the host in "
-                    "forward and cannot be compiled; use compile=False or 'auto', or put the "
-                    "network in eval mode"
-                )
         if self._compiled is None or self._compiled[0] != list(net.parameter_slots()):
             slots = list(net.parameter_slots())
             self._compiled = (slots, b.compile(self._pure_step(slots)))
