@@ -48,7 +48,18 @@ class _CheckedLoss(Loss):
 
     def _dense(self, y, yhat, method: str):
         """``(xp, y)``: y of yhat's shape, cast to yhat's dtype (integer, bool targets too)."""
-        return self._dense_target(y, yhat, method, check_dtype=_check_target_dtype)
+        kind = self._check_prediction(yhat, method)
+        self._check_target_array(y, kind, yhat, method)
+        if _shape(y) != _shape(yhat):
+            raise ValueError(
+                self._error(
+                    method, f"expected y of the same shape as yhat {_shape(yhat)}, got {_shape(y)}"
+                )
+            )
+        if y.dtype != yhat.dtype:
+            _check_target_dtype(self, kind, y, method)
+            y = kind.xp.astype(y, yhat.dtype)
+        return kind.xp, y
 
 
 def _check_target_dtype(loss, kind, y, method: str) -> None:

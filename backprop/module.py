@@ -687,20 +687,3 @@ class Loss:
                     "backprop.asarray(y)",
                 )
             )
-
-    def _dense_target(self, y, yhat, method: str, check_dtype=None):
-        """A target with yhat's shape, cast to yhat's dtype (integer 0/1 targets are accepted;
-        ``check_dtype(loss, kind, y, method)`` may refuse the dtype first)."""
-        kind = self._check_prediction(yhat, method)
-        self._check_target_array(y, kind, yhat, method)
-        if _shape(y) != _shape(yhat):
-            raise ValueError(
-                self._error(
-                    method, f"expected y of the same shape as yhat {_shape(yhat)}, got {_shape(y)}"
-                )
-            )
-        if y.dtype != yhat.dtype:
-            if check_dtype is not None:
-                check_dtype(self, kind, y, method)
-            y = kind.xp.astype(y, yhat.dtype)
-        return kind.xp, y

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ._checks import positive_int, prod
-from .backends import backend_of
 from .module import Module
+from .optim.step import backend_of_net
 
 __all__ = ["summary"]
 
@@ -59,7 +59,7 @@ def summary(net: Module, input_shape: int | tuple[int, ...]) -> str:
         positive_int("summary", "input_shape entries", s)
         for s in ((input_shape,) if isinstance(input_shape, int) else tuple(input_shape))
     )
-    b = net.backend if net.backend is not None else _first_backend(net)
+    b = backend_of_net(net)
     x = b.xp.zeros((1, *shape), dtype=b.dtype, device=b.device)
     modes = [(m, m.training) for m in net.unique_modules()]
     net.eval()
@@ -88,11 +88,3 @@ def summary(net: Module, input_shape: int | tuple[int, ...]) -> str:
         f"{total * itemsize / 2**20:.2f} MiB in {b.dtype_name} on {b.describe()}"
     )
     return "\n".join(lines)
-
-
-def _first_backend(net: Module):
-    from .backends import get_backend
-
-    for p in net.parameters():
-        return backend_of(p)
-    return get_backend()

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .readers import existing_file
+
 if TYPE_CHECKING:
     from .._typing import FilePath
 
@@ -60,14 +62,7 @@ class NpzArchive:
     """
 
     def __init__(self, path: FilePath) -> None:
-        try:
-            self.path = os.fspath(path)
-        except TypeError:
-            raise TypeError(f"expected a file path, got {type(path).__name__}") from None
-        if not os.path.exists(self.path):
-            raise FileNotFoundError(f"no such file: {self.path}")
-        if os.path.isdir(self.path):
-            raise IsADirectoryError(f"{self.path} is a directory, not an .npz file")
+        self.path = existing_file(path, "an .npz file")
         self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close())
         self._zip = None
         self._headers: dict = {}
