@@ -522,10 +522,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     if getattr(args, "model", None):
         from . import load
+        from .onnx import infer_input_shape  # the first layer that fixes it (onnx not needed)
 
         net = load(args.model)
         meta = net.metadata
-        shape = meta.get("input_shape") or _first_input_shape(net)
+        shape = meta.get("input_shape") or infer_input_shape(net)
         if shape is None:
             print(repr(net))
             print(
@@ -755,16 +756,6 @@ COMMANDS = {
     "info": cmd_info,
     "export": cmd_export,
 }
-
-
-def _first_input_shape(net):
-    for m in net.modules():
-        if hasattr(m, "in_features"):
-            return (m.in_features,)
-        if m.children():
-            continue
-        return None
-    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -290,7 +290,8 @@ class _NeuralNetBase(BaseEstimator):
 
     def _train(self, net, loss, X, Y, rng, *, epochs=None, more=False):
         """Train ``net``; with ``more``, go on with the optimizer and curve of the earlier calls."""
-        optimizer = self._restored_optimizer() if more else self._optimizer()
+        # a copied or unpickled optimizer_ keys its state again by its modules (__setstate__)
+        optimizer = self.optimizer_ if more else self._optimizer()
         history = SGD(
             net,
             loss,
@@ -308,20 +309,6 @@ class _NeuralNetBase(BaseEstimator):
         self.n_iter_ = len(self.loss_curve_)
         net.eval()
         return net
-
-    def _restored_optimizer(self):
-        """``optimizer_``, its state keyed again by the modules it belongs to.
-
-        The optimizer finds a parameter's buffers by the identity of its
-        module; a copied or unpickled estimator (dask-ml moves estimators
-        between workers by pickling them) has new module objects, so the
-        keys are renewed from the modules each entry holds, or Adam's
-        moments would silently restart from zero.
-        """
-        optimizer = self.optimizer_
-        entries = optimizer._state.items()
-        optimizer._state = {(id(m), key): (m, buffers) for (_, key), (m, buffers) in entries}
-        return optimizer
 
     def _continues(self, partial: bool) -> bool:
         """Whether this call trains the fitted network further (partial_fit, warm_start)."""
