@@ -38,9 +38,8 @@ class _Container(Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self._public = (
-            None  # (the caller's input object, our copy of it) of the last public forward
-        )
+        # (the caller's input object, our copy of it) of the last public forward
+        self._public = None
         self._last_input = None  # the input of the last _forward
         self._versions = None  # parameter versions at the last _forward
         self._facts = None  # (structure version, modules with parameters)

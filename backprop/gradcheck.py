@@ -24,9 +24,8 @@ def _numeric_gradient(f, x, eps):
     positions = xp.arange(flat.shape[0], device=backend_of(x).device_of(x))
     grad = []
     for i in range(flat.shape[0]):
-        step = (
-            xp.astype(positions == i, flat.dtype) * eps
-        )  # no in-place write: JAX arrays are immutable
+        # no in-place write: JAX arrays are immutable
+        step = xp.astype(positions == i, flat.dtype) * eps
         plus = f(xp.reshape(flat + step, x.shape))
         minus = f(xp.reshape(flat - step, x.shape))
         grad.append((plus - minus) / (2 * eps))

@@ -65,9 +65,8 @@ class _Affine(Module):
         if cls.backward_update_gradient is not _Affine.backward_update_gradient or (
             cls.backward_delta is not _Affine.backward_delta
         ):
-            return super().backward(
-                input, delta, input_grad=input_grad
-            )  # a subclass redefined a rule
+            # a subclass redefined a rule
+            return super().backward(input, delta, input_grad=input_grad)
         # both rules with one validation of the arguments (this is the hot path of every training
         # step)
         input, delta = self._inputs(input, delta, "backward")

@@ -641,9 +641,7 @@ class Loss:
 
     def forward_backward(self, y: Array, yhat: Array) -> tuple[Array, Array]:
         """``(forward(y, yhat), backward(y, yhat))`` with the checks and shared work done once."""
-        if (
-            type(self)._evaluate is Loss._evaluate
-        ):  # a loss that defines forward and backward itself
+        if type(self)._evaluate is Loss._evaluate:  # a loss that defines forward and backward
             return self.forward(y, yhat), self.backward(y, yhat)
         return self._evaluate(y, yhat, "forward", True, True)
 

@@ -168,9 +168,8 @@ class RowChunks:
         row_bytes = math.prod(self.shape[1:]) * int(getattr(self.data.dtype, "itemsize", 8))
         step = max(1, DEFAULT_CHUNK_BYTES // max(row_bytes, 1))
         if isinstance(chunks, tuple) and chunks and isinstance(chunks[0], int) and chunks[0] > 0:
-            step = max(
-                chunks[0], step // chunks[0] * chunks[0]
-            )  # whole Zarr chunks: each is read once
+            # whole Zarr chunks: each is read once
+            step = max(chunks[0], step // chunks[0] * chunks[0])
         return list(range(0, n, step)) + [n]
 
     def __len__(self) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from .base import offset_slices, output_shape
+from .base import im2col_shape, offset_slices, output_shape
 
 if TYPE_CHECKING:
     from .._typing import Array
@@ -41,12 +41,7 @@ def im2col(
     """
     c = x.shape[-1]
     out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
-    m = x.shape[0]
-    for n in out:
-        m *= n
-    width = c
-    for k in kernel:
-        width *= k
+    m, width = im2col_shape((x.shape[0], *out, *kernel, c), len(kernel))
     if c != 1 and not ones:
         return windows(lib, x, kernel, strides).reshape(m, width)
     # CuPy allocates on the current device: make it x's (NumPy has no device to enter)

@@ -149,9 +149,8 @@ class Optimizer:
         self._state = staged
         self.steps = steps
         if "lr" in state:
-            self.lr = _check_rate(
-                owner, "lr", state["lr"], allow_zero=True
-            )  # a schedule may end at 0
+            # a schedule may end at 0
+            self.lr = _check_rate(owner, "lr", state["lr"], allow_zero=True)
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v}" for k, v in self._options().items())
