@@ -162,7 +162,7 @@ def _finite(xp, X, what: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import SGD, BCELoss, CELogSoftmax, accuracy, manual_seed, save
+    from . import SGD, BCELoss, CELogSoftmax, accuracy, manual_seed
 
     args.seed = 0 if args.seed is None else args.seed
     # every output is checked before the (long) training, not after it
@@ -203,7 +203,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         net = build_model(args.model, X_tr.shape[1], n_classes, image_shape)
         loss = BCELoss() if autoencoder else CELogSoftmax()
         Y_tr, Y_te = (X_tr, X_te) if autoencoder else (y_tr, y_te)
-        lr = args.lr if args.lr is not None else (1e-2 if args.optimizer == "adam" else 0.1)
+        lr = _learning_rate(args)
         if not args.quiet:
             where = _where(args, backend)
             print(
@@ -213,20 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 flush=True,
             )
         t0 = time.perf_counter()
-        options = {
-            "batch_size": args.batch_size,
-            "epochs": args.epochs,
-            "eps": lr,
-            "seed": args.seed,
-            "optimizer": args.optimizer,
-            "validation": (X_te, Y_te),
-            "metric": None if autoencoder else accuracy,
-            "restore_best": False,
-            "progress": progress,
-            "verbose": verbose,
-            "checkpoint": args.checkpoint,
-            "resume": args.resume,
-        }
+        options = _fit_options(args, lr, (X_te, Y_te), autoencoder, progress, verbose)
         if clustered:
             with _cluster(args) as client:
                 from . import distributed
@@ -240,28 +227,60 @@ def cmd_train(args: argparse.Namespace) -> int:
             summary = f"test BCE {history.val_loss[-1]:.4f}"
         else:
             summary = f"test accuracy {accuracy(net.forward(X_te), y_te):.4f}"
-        print(
-            f"{args.model}: {summary}  (final training cost {history[-1]:.4f}, "
-            f"{len(history)} epochs, {seconds:.1f} s)"
-        )
-        if args.save:
-            metadata = {
-                "task": "autoencoder" if autoencoder else "classification",
-                "data": [os.path.abspath(p) for p in args.data] if args.data else args.dataset,
-                "split_seed": args.seed,
-                "test_size": 0.25,
-                "input_shape": list(X_tr.shape[1:]),
-                "classes": None if autoencoder else n_classes,
-                "model": args.model,
-            }
-            save(net, args.save, metadata=metadata)
-            if not args.quiet:
-                print(f"saved the network to {args.save}")
-        if args.plot:
-            plot_history(history, args.plot, f"{args.model} on {source}", loss=loss)
-            if not args.quiet:
-                print(f"saved the training curves to {args.plot}")
+        metadata = {
+            "task": "autoencoder" if autoencoder else "classification",
+            "data": [os.path.abspath(p) for p in args.data] if args.data else args.dataset,
+            "split_seed": args.seed,
+            "test_size": 0.25,
+            "input_shape": list(X_tr.shape[1:]),
+            "classes": None if autoencoder else n_classes,
+            "model": args.model,
+        }
+        _report(args, net, loss, history, seconds, summary, f"{args.model} on {source}", metadata)
     return 0
+
+
+def _learning_rate(args) -> float:
+    """``--lr``, or the default of ``--optimizer`` (1e-2 for Adam, 0.1 otherwise)."""
+    return args.lr if args.lr is not None else (1e-2 if args.optimizer == "adam" else 0.1)
+
+
+def _fit_options(args, lr, validation, autoencoder, progress, verbose) -> dict:
+    """The arguments of SGD (or of its streaming and data-parallel forms) the options ask for."""
+    from . import accuracy
+
+    return {
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "eps": lr,
+        "seed": args.seed,
+        "optimizer": args.optimizer,
+        "validation": validation,
+        "metric": None if autoencoder else accuracy,
+        "restore_best": False,
+        "progress": progress,
+        "verbose": verbose,
+        "checkpoint": args.checkpoint,
+        "resume": args.resume,
+    }
+
+
+def _report(args, net, loss, history, seconds, summary, title, metadata=None) -> None:
+    """The result line, then the network (``--save``) and the curves (``--plot``) written."""
+    from . import save
+
+    print(
+        f"{args.model}: {summary}  (final training cost {history[-1]:.4f}, "
+        f"{len(history)} epochs, {seconds:.1f} s)"
+    )
+    if args.save:
+        save(net, args.save, metadata=metadata)
+        if not args.quiet:
+            print(f"saved the network to {args.save}")
+    if args.plot:
+        plot_history(history, args.plot, title, loss=loss)
+        if not args.quiet:
+            print(f"saved the training curves to {args.plot}")
 
 
 def _where(args, backend) -> str:
@@ -303,7 +322,7 @@ def _npy_files(paths) -> bool:
 
 def _train_npy(args, backend, verbose, progress) -> int:
     """``train --data X.npy y.npy``: memory-mapped files, read chunk by chunk (streaming)."""
-    from . import BCELoss, CELogSoftmax, accuracy, asarray, manual_seed, save, streaming
+    from . import BCELoss, CELogSoftmax, accuracy, asarray, manual_seed, streaming
     from .backends import namespace_of
     from .backends.ondisk import open_npy
     from .backends.readers import stratified_split
@@ -338,7 +357,7 @@ def _train_npy(args, backend, verbose, progress) -> int:
     target = X if autoencoder else labels
     train = (streaming.RowChunks(X, rows=train_rows), streaming.RowChunks(target, rows=train_rows))
     test = (streaming.RowChunks(X, rows=test_rows), streaming.RowChunks(target, rows=test_rows))
-    lr = args.lr if args.lr is not None else (1e-2 if args.optimizer == "adam" else 0.1)
+    lr = _learning_rate(args)
     if not args.quiet:
         print(
             f"training {args.model} on {args.data[0]} memory-mapped ({train[0].n} train / "
@@ -348,39 +367,14 @@ def _train_npy(args, backend, verbose, progress) -> int:
         )
     t0 = time.perf_counter()
     history = streaming.fit(
-        net,
-        loss,
-        *train,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        eps=lr,
-        seed=args.seed,
-        optimizer=args.optimizer,
-        validation=test,
-        metric=None if autoencoder else accuracy,
-        restore_best=False,
-        progress=progress,
-        verbose=verbose,
-        checkpoint=args.checkpoint,
-        resume=args.resume,
+        net, loss, *train, **_fit_options(args, lr, test, autoencoder, progress, verbose)
     )
     seconds = time.perf_counter() - t0
     if autoencoder:
         summary = f"test BCE {history.val_loss[-1]:.4f}"
     else:
         summary = f"test accuracy {streaming.evaluate(net, loss, *test, metric=accuracy)[1]:.4f}"
-    print(
-        f"{args.model}: {summary}  (final training cost {history[-1]:.4f}, "
-        f"{len(history)} epochs, {seconds:.1f} s)"
-    )
-    if args.save:
-        save(net, args.save)
-        if not args.quiet:
-            print(f"saved the network to {args.save}")
-    if args.plot:
-        plot_history(history, args.plot, f"{args.model} on {args.data[0]}")
-        if not args.quiet:
-            print(f"saved the training curves to {args.plot}")
+    _report(args, net, loss, history, seconds, summary, f"{args.model} on {args.data[0]}")
     return 0
 
 
