@@ -143,23 +143,21 @@ def test_training_parity_with_numpy(other_backend_name):
                 bp.Dropout(0.2),
                 bp.Linear(60, 4),
             )
-            hist = bp.SGD(
-                net,
-                bp.CELogSoftmax(),
-                X,
-                y,
-                batch_size=8,
-                epochs=2,
-                eps=1e-2,
-                seed=0,
-                optimizer="adam",
-            )
+            hist = _two_adam_epochs(net, X, y)
             return list(hist), [bp.to_numpy(p) for p in net.parameters()]
 
     ref, got = run("numpy"), run(backend_name)
     np.testing.assert_allclose(got[0], ref[0], rtol=1e-9)
     for a, b in zip(got[1], ref[1]):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def _two_adam_epochs(net, X, y, **more):
+    """Two epochs of Adam in batches of 8, the training both mixed-network tests run."""
+    return bp.SGD(
+        net, bp.CELogSoftmax(), X, y, batch_size=8, epochs=2, eps=1e-2, seed=0, optimizer="adam",
+        **more,
+    )  # fmt: skip
 
 
 def test_everything_stays_on_a_second_device(tmp_path):
@@ -187,20 +185,7 @@ def test_everything_stays_on_a_second_device(tmp_path):
             bp.Linear(92, 3),
         )
         X, y = rng.random((24, 32, 1)), rng.integers(0, 3, size=24)
-        hist = bp.SGD(
-            net,
-            bp.CELogSoftmax(),
-            X,
-            y,
-            batch_size=8,
-            epochs=2,
-            eps=1e-2,
-            seed=0,
-            optimizer="adam",
-            validation=(X, y),
-            metric=bp.accuracy,
-            patience=3,
-        )
+        hist = _two_adam_epochs(net, X, y, validation=(X, y), metric=bp.accuracy, patience=3)
         assert len(hist) == 2 and np.isfinite(hist).all()
         ae = bp.build_autoencoder((32, 8, 2), tied=True)
         Z = bp.asarray(rng.random((10, 32)))
