@@ -34,7 +34,7 @@ class _Windowed(Module):
     def _check_layout(self, X, method: str, channels=None):
         """``X`` checked as an input ``(N, *spatial, C)`` (``C`` = ``channels`` when given) that the
         kernel fits."""
-        X = self._check_array(X, method)
+        X = self.check_array(X, method)
         if X.ndim != self._d + 2 or (channels is not None and X.shape[-1] != channels):
             c = "C" if channels is None else str(channels)
             layout = f"(N, L, {c})" if self._d == 1 else f"(N, H, W, {c})"

@@ -2,7 +2,7 @@
 
 Activations whose derivative is cheapest from their output (tanh, sigmoid,
 softmax) recompute it from the input in the public ``backward_delta``. Inside
-a container (the internal ``_forward``/``_backward`` pair, whose input is the
+a container (the internal ``chain_forward``/``chain_backward`` pair, whose input is the
 library's own array) they keep the output of the last forward and reuse it
 when backward comes for that same input: the container holds both arrays
 anyway, so this costs no memory.
@@ -31,6 +31,10 @@ class _Activation(Module):
         super().__init__()
         self._saved = None
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}  # no parameters, no buffers
+
     def _compute(self, xp, X):
         raise NotImplementedError
 
@@ -42,7 +46,7 @@ class _Activation(Module):
     _min_ndim = 0
 
     def _checked(self, X, method: str):
-        X = self._check_array(X, method)
+        X = self.check_array(X, method)
         if X.ndim < self._min_ndim:
             raise ValueError(
                 self._error(method, f"expected input of shape (N, C), got {tuple(X.shape)}")
@@ -53,30 +57,30 @@ class _Activation(Module):
         X = self._checked(X, "forward")
         return self._compute(namespace_of(X), X)
 
-    def _forward(self, X):
+    def chain_forward(self, X):
         Y = self.forward(X)
         self._saved = (X, Y)
         return Y
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
-        input, delta = self._check_delta_like_input(
+        input, delta = self.check_delta_like_input(
             self._checked(input, "backward_delta"), delta, "backward_delta"
         )
         xp = namespace_of(input)
         return self._rule(xp, self._compute(xp, input), delta)
 
-    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+    def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         if not input_grad:
             return None
         if type(self).backward_delta is not _Activation.backward_delta:
             return self.backward_delta(input, delta)  # a subclass with its own rule
-        input, delta = self._check_delta_like_input(input, delta, "backward")
+        input, delta = self.check_delta_like_input(input, delta, "backward")
         xp = namespace_of(input)
         saved = self._saved
         Y = saved[1] if saved is not None and saved[0] is input else self._compute(xp, input)
         return self._rule(xp, Y, delta)
 
-    def _clear_cache(self) -> None:
+    def clear_cache(self) -> None:
         self._saved = None
 
 
@@ -125,14 +129,14 @@ class ReLU(_Activation):
     def _compute(self, xp, X):
         return xp.maximum(X, 0)
 
-    def _forward(self, X):
+    def chain_forward(self, X):
         return self.forward(X)  # the rule needs the input only
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
-        input, delta = self._check_delta_like_input(input, delta, "backward_delta")
+        input, delta = self.check_delta_like_input(input, delta, "backward_delta")
         return self._rule(namespace_of(input), input, delta)
 
-    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+    def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         return self.backward_delta(input, delta) if input_grad else None
 
     def _rule(self, xp, X, delta):

@@ -1,7 +1,8 @@
-"""Modules made of modules: :class:`Sequentiel` and :class:`Concat`.
+"""Modules made of modules: :class:`Sequentiel`, :class:`Concat`, :class:`Sum`,
+:class:`Residual`, and their base :class:`Container`.
 
 What a container keeps between forward and backward (the rule is written out
-in ``docs/architecture.md``): the public :meth:`~_Container.forward` works on
+in ``docs/architecture.md``): the public :meth:`~Container.forward` works on
 a private copy of the caller's input and hands back a copy of the output, so
 every array the children keep is the library's own. Backward must then be
 given the very input object of the last forward; it computes every gradient
@@ -10,8 +11,8 @@ effect) and raises a clear error, never re-running forward behind the
 caller's back, when it cannot: another input, no forward yet, or parameters
 written since (an update, ``load_state_dict``, ``to``).
 
-Inside a container or the training step, the internal ``_forward`` /
-``_backward`` pair skips both copies: no user code runs between them.
+Inside a container or the training step, the internal ``chain_forward`` /
+``chain_backward`` pair skips both copies: no user code runs between them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .backends import backend_of
-from .module import _STRUCTURE, Module, _fresh_copy, _structure_changed
+from .module import _STRUCTURE, Module, _fresh_copy
 
 if TYPE_CHECKING:
     from ._typing import Array
 
-__all__ = ["Concat", "Sequential", "Sequentiel"]
+__all__ = ["Concat", "Container", "Residual", "Sequential", "Sequentiel", "Sum"]
 
 
 def _check_module(owner: str, m) -> Module:
@@ -33,19 +34,36 @@ def _check_module(owner: str, m) -> Module:
     return m
 
 
-class _Container(Module):
-    """The public pair of a container, built on its internal ``_forward`` / ``_backward``."""
+class Container(Module):
+    """Base class of containers: modules made of child modules, registered with
+    :meth:`~Module.add_module`.
+
+    A subclass writes :meth:`~Module.chain_forward` and
+    :meth:`~Module.chain_backward` in terms of its children's
+    ``chain_forward`` / ``chain_backward``, calls :meth:`remember` at the end
+    of ``chain_forward`` and :meth:`check_fresh` at the start of
+    ``chain_backward``. This class provides the public ``forward`` and
+    backward rules on top (the copies and checks of the state rule), as it
+    does for :class:`Sequentiel`, :class:`Concat`, :class:`Sum` and
+    :class:`Residual`.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         # (the caller's input object, our copy of it) of the last public forward
         self._public = None
-        self._last_input = None  # the input of the last _forward
-        self._versions = None  # parameter versions at the last _forward
+        # per call (the place in the network, see Module._call_path): (input, parameter versions,
+        # what the container kept) of the last chain_forward there
+        self._calls: dict = {}
         self._facts = None  # (structure version, modules with parameters)
 
-    def _clear_cache(self) -> None:
-        self._public = self._last_input = self._versions = None
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}  # no parameters, no buffers
+
+    def clear_cache(self) -> None:
+        self._public = None
+        self._calls = {}
 
     def _param_modules(self) -> list[Module]:
         facts = self._facts
@@ -53,22 +71,43 @@ class _Container(Module):
             mods = [
                 m
                 for m in self.unique_modules()
-                if not isinstance(m, _Container) and m._has_parameters()
+                if not isinstance(m, Container) and m.has_parameters()
             ]
             facts = self._facts = (_STRUCTURE[0], mods)
         return facts[1]
 
-    def _has_parameters(self) -> bool:
+    def has_parameters(self) -> bool:
         return bool(self._param_modules())
 
-    def _remember(self, X) -> None:
-        self._last_input = X
-        self._versions = [m._version for m in self._param_modules()]
+    def child_forward(self, index: int, X):
+        """``chain_forward`` of child ``index`` on ``X``, as this call's ``index``-th place.
 
-    def _check_fresh(self, input, method: str) -> None:
-        """Raise unless ``input`` is the input of the last forward and no parameter changed
-        since."""
-        if self._last_input is None or self._last_input is not input:
+        A module used at several places of a network keeps what each call
+        needs apart (a dropout mask per place): call children through this
+        method and :meth:`child_backward`, never their methods directly.
+        """
+        child = self._children[index]
+        child._call_path = (*self._call_path, index)
+        return child.chain_forward(X)
+
+    def child_backward(
+        self, index: int, input, delta, input_grad: bool = True, param_grad: bool = True
+    ):
+        """``chain_backward`` of child ``index``, at the place of its :meth:`child_forward`."""
+        child = self._children[index]
+        child._call_path = (*self._call_path, index)
+        return child.chain_backward(input, delta, input_grad, param_grad)
+
+    def remember(self, X, kept=None) -> None:
+        """Record, at the end of ``chain_forward``, its input ``X`` and what the container keeps
+        for backward (``kept``); :meth:`check_fresh` gives ``kept`` back."""
+        self._calls[self._call_path] = (X, [m._version for m in self._param_modules()], kept)
+
+    def check_fresh(self, input, method: str):
+        """What :meth:`remember` kept, unless ``input`` is not the input of the last forward at
+        this place, or a parameter changed since: then a ValueError that says what to do."""
+        call = self._calls.get(self._call_path)
+        if call is None or call[0] is not input:
             raise ValueError(
                 self._error(
                     method,
@@ -77,7 +116,7 @@ class _Container(Module):
                     "draw a new mask)",
                 )
             )
-        if self._versions != [m._version for m in self._param_modules()]:
+        if call[1] != [m._version for m in self._param_modules()]:
             raise ValueError(
                 self._error(
                     method,
@@ -85,35 +124,38 @@ class _Container(Module):
                     "to()): call forward(input) again before backward",
                 )
             )
+        return call[2]
 
     def forward(self, X: Array) -> Array:
         try:
             own = backend_of(X).copy(X)  # the children may keep it; the caller may change X
         except TypeError as exc:
             raise TypeError(self._error("forward", f"input: {exc}")) from None
-        Y = self._forward(own)
+        self._call_path = ()
+        Y = self.chain_forward(own)
         self._public = (X, own)
         return _fresh_copy(Y)  # the caller may change it; the children may keep it
 
     def _own_input(self, input, method: str):
+        self._call_path = ()
         public = self._public
         if public is None or public[0] is not input:
-            self._check_fresh(None, method)
+            self.check_fresh(None, method)
         return public[1]
 
     def backward(self, input: Array, delta: Array, *, input_grad: bool = True) -> Array | None:
-        return self._backward(self._own_input(input, "backward"), delta, input_grad)
+        return self.chain_backward(self._own_input(input, "backward"), delta, input_grad)
 
     def backward_update_gradient(self, input: Array, delta: Array) -> None:
-        self._backward(self._own_input(input, "backward_update_gradient"), delta, False)
+        self.chain_backward(self._own_input(input, "backward_update_gradient"), delta, False)
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
-        return self._backward(
+        return self.chain_backward(
             self._own_input(input, "backward_delta"), delta, True, param_grad=False
         )
 
 
-class Sequentiel(_Container):
+class Sequentiel(Container):
     """Modules in series: the output of each is the input of the next.
 
     Itself a :class:`Module`, so networks nest to any depth. Backward runs
@@ -132,15 +174,12 @@ class Sequentiel(_Container):
     def __init__(self, *modules: Module) -> None:
         super().__init__()
         self._modules: list[Module] = self._children
-        self._inputs: list | None = None
         for m in modules:
             self.add(m)
 
     def add(self, module: Module) -> Sequentiel:
         """Append a module; returns self so calls chain."""
-        self._modules.append(_check_module("Sequentiel.add", module))
-        self._clear_cache()
-        _structure_changed()
+        self.add_module(_check_module("Sequentiel.add", module))
         return self
 
     @classmethod
@@ -158,34 +197,33 @@ class Sequentiel(_Container):
     def __iter__(self):
         return iter(self._modules)
 
-    def _clear_cache(self) -> None:
-        super()._clear_cache()
-        self._inputs = None
-
-    def _forward(self, X):
-        inputs = []
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         for m in self._modules:
+            input_shape = m.output_shape(input_shape)
+        return tuple(input_shape)
+
+    def chain_forward(self, X):
+        inputs = []
+        for i in range(len(self._modules)):
             inputs.append(X)
-            X = m._forward(X)
-        self._inputs = inputs
-        self._remember(inputs[0] if inputs else None)
+            X = self.child_forward(i, X)
+        self.remember(inputs[0] if inputs else None, inputs)
         return X
 
     def _first_with_parameters(self) -> int:
         for i, m in enumerate(self._modules):
-            if m._has_parameters():
+            if m.has_parameters():
                 return i
         return len(self._modules)
 
-    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
-        self._check_fresh(input, "backward")
-        inputs = self._inputs
+    def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        inputs = self.check_fresh(input, "backward")
         first = self._first_with_parameters() if param_grad else len(self._modules)
         for i in range(len(self._modules) - 1, -1, -1):
             # an input gradient is needed if the caller wants it or a layer before this one has
             # parameters
             need = input_grad or i > first
-            delta = self._modules[i]._backward(inputs[i], delta, need, param_grad)
+            delta = self.child_backward(i, inputs[i], delta, need, param_grad)
             if not need:
                 break
         return delta if input_grad else None
@@ -195,7 +233,7 @@ class Sequentiel(_Container):
 Sequential = Sequentiel
 
 
-class Concat(_Container):
+class Concat(Container):
     """Parallel branches on the same input, outputs concatenated (Torch7's ``nn.Concat``).
 
     Every branch receives the same input; their outputs, equal in shape
@@ -216,16 +254,12 @@ class Concat(_Container):
                 f"Concat: axis must be a non-zero int (axis 0 is the batch), got {axis!r}"
             )
         self._branches = self._children
-        self._branches.extend(_check_module("Concat", b) for b in branches)
-        _structure_changed()
+        for b in branches:
+            self.add_module(_check_module("Concat", b))
         self.axis = axis
-        self._sizes: list | None = None  # sizes along axis of the last forward's outputs
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
-
-    def _parallel_children(self) -> bool:
-        return True
 
     def get_config(self) -> dict:
         return {"axis": self.axis}
@@ -245,28 +279,36 @@ class Concat(_Container):
             )
         return self.axis % ndim
 
-    def _forward(self, X):
-        outs = [b._forward(X) for b in self._branches]
-        first = outs[0]
-        axis = self._axis(first.ndim, "forward")
-        for o in outs:
-            if o.ndim != first.ndim or any(
-                o.shape[i] != first.shape[i] for i in range(o.ndim) if i != axis
+    def _joined_shape(self, shapes: list, method: str) -> tuple:
+        first = shapes[0]
+        axis = self._axis(len(first), method)
+        for shape in shapes:
+            if len(shape) != len(first) or any(
+                shape[i] != first[i] for i in range(len(shape)) if i != axis
             ):
-                shapes = ", ".join(str(tuple(o.shape)) for o in outs)
+                shown = ", ".join(str(tuple(s)) for s in shapes)
                 raise ValueError(
                     self._error(
-                        "forward",
-                        f"branch outputs must agree except along axis {self.axis}, got {shapes}",
+                        method,
+                        f"branch outputs must agree except along axis {self.axis}, got {shown}",
                     )
                 )
-        self._sizes = [o.shape[axis] for o in outs]
-        self._remember(X)
-        return backend_of(first).xp.concat(outs, axis=axis)
+        joined = list(first)
+        joined[axis] = sum(s[axis] for s in shapes)
+        return tuple(joined)
 
-    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
-        self._check_fresh(input, "backward")
-        sizes = self._sizes
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self._joined_shape([b.output_shape(input_shape) for b in self._branches], "forward")
+
+    def chain_forward(self, X):
+        outs = [self.child_forward(i, X) for i in range(len(self._branches))]
+        self._joined_shape([tuple(o.shape) for o in outs], "forward")
+        axis = self.axis % outs[0].ndim
+        self.remember(X, [o.shape[axis] for o in outs])
+        return backend_of(outs[0]).xp.concat(outs, axis=axis)
+
+    def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        sizes = self.check_fresh(input, "backward")
         axis = self._axis(delta.ndim, "backward")
         if delta.shape[axis] != sum(sizes):
             raise ValueError(
@@ -277,12 +319,131 @@ class Concat(_Container):
                 )
             )
         total, start = None, 0
-        for b, size in zip(self._branches, sizes):
+        for branch, size in enumerate(sizes):
             index = tuple(
                 slice(start, start + size) if i == axis else slice(None) for i in range(delta.ndim)
             )
             start += size
-            g = b._backward(input, delta[index], input_grad, param_grad)
+            g = self.child_backward(branch, input, delta[index], input_grad, param_grad)
             if input_grad:
                 total = g if total is None else total + g
         return total
+
+
+class Sum(Container):
+    """Parallel branches on the same input, outputs added (Torch7's ``ConcatTable`` followed by
+    ``CAddTable``).
+
+    Every branch receives the input; their outputs must have the same
+    shape. Backward gives every branch the whole delta and sums their input
+    gradients.
+
+    Shape
+    -----
+    ``(N, *)`` -> the branches' common output shape.
+
+    >>> Sum(Linear(64, 32), Sequentiel(Linear(64, 32), ReLU()))
+    """
+
+    def __init__(self, *branches: Module) -> None:
+        super().__init__()
+        if not branches:
+            raise ValueError("Sum: expected at least one branch")
+        for b in branches:
+            self.add_module(_check_module("Sum", b))
+
+    @classmethod
+    def from_config(cls, config: dict, children: list) -> Sum:
+        return cls(*children)
+
+    def _common_shape(self, shapes: list, method: str) -> tuple:
+        if any(tuple(s) != tuple(shapes[0]) for s in shapes):
+            shown = ", ".join(str(tuple(s)) for s in shapes)
+            raise ValueError(
+                self._error(method, f"branch outputs must have the same shape, got {shown}")
+            )
+        return tuple(shapes[0])
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self._common_shape([b.output_shape(input_shape) for b in self._children], "forward")
+
+    def chain_forward(self, X):
+        outs = [self.child_forward(i, X) for i in range(len(self._children))]
+        self._common_shape([o.shape for o in outs], "forward")
+        total = outs[0]
+        for o in outs[1:]:
+            total = total + o  # a new array: the branches may keep their outputs
+        self.remember(X, tuple(total.shape))
+        return total
+
+    def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        shape = self.check_fresh(input, "backward")
+        if tuple(delta.shape) != shape:
+            raise ValueError(
+                self._error(
+                    "backward",
+                    f"expected delta of the output's shape {shape}, got {tuple(delta.shape)}",
+                )
+            )
+        total = None
+        for i in range(len(self._children)):
+            g = self.child_backward(i, input, delta, input_grad, param_grad)
+            if input_grad:
+                total = g if total is None else total + g
+        return total
+
+
+class Residual(Container):
+    """A residual connection: ``Y = X + module(X)`` (He et al., 2016).
+
+    ``module`` must keep the shape of its input. Backward adds delta (the
+    identity path) to the module's input gradient.
+
+    Shape
+    -----
+    ``(N, *)`` -> same.
+
+    >>> Residual(Sequentiel(Linear(64, 64), ReLU()))
+    """
+
+    def __init__(self, module: Module) -> None:
+        super().__init__()
+        self.add_module(_check_module("Residual", module))
+
+    @classmethod
+    def from_config(cls, config: dict, children: list) -> Residual:
+        if len(children) != 1:
+            raise ValueError(f"Residual: expected one child, got {len(children)}")
+        return cls(children[0])
+
+    def _same(self, shape, out, method: str) -> None:
+        if tuple(out) != tuple(shape):
+            raise ValueError(
+                self._error(
+                    method,
+                    f"the module must keep its input's shape {tuple(shape)}, but gave {tuple(out)}",
+                )
+            )
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._same(input_shape, self._children[0].output_shape(input_shape), "forward")
+        return tuple(input_shape)
+
+    def chain_forward(self, X):
+        out = self.child_forward(0, X)
+        self._same(X.shape, out.shape, "forward")
+        self.remember(X)
+        return X + out
+
+    def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+        self.check_fresh(input, "backward")
+        if tuple(delta.shape) != tuple(input.shape):
+            raise ValueError(
+                self._error(
+                    "backward",
+                    f"expected delta of the output's shape {tuple(input.shape)}, got "
+                    f"{tuple(delta.shape)}",
+                )
+            )
+        g = self.child_backward(0, input, delta, input_grad, param_grad)
+        return delta + g if input_grad else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._checks import flag, parameter_shape, positive_int, prod
+from ._checks import flag, int_tuple, parameter_shape, positive_int, prod
 from ._windowed import _Windowed
 from .backends import get_backend, uniform
 
@@ -52,9 +52,9 @@ class _ConvNd(_Windowed):
         shape = parameter_shape(name, (*self.kernel, self.chan_in, self.chan_out))
         k = 1.0 / (prod(self.kernel) * self.chan_in) ** 0.5
         backend = get_backend()
-        self._add_parameter("weight", uniform(-k, k, shape, rng=rng, backend=backend))
+        self.add_parameter("weight", uniform(-k, k, shape, rng=rng, backend=backend))
         if flag(name, "bias", bias):
-            self._add_parameter("bias", uniform(-k, k, (self.chan_out,), rng=rng, backend=backend))
+            self.add_parameter("bias", uniform(-k, k, (self.chan_out,), rng=rng, backend=backend))
         self._saved = None  # (input, im2col matrix) of the last internal forward
 
     def get_config(self) -> dict:
@@ -64,6 +64,17 @@ class _ConvNd(_Windowed):
             "chan_out": self.chan_out,
             "bias": "bias" in self._parameters,
         }
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        name = cls.__name__
+        kernel = int_tuple(name, "k_size", config["k_size"], cls._d)
+        c_in = positive_int(name, "chan_in", config["chan_in"])
+        c_out = positive_int(name, "chan_out", config["chan_out"])
+        shapes = {"weight": (*kernel, c_in, c_out)}
+        if config.get("bias", True):
+            shapes["bias"] = (c_out,)
+        return shapes
 
     def extra_repr(self) -> str:
         text = (
@@ -100,17 +111,17 @@ class _ConvNd(_Windowed):
         X = self._input(X, "forward")
         return self._apply(X, self._columns(X))
 
-    def _forward(self, X):
+    def chain_forward(self, X):
         X = self._input(X, "forward")
         cols = self._columns(X)
         self._saved = (X, cols)
         return self._apply(X, cols)
 
-    def _clear_cache(self) -> None:
+    def clear_cache(self) -> None:
         self._saved = None
 
     def _delta_matrix(self, input, delta, method):
-        delta = self._check_delta(delta, self.output_shape(input.shape), method)
+        delta = self.check_delta(delta, self.output_shape(input.shape), method)
         return self._backend.xp.reshape(delta, (-1, self.chan_out))
 
     def _update_gradient(self, cols, D) -> None:
@@ -119,9 +130,9 @@ class _ConvNd(_Windowed):
         grad = self._backend.contract_rows(cols, D)
         width = prod(self.kernel) * self.chan_in
         if "bias" in self._parameters:
-            self._accumulate("bias", grad[width, ...])
+            self.accumulate_gradient("bias", grad[width, ...])
             grad = grad[:width, ...]
-        self._accumulate("weight", xp.reshape(grad, self._parameters["weight"].shape))
+        self.accumulate_gradient("weight", xp.reshape(grad, self._parameters["weight"].shape))
 
     def _input_gradient(self, input, D):
         out = self.output_shape(input.shape)
@@ -139,7 +150,7 @@ class _ConvNd(_Windowed):
         input = self._input(input, "backward_delta")
         return self._input_gradient(input, self._delta_matrix(input, delta, "backward_delta"))
 
-    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+    def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         input = self._input(input, "backward")
         D = self._delta_matrix(input, delta, "backward")
         if param_grad:

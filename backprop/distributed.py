@@ -167,13 +167,13 @@ class _Replica:
         try:
             with Loss.targets_checked():  # the driver validated every target
                 net.zero_grad()
-                yhat = net._forward(x)
+                yhat = net.chain_forward(x)
                 per_row, delta = self.loss.forward_backward(y, yhat)
-                net._backward(x, delta, False)
+                net.chain_backward(x, delta, False)
             return [to_numpy(m.get_gradient(key)) for m, key in self.slots], float(xp.sum(per_row))
         finally:
             for m in net.unique_modules():
-                m._clear_cache()
+                m.clear_cache()
 
     def pid(self) -> int:
         return os.getpid()
@@ -433,7 +433,7 @@ class DataParallelTrainer(Trainer):
             for r, (grads, _) in results.items():
                 g = asarray(grads[i], backend=b) * (parts[r].shape[0] / n)
                 total = g if total is None else total + g
-            m._accumulate(key, total)
+            m.accumulate_gradient(key, total)
         self.optim.optimizer.step(self.net)
         return sum(cost for _, cost in results.values()) / n
 

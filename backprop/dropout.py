@@ -50,20 +50,24 @@ class Dropout(Module):
         self._rng = host_rng(rng) if rng is not None else None
         self._masks: list = []  # (input, mask or None), newest last
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}  # no parameters, no buffers
+
     def get_config(self) -> dict:
         return {"p": self.p}
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
-    def _clear_cache(self) -> None:
+    def clear_cache(self) -> None:
         self._masks = []
 
-    def _draws_random_numbers(self) -> bool:
+    def draws_random_numbers(self) -> bool:
         return self.training and self.p > 0
 
     def forward(self, X: Array) -> Array:
-        X = self._check_array(X, "forward")
+        X = self.check_array(X, "forward")
         masks = [entry for entry in self._masks if entry[0] is not X]
         if not self.training or self.p == 0:
             self._masks = masks  # the identity: backward needs no mask
@@ -74,7 +78,7 @@ class Dropout(Module):
         return X * mask
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
-        input, delta = self._check_delta_like_input(input, delta, "backward_delta")
+        input, delta = self.check_delta_like_input(input, delta, "backward_delta")
         for saved, mask in reversed(self._masks):
             if saved is input:
                 return delta * mask

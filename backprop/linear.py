@@ -32,14 +32,14 @@ class _Affine(Module):
         raise NotImplementedError
 
     def _input(self, X, method: str):
-        X = self._check_array(X, method)
+        X = self.check_array(X, method)
         if X.ndim != 2 or X.shape[1] != self.in_features:
-            self._check_shape(X, (None, self.in_features), method)
+            self.check_shape(X, (None, self.in_features), method)
         return X
 
     def _inputs(self, input, delta, method):
         input = self._input(input, method)
-        return input, self._check_delta(delta, (input.shape[0], self.out_features), method)
+        return input, self.check_delta(delta, (input.shape[0], self.out_features), method)
 
     def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
@@ -51,7 +51,7 @@ class _Affine(Module):
     def _update_gradient(self, input, delta) -> None:
         self._accumulate_weight(input, delta)
         if "bias" in self._parameters:
-            self._accumulate("bias", self._backend.xp.sum(delta, axis=0))
+            self.accumulate_gradient("bias", self._backend.xp.sum(delta, axis=0))
 
     def backward_update_gradient(self, input: Array, delta: Array) -> None:
         self._update_gradient(*self._inputs(input, delta, "backward_update_gradient"))
@@ -104,9 +104,9 @@ class Linear(_Affine):
         parameter_shape("Linear", (input, output))
         k = 1.0 / input**0.5
         backend = get_backend()
-        self._add_parameter("weight", uniform(-k, k, (input, output), rng=rng, backend=backend))
+        self.add_parameter("weight", uniform(-k, k, (input, output), rng=rng, backend=backend))
         if flag("Linear", "bias", bias):
-            self._add_parameter("bias", uniform(-k, k, (output,), rng=rng, backend=backend))
+            self.add_parameter("bias", uniform(-k, k, (output,), rng=rng, backend=backend))
 
     def get_config(self) -> dict:
         return {
@@ -114,6 +114,15 @@ class Linear(_Affine):
             "output": self.out_features,
             "bias": "bias" in self._parameters,
         }
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        n_in = positive_int("Linear", "input", config["input"])
+        n_out = positive_int("Linear", "output", config["output"])
+        shapes = {"weight": (n_in, n_out)}
+        if config.get("bias", True):
+            shapes["bias"] = (n_out,)
+        return shapes
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}" + (
@@ -124,7 +133,7 @@ class Linear(_Affine):
         return self._parameters["weight"]
 
     def _accumulate_weight(self, input, delta) -> None:
-        self._accumulate("weight", input.T @ delta)
+        self.accumulate_gradient("weight", input.T @ delta)
 
 
 class TiedLinear(_Affine):
@@ -158,7 +167,7 @@ class TiedLinear(_Affine):
         self.in_features, self.out_features = linear.out_features, linear.in_features
         if flag("TiedLinear", "bias", bias):
             k = 1.0 / self.in_features**0.5
-            self._add_parameter(
+            self.add_parameter(
                 "bias", uniform(-k, k, (self.out_features,), rng=rng, backend=linear._backend)
             )
 
@@ -170,7 +179,7 @@ class TiedLinear(_Affine):
     def _move_backend(self, target) -> None:
         pass  # derived from the tied Linear, which moves itself
 
-    def _has_parameters(self) -> bool:
+    def has_parameters(self) -> bool:
         return True  # the tied weight's gradient, even without a bias
 
     def extra_repr(self) -> str:
@@ -184,6 +193,27 @@ class TiedLinear(_Affine):
             "output": self.out_features,
             "bias": "bias" in self._parameters,
         }
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        # the weight belongs to the tied Linear
+        n_out = positive_int("TiedLinear", "output", config["output"])
+        return {"bias": (n_out,)} if config.get("bias", True) else {}
+
+    @classmethod
+    def check_saved_references(cls, path: str, config: dict, targets: dict) -> None:
+        owner, linear, target = targets.get("linear", (None, None, None))
+        if owner is None or not issubclass(owner, Linear):
+            raise ValueError(
+                f"TiedLinear {path!r} must be tied to a Linear of the network, got {target!r}"
+            )
+        wanted = (config.get("output"), config.get("input"))
+        if (linear.get("input"), linear.get("output")) != wanted:
+            raise ValueError(
+                f"TiedLinear {path!r} ({config.get('input')} -> {config.get('output')}) cannot "
+                f"share the weight of Linear {target!r} ({linear.get('input')} -> "
+                f"{linear.get('output')})"
+            )
 
     @classmethod
     def from_config(cls, config: dict, children: list) -> TiedLinear:
@@ -207,4 +237,4 @@ class TiedLinear(_Affine):
 
     def _accumulate_weight(self, input, delta) -> None:
         # the owner's weight is the transpose of this map's matrix: (X^T delta)^T = delta^T X
-        self.linear._accumulate("weight", delta.T @ input)
+        self.linear.accumulate_gradient("weight", delta.T @ input)

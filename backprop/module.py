@@ -13,9 +13,9 @@ State between passes (the rule is written out in ``docs/architecture.md``):
 the public methods compute from the arrays they are given and rely on
 nothing kept from an earlier call, except what cannot be recomputed
 (Dropout's mask) and what containers hold (below). Containers and the
-training step call the internal pair :meth:`Module._forward` /
-:meth:`Module._backward`, with arrays the library created and never handed
-out: there a module may reuse what its last ``_forward`` computed, keyed by
+training step call the internal pair :meth:`Module.chain_forward` /
+:meth:`Module.chain_backward`, with arrays the library created and never handed
+out: there a module may reuse what its last ``chain_forward`` computed, keyed by
 the identity of that input.
 """
 
@@ -34,8 +34,35 @@ if TYPE_CHECKING:
 
 __all__ = ["Loss", "Module"]
 
-#: every Module subclass by name: what backprop.load rebuilds architectures from
+#: every Module subclass by qualified name (``"backprop.linear.Linear"``, ``"mypkg.layers.Gate"``):
+#: what backprop.load rebuilds architectures from. A user's class never replaces a library class.
 MODULE_TYPES: dict[str, type] = {}
+#: the library's own classes by bare name, for files written before names were qualified
+_LIBRARY_TYPES: dict[str, type] = {}
+
+
+def type_name(cls: type) -> str:
+    """The name a saved architecture records for ``cls``: ``module.QualifiedName``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def module_type(name: str) -> type:
+    """The registered :class:`Module` subclass saved as ``name`` (see :func:`type_name`).
+
+    A bare name (files written by older versions) means one of the library's
+    own classes. An unknown name is a ValueError that names it and says
+    which module to import.
+    """
+    cls = MODULE_TYPES.get(name) or _LIBRARY_TYPES.get(name)
+    if cls is not None:
+        return cls
+    where, _, short = name.rpartition(".")
+    hint = (
+        f"import {where} (which defines {short}) before loading"
+        if where and not where.startswith("backprop")
+        else "import the module that defines it before loading"
+    )
+    raise ValueError(f"unknown layer type {name!r}: {hint}")
 
 
 def _shape(x) -> tuple:
@@ -73,22 +100,30 @@ class Module:
 
     Subclasses implement :meth:`forward`, :meth:`backward_delta` and, when they
     have parameters, :meth:`backward_update_gradient`; they register their
-    parameters with :meth:`_add_parameter`. The base class owns everything
+    parameters with :meth:`add_parameter`. The base class owns everything
     else: :meth:`zero_grad`, :meth:`update_parameters`, :meth:`parameters`,
     :meth:`to` and ``repr``.
     """
 
-    #: the backend of the parameters (set by the first _add_parameter)
+    #: the backend of the parameters (set by the first add_parameter)
     _backend: Backend | None = None
+    #: where the current call is in the network (set by the container calling; see
+    #: Container.child_forward): per-call state is kept under it
+    _call_path: tuple = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_"):
-            MODULE_TYPES[cls.__name__] = cls
+        if cls.__name__.startswith("_"):
+            return
+        MODULE_TYPES[type_name(cls)] = cls
+        if cls.__module__.startswith("backprop."):
+            _LIBRARY_TYPES[cls.__name__] = cls
 
     def __init__(self) -> None:
         self._parameters: dict[str, Any] = {}
         self._gradient: dict[str, Any] = {}
+        # state that is saved, loaded, checkpointed and moved, but never touched by optimizers
+        self._buffers: dict[str, Any] = {}
         # keys whose gradient is known to be zero: the next accumulation may
         # store its value instead of adding it to a zero array
         self._zero_keys: set[str] = set()
@@ -127,34 +162,41 @@ class Module:
         self.backward_update_gradient(input, delta)
         return self.backward_delta(input, delta) if input_grad else None
 
-    # ------------------------------------------- internal pair (containers)
+    # ------------------------------------------- the chain pair (containers)
 
-    def _forward(self, X):
-        """Forward for a container or the training step: ``X`` is the library's own array.
+    def chain_forward(self, X):
+        """Forward as a container or the training step calls it: ``X`` is the library's own array.
 
         Nobody else holds ``X``, and it stays unchanged until the matching
-        :meth:`_backward`; a module may keep what it computes from it.
+        :meth:`chain_backward`, so a module may keep what it computes from it
+        (keyed by the identity of ``X``) and reuse it there. The default is
+        :meth:`forward`. A container's own ``chain_forward`` calls its
+        children's.
         """
         return self.forward(X)
 
-    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
-        """Backward for a container: ``input`` is the object of a :meth:`_forward` call, unchanged
-        since.
+    def chain_backward(self, input, delta, input_grad: bool = True, param_grad: bool = True):
+        """Backward as a container or the training step calls it, after :meth:`chain_forward`.
 
-        Accumulates the parameter gradients when ``param_grad``, returns the
-        input gradient when ``input_grad`` (else None).
+        ``input`` is the object of the matching ``chain_forward`` call,
+        unchanged since. Accumulates the parameter gradients when
+        ``param_grad``; returns the input gradient when ``input_grad`` (else
+        None). The default runs :meth:`backward_update_gradient` and
+        :meth:`backward_delta`.
         """
         if param_grad:
             return self.backward(input, delta, input_grad=input_grad)
         return self.backward_delta(input, delta) if input_grad else None
 
-    def _draws_random_numbers(self) -> bool:
-        """Whether forward draws host random numbers now (such a network cannot be compiled)."""
+    def draws_random_numbers(self) -> bool:
+        """Whether forward draws host random numbers now (such a network cannot be compiled).
+
+        A layer that draws (a dropout mask, noise) in training mode says so here."""
         return False
 
-    def _has_parameters(self) -> bool:
+    def has_parameters(self) -> bool:
         """Whether backward accumulates a gradient anywhere (containers ask, to skip needless input
-        gradients)."""
+        gradients). A layer that accumulates into another module's gradient says True."""
         return bool(self._parameters)
 
     # ------------------------------------------------------------ updates
@@ -251,13 +293,33 @@ class Module:
             for key, p in m._parameters.items():
                 yield (f"{path}.{key}" if path else key), p
 
-    def _named_children(self) -> list[tuple[str, Module]]:
+    def named_children(self) -> list[tuple[str, Module]]:
         return [(str(i), c) for i, c in enumerate(self.children())]
 
-    def _parallel_children(self) -> bool:
+    def parallel_children(self) -> bool:
         """Whether every child receives this module's input (Concat) rather than the previous
         output."""
         return False
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output's shape for an input of ``input_shape`` (batch axis first).
+
+        Layers with a closed form override this. The default runs
+        :meth:`forward` in evaluation mode on one zero sample (no random
+        numbers drawn, nothing kept) and reads the shape.
+        """
+        b = self._backend if self._backend is not None else get_backend()
+        x = b.xp.zeros((1, *tuple(input_shape)[1:]), dtype=b.dtype, device=b.device)
+        modes = [(m, m.training) for m in self.unique_modules()]
+        self.eval()
+        try:
+            y = self.forward(x)
+        finally:
+            for m, mode in modes:
+                m.training = mode
+            for m in self.unique_modules():
+                m.clear_cache()
+        return (input_shape[0], *tuple(y.shape)[1:])
 
     def summary(self, input_shape: int | tuple[int, ...]) -> str:
         """A table of the layers with their output shapes for samples of ``input_shape`` (no batch
@@ -291,8 +353,9 @@ class Module:
     def _ensure_backend(self) -> None:
         # a module that fills _parameters by hand (the assignment's style) gets its backend from
         # them
-        if self._backend is None and self._parameters:
-            self._backend = backend_of(next(iter(self._parameters.values())))
+        if self._backend is None and (self._parameters or self._buffers):
+            first = next(iter(self._parameters.values() or self._buffers.values()))
+            self._backend = backend_of(first)
 
     # ------------------------------------------------------- persistence
 
@@ -311,6 +374,41 @@ class Module:
             raise ValueError(f"{cls.__name__}: unexpected children in a saved architecture")
         return cls(**config)
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict[str, tuple[int, ...]] | None:
+        """The shape of every parameter and buffer a module built from ``config`` has, by key,
+        computed without building it (``{}`` for a module without any); None when unknown.
+
+        :func:`backprop.load` checks a file's arrays against these shapes
+        before it allocates anything, so a small crafted file cannot make it
+        allocate much memory. A layer that knows its shapes from its config
+        overrides this; the answer is used only for the class that defines
+        it or a subclass that keeps its constructor.
+        """
+        return None
+
+    @classmethod
+    def check_saved_references(cls, path: str, config: dict, targets: dict) -> None:
+        """Check, before anything is built, that the saved modules this one refers to fit.
+
+        ``targets`` maps each reference name to ``(type, config, path)`` of
+        the module it points to (type and config None when the path does not
+        exist).
+        Raise ValueError naming ``path`` when they do not fit.
+        """
+
+    @classmethod
+    def _defines_at_least_as_late(cls, hook: str, *implementation: str) -> bool:
+        """Whether the class that provides ``hook`` is ``cls`` or a subclass of every class that
+        provides one of ``implementation``: a hook written for a base class says nothing of a
+        subclass that computes something else."""
+        mro = cls.__mro__
+
+        def definer(name: str) -> int:
+            return next(i for i, c in enumerate(mro) if name in c.__dict__)
+
+        return all(definer(hook) <= definer(name) for name in implementation)
+
     def get_references(self) -> dict:
         """Modules this one uses without owning them (e.g. a tied weight's layer), by name."""
         return {}
@@ -326,17 +424,32 @@ class Module:
         A module used twice appears at each of its places.
         """
         yield prefix.rstrip("."), self
-        for name, child in self._named_children():
+        for name, child in self.named_children():
             yield from child.named_modules(f"{prefix}{name}.")
 
     def state_dict(self) -> dict:
-        """Every parameter by name (``"0.weight"``, ...), as copies: later training does not change
-        them."""
-        return {name: _fresh_copy(p) for name, p in self.named_parameters()}
+        """Every parameter and buffer by name (``"0.weight"``, ``"1.running_mean"``...), as
+        copies: later training does not change them."""
+        state = {name: _fresh_copy(p) for name, p in self.named_parameters()}
+        state.update((name, _fresh_copy(b)) for name, b in self.named_buffers())
+        return state
+
+    def _state_slots(self) -> dict:
+        """``name -> (module, key, is_buffer)`` for every parameter and buffer."""
+        names = [n for n, _ in self.named_parameters()]
+        slots = {n: (m, key, False) for n, (m, key) in zip(names, self.parameter_slots())}
+        seen: set[int] = set()
+        for path, m in self.named_modules():
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            for key in m._buffers:
+                slots[f"{path}.{key}" if path else key] = (m, key, True)
+        return slots
 
     def load_state_dict(self, state: dict) -> None:
-        """Set every parameter from copies of the arrays in ``state`` (any library; floating values
-        are cast).
+        """Set every parameter and buffer from copies of the arrays in ``state`` (any library;
+        floating values are cast).
 
         Everything is checked before anything is written: missing or
         unexpected names, shapes, non-floating dtypes and NaN or infinite
@@ -346,8 +459,7 @@ class Module:
         owner = f"{self._label()}.load_state_dict"
         if not isinstance(state, dict):
             raise TypeError(f"{owner}: expected a dict of arrays, got {type(state).__name__}")
-        names = [n for n, _ in self.named_parameters()]
-        slots = dict(zip(names, self.parameter_slots()))
+        slots = self._state_slots()
         missing = [n for n in slots if n not in state]
         unexpected = [n for n in state if n not in slots]
         if missing or unexpected:
@@ -355,30 +467,36 @@ class Module:
                 f"{owner}: parameter names do not match: missing {missing}, unexpected {unexpected}"
             )
         staged = []
-        for name, (m, key) in slots.items():
-            b = m._backend
+        for name, (m, key, is_buffer) in slots.items():
+            m._ensure_backend()
+            b = m._backend if m._backend is not None else get_backend()
+            what = "buffer" if is_buffer else "parameter"
             try:
                 value = asarray(state[name], backend=b)
             except TypeError as exc:
-                raise TypeError(f"{owner}: parameter {name!r}: {exc}") from None
+                raise TypeError(f"{owner}: {what} {name!r}: {exc}") from None
             if value.dtype not in b.float_dtypes:
                 raise TypeError(
-                    f"{owner}: parameter {name!r} has dtype {value.dtype}, expected a floating "
-                    "dtype"
+                    f"{owner}: {what} {name!r} has dtype {value.dtype}, expected a floating dtype"
                 )
-            expected = tuple(m._parameters[key].shape)
+            current = m._buffers[key] if is_buffer else m._parameters[key]
+            expected = tuple(current.shape)
             if tuple(value.shape) != expected:
                 raise ValueError(
-                    f"{owner}: parameter {name!r} has shape {tuple(value.shape)}, expected "
-                    f"{expected}"
+                    f"{owner}: {what} {name!r} has shape {tuple(value.shape)}, expected {expected}"
                 )
             if not bool(b.xp.all(b.xp.isfinite(value))):
-                raise ValueError(f"{owner}: parameter {name!r} holds NaN or infinite values")
-            staged.append((m, key, _fresh_copy(value)))
-        for m, key, value in staged:
-            m.set_parameter(key, value)
+                raise ValueError(f"{owner}: {what} {name!r} holds NaN or infinite values")
+            if value.dtype != b.dtype:
+                value = b.xp.astype(value, b.dtype)
+            staged.append((m, key, is_buffer, _fresh_copy(value)))
+        for m, key, is_buffer, value in staged:
+            if is_buffer:
+                m._buffers[key] = value
+            else:
+                m.set_parameter(key, value)
         for m in self.unique_modules():
-            m._clear_cache()
+            m.clear_cache()
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (on this module and its children); returns self."""
@@ -406,17 +524,20 @@ class Module:
         target = make_backend(backend, device, dtype)
         for m in self.unique_modules():
             m._ensure_backend()
-            if m._parameters and m._backend != target:
+            if (m._parameters or m._buffers or m._gradient) and m._backend != target:
                 for key, p in m._parameters.items():
                     m.set_parameter(key, _fresh_copy(asarray(p, backend=target)))
                 m._gradient = {
                     k: _fresh_copy(asarray(g, backend=target)) for k, g in m._gradient.items()
                 }
+                m._buffers = {
+                    k: _fresh_copy(asarray(v, backend=target)) for k, v in m._buffers.items()
+                }
                 m._move_backend(target)
-            m._clear_cache()  # cached arrays live on the old device
+            m.clear_cache()  # cached arrays live on the old device
         return self
 
-    def _clear_cache(self) -> None:
+    def clear_cache(self) -> None:
         """Drop arrays kept from the last forward (modules that keep some override it)."""
 
     def _move_backend(self, target: Backend) -> None:
@@ -430,7 +551,7 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        children = self._named_children()
+        children = self.named_children()
         if not children:
             return f"{type(self).__name__}({self.extra_repr()})"
         lines = [f"{type(self).__name__}("]
@@ -450,17 +571,97 @@ class Module:
 
     # -------------------------------------------------- parameters, checks
 
-    def _add_parameter(self, name: str, value) -> None:
-        """Register a parameter (an array on the current backend) and its zero gradient."""
-        b = get_backend()
+    def _state_array(self, kind: str, name, value):
+        """``value`` as a fresh array of this module's backend, dtype and device (the current
+        backend's for a module that has none yet), after checking ``name``."""
+        method = f"add_{kind}"
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(self._error(method, f"name must be an identifier, got {name!r}"))
+        if name in self._parameters or name in self._buffers:
+            raise ValueError(self._error(method, f"{name!r} is already registered"))
+        b = self._backend if self._backend is not None else get_backend()
+        try:
+            array = asarray(value, backend=b)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(self._error(method, f"{name!r}: {exc}")) from None
+        if array.dtype == b.xp.bool or b.xp.isdtype(array.dtype, "complex floating"):
+            raise TypeError(
+                self._error(method, f"{name!r} must hold real numbers, got dtype {array.dtype}")
+            )
+        if array.dtype != b.dtype:  # integers too: a parameter is floating
+            array = b.xp.astype(array, b.dtype)
         if self._backend is None:
             self._backend = b
+        return _fresh_copy(array)
+
+    def add_parameter(self, name: str, value: Any) -> None:
+        """Register a trainable parameter ``name`` and its zero gradient.
+
+        ``value`` may be host data (a list, a NumPy array) or an array of any
+        supported library: it is copied to this module's backend, device and
+        floating dtype (the current backend's for a module without
+        parameters yet), so the module never shares it with the caller.
+
+        >>> self.add_parameter("scale", np.ones(n))      # float32 on a float32 backend
+        """
+        value = self._state_array("parameter", name, value)
         self._parameters[name] = value
-        self._gradient[name] = b.xp.zeros_like(value)
+        self._gradient[name] = self._backend.xp.zeros_like(value)
         self._zero_keys.add(name)
         self._version += 1
 
-    def _accumulate(self, name: str, value) -> None:
+    def add_buffer(self, name: str, value: Any) -> None:
+        """Register a buffer: state saved, loaded, checkpointed and moved by :meth:`to` with
+        the parameters, but never updated by an optimizer (running statistics, for example).
+
+        ``value`` is copied to this module's backend, device and dtype, as for
+        :meth:`add_parameter`. Write it with :meth:`set_buffer`.
+        """
+        self._buffers[name] = self._state_array("buffer", name, value)
+
+    def get_buffer(self, name: str) -> Array:
+        """The buffer array ``name`` of this module (not a copy)."""
+        return self._buffers[name]
+
+    def set_buffer(self, name: str, value: Array) -> None:
+        """Store ``value`` (an array of this module's backend and the buffer's shape) as buffer
+        ``name``."""
+        if name not in self._buffers:
+            raise KeyError(self._error("set_buffer", f"no buffer {name!r}"))
+        self._buffers[name] = value
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        """``(name, array)`` for every buffer of this module and its descendants, each module
+        once, named as :meth:`named_parameters` names parameters."""
+        seen: set[int] = set()
+        for path, m in self.named_modules(prefix):
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            for key, value in m._buffers.items():
+                yield (f"{path}.{key}" if path else key), value
+
+    def buffers(self) -> list:
+        """Every buffer array of this module and its children, each once."""
+        return [b for _, b in self.named_buffers()]
+
+    def add_module(self, module: Module) -> Module:
+        """Append ``module`` to this module's children (what a container is made of); returns it.
+
+        Children are what :meth:`children`, :meth:`modules`, ``save``,
+        ``summary``, ``to`` and the optimizers walk. A container calls its
+        children's :meth:`chain_forward` / :meth:`chain_backward`.
+        """
+        if not isinstance(module, Module):
+            raise TypeError(
+                self._error("add_module", f"expected a Module, got {type(module).__name__}")
+            )
+        self._children.append(module)
+        self.clear_cache()
+        _structure_changed()
+        return module
+
+    def accumulate_gradient(self, name: str, value) -> None:
         """``_gradient[name] += value``.
 
         ``value`` must be a fresh array that nothing else holds: when the
@@ -476,7 +677,7 @@ class Module:
     def _error(self, method: str, message: str) -> str:
         return f"{self._label()}.{method}: {message}"
 
-    def _check_array(self, X, method: str = "forward", what: str = "input", like=None):
+    def check_array(self, X, method: str = "forward", what: str = "input", like=None):
         """Check ``X``: a real floating array on the parameters' library and device.
 
         Returns ``X``, cast to the parameters' dtype when it is of another real
@@ -518,9 +719,7 @@ class Module:
             return b.xp.astype(X, b.dtype)
         return X
 
-    def _check_shape(
-        self, X, expected: tuple, method: str = "forward", what: str = "input"
-    ) -> None:
+    def check_shape(self, X, expected: tuple, method: str = "forward", what: str = "input") -> None:
         """ValueError unless ``X`` matches ``expected`` (``None`` entries match any size)."""
         shape = X.shape
         if len(shape) == len(expected):
@@ -551,10 +750,10 @@ class Module:
                     self._error(method, f"input {what} {size} is shorter than kernel_size {k}")
                 )
 
-    def _check_delta_like_input(self, input, delta, method: str):
+    def check_delta_like_input(self, input, delta, method: str):
         """Check ``input`` and ``delta`` for an element-wise module; returns both."""
-        input = self._check_array(input, method)
-        delta = self._check_array(delta, method, "delta", like=input)
+        input = self.check_array(input, method)
+        delta = self.check_array(delta, method, "delta", like=input)
         if tuple(delta.shape) != tuple(input.shape):
             raise ValueError(
                 self._error(
@@ -565,9 +764,9 @@ class Module:
             )
         return input, delta
 
-    def _check_delta(self, delta, expected_shape: tuple, method: str, input=None):
+    def check_delta(self, delta, expected_shape: tuple, method: str, input=None):
         """``delta`` must have the output's shape; returns it checked like ``input``."""
-        delta = self._check_array(delta, method, "delta", like=input)
+        delta = self.check_array(delta, method, "delta", like=input)
         if _shape(delta) != tuple(expected_shape):
             raise ValueError(
                 self._error(

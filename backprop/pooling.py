@@ -26,6 +26,10 @@ class _PoolNd(_Windowed):
         super().__init__()
         self._set_window(k_size, k_size if stride is None else stride)
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}  # no parameters, no buffers
+
     def get_config(self) -> dict:
         return self._window_config()
 
@@ -39,9 +43,9 @@ class _PoolNd(_Windowed):
         return (input_shape[0], *self._out_spatial(input_shape), input_shape[-1])
 
     def _delta(self, input, delta, method):
-        return self._check_delta(delta, self.output_shape(input.shape), method, input=input)
+        return self.check_delta(delta, self.output_shape(input.shape), method, input=input)
 
-    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+    def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         return self.backward_delta(input, delta) if input_grad else None
 
 
@@ -59,12 +63,12 @@ class _MaxPoolNd(_PoolNd):
         X = self._input(X, "forward")
         return backend_of(X).max_pool(X, self.kernel, self.stride)
 
-    def _forward(self, X):
+    def chain_forward(self, X):
         Y = self.forward(X)
         self._saved = (X, Y)
         return Y
 
-    def _clear_cache(self) -> None:
+    def clear_cache(self) -> None:
         self._saved = None
 
     def _pool_gradient(self, input, delta, Y):
@@ -77,7 +81,7 @@ class _MaxPoolNd(_PoolNd):
             input, delta, backend_of(input).max_pool(input, self.kernel, self.stride)
         )
 
-    def _backward(self, input, delta, input_grad: bool, param_grad: bool = True):
+    def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         if not input_grad:
             return None
         input = self._input(input, "backward")

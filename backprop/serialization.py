@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .backends import Backend, namespace_of, use_backend
 from .backends.npz import NpzArchive, decode_text, save_npz_atomic
-from .module import MODULE_TYPES, Module
+from .module import Module, module_type, type_name
 
 if TYPE_CHECKING:
     from ._typing import Device, DType, FilePath
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["load", "save"]
 
 FORMAT = 1
-_ARCH, _FORMAT, _PARAM = "__architecture__", "__format__", "param/"
+_ARCH, _FORMAT, _PARAM, _BUFFER = "__architecture__", "__format__", "param/", "buffer/"
 
 
 def architecture(module: Module) -> dict:
@@ -31,7 +31,7 @@ def architecture(module: Module) -> dict:
     paths = {id(m): path for path, m in module.named_modules()}
 
     def describe(m: Module) -> dict:
-        node = {"type": type(m).__name__, "config": m.get_config()}
+        node = {"type": type_name(type(m)), "config": m.get_config()}
         refs = {}
         for name, target in m.get_references().items():
             if id(target) not in paths:
@@ -73,13 +73,7 @@ def build(node: dict) -> Module:
 def _build(node: dict, pending: list) -> Module:
     if not isinstance(node, dict) or not isinstance(node.get("type"), str):
         raise ValueError(f"malformed architecture entry: {_short(node)}")
-    cls = MODULE_TYPES.get(node["type"])
-    if cls is None:
-        raise ValueError(
-            f"unknown layer type {node['type']!r}; "
-            "import the module that defines it before loading "
-            f"(known types: {', '.join(sorted(MODULE_TYPES))})"
-        )
+    cls = module_type(node["type"])
     children = [_build(c, pending) for c in node.get("children", [])]
     config = node.get("config", {})
     try:
@@ -139,71 +133,18 @@ def _walk(root) -> list:
     return found
 
 
-def _positive_ints(*values) -> bool:
-    return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
-
-
-def _kernel(value, d: int):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value] * d
-    if isinstance(value, list) and len(value) == d and _positive_ints(*value):
-        return tuple(value)
-    return None
-
-
-def _parameter_shapes(node: dict):
-    """The parameter shapes that the library's own layer type ``node['type']`` creates, by key.
-
-    ``{}`` for the library's parameter-free modules; None for a type defined
-    elsewhere, or a config the constructor will refuse anyway (it is then
-    left to the constructor, which allocates nothing before its checks).
-    """
-    cls = MODULE_TYPES.get(node["type"])
-    if cls is None or not cls.__module__.startswith("backprop."):
+def _state_shapes(node: dict):
+    """The parameter and buffer shapes, by key, that the layer type ``node['type']`` declares
+    for its config (:meth:`Module.state_shapes`); None when it does not declare them or the
+    config is one its constructor will refuse anyway (it is then left to the constructor)."""
+    cls = module_type(node["type"])
+    if not cls._defines_at_least_as_late("state_shapes", "__init__"):
         return None
-    config = node.get("config", {})
-    name = cls.__name__
-    bias = config.get("bias", True)  # the constructors test its truth, as here
-    if name in ("Linear", "TiedLinear"):
-        n_in, n_out = config.get("input"), config.get("output")
-        if not _positive_ints(n_in, n_out):
-            return None
-        shapes = {"weight": (n_in, n_out)} if name == "Linear" else {}
-        if bias:
-            shapes["bias"] = (n_out,)
-        return shapes
-    if name in ("Conv1D", "Conv2D"):
-        kernel = _kernel(config.get("k_size"), 1 if name == "Conv1D" else 2)
-        c_in, c_out = config.get("chan_in"), config.get("chan_out")
-        if kernel is None or not _positive_ints(c_in, c_out):
-            return None
-        shapes = {"weight": (*kernel, c_in, c_out)}
-        if bias:
-            shapes["bias"] = (c_out,)
-        return shapes
-    if name in _PARAMETER_FREE:
-        return {}
-    return None
-
-
-# the library's modules without parameters (a new layer with parameters goes in _parameter_shapes)
-_PARAMETER_FREE = {
-    "Sequentiel",
-    "Concat",
-    "Flatten",
-    "Reshape",
-    "Transpose",
-    "Dropout",
-    "TanH",
-    "Sigmoid",
-    "ReLU",
-    "Softmax",
-    "LogSoftmax",
-    "MaxPool1D",
-    "MaxPool2D",
-    "AvgPool1D",
-    "AvgPool2D",
-}
+    try:
+        shapes = cls.state_shapes(dict(node.get("config", {})))
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError):
+        return None
+    return None if shapes is None else {k: tuple(v) for k, v in shapes.items()}
 
 
 def _check_parameters(nodes: list, archive, path) -> list:
@@ -215,25 +156,30 @@ def _check_parameters(nodes: list, archive, path) -> list:
     size, or (for networks made of the library's own layers) when the file
     holds parameters the architecture does not have.
     """
-    present = [name[len(_PARAM) :] for name in archive.names if name.startswith(_PARAM)]
+    present = [
+        name[len(prefix) :]
+        for name in archive.names
+        for prefix in (_PARAM, _BUFFER)
+        if name.startswith(prefix)
+    ]
     expected, all_known = {}, True
     by_path = dict(nodes)
     for node_path, node in nodes:
-        shapes = _parameter_shapes(node)
+        _check_references(node_path, node, by_path)
+        shapes = _state_shapes(node)
         if shapes is None:
             all_known = False
             continue
         prefix = f"{node_path}." if node_path else ""
         for key, shape in shapes.items():
             expected[prefix + key] = shape
-        if node["type"] == "TiedLinear":
-            _check_tie(node_path, node, by_path)
     for name, shape in expected.items():
-        if _PARAM + name not in archive:
+        entry = _PARAM + name if _PARAM + name in archive else _BUFFER + name
+        if entry not in archive:
             raise ValueError(
                 f"parameter {name!r} is missing from the file (its architecture needs it)"
             )
-        declared, dtype = archive.header(_PARAM + name)
+        declared, dtype = archive.header(entry)
         if declared != shape:
             raise ValueError(f"parameter {name!r} has shape {declared}, expected {shape}")
         if dtype.kind != "f":
@@ -247,21 +193,20 @@ def _check_parameters(nodes: list, archive, path) -> list:
     return present
 
 
-def _check_tie(node_path: str, node: dict, by_path: dict) -> None:
-    target = node.get("references", {}).get("linear")
-    owner = by_path.get(target) if isinstance(target, str) else None
-    config = node.get("config", {})
-    if owner is None or owner.get("type") != "Linear":
-        raise ValueError(
-            f"TiedLinear {node_path!r} must be tied to a Linear of the network, got {target!r}"
+def _check_references(node_path: str, node: dict, by_path: dict) -> None:
+    """Let the layer check the saved modules it refers to (a tied weight's owner)."""
+    refs = node.get("references", {})
+    if not refs:
+        return
+    targets = {}
+    for name, target in refs.items():
+        owner = by_path.get(target)
+        targets[name] = (
+            (module_type(owner["type"]), owner.get("config", {}), target)
+            if owner is not None
+            else (None, None, target)
         )
-    linear = owner.get("config", {})
-    if (linear.get("input"), linear.get("output")) != (config.get("output"), config.get("input")):
-        raise ValueError(
-            f"TiedLinear {node_path!r} ({config.get('input')} -> {config.get('output')}) "
-            "cannot share "
-            f"the weight of Linear {target!r} ({linear.get('input')} -> {linear.get('output')})"
-        )
+    module_type(node["type"]).check_saved_references(node_path, node.get("config", {}), targets)
 
 
 # ------------------------------------------------------------------ save and load
@@ -310,6 +255,14 @@ def save(module: Module, path: FilePath, *, metadata: dict | None = None) -> Non
                 f"diverge?); {os.fspath(path)} was not written"
             )
         arrays[_PARAM + name] = p
+    for name, value in module.named_buffers():
+        xp = namespace_of(value)
+        if not bool(xp.all(xp.isfinite(value))):
+            raise ValueError(
+                f"backprop.save: buffer {name!r} holds NaN or infinite values; "
+                f"{os.fspath(path)} was not written"
+            )
+        arrays[_BUFFER + name] = value
     try:
         save_npz_atomic(path, arrays)
     except OSError as exc:
@@ -364,7 +317,10 @@ def load(
             record = _read_record(archive, shown)
             nodes = _walk(record["architecture"])
             names = _check_parameters(nodes, archive, shown)
-            state = {name: archive.read(_PARAM + name) for name in names}
+            state = {
+                name: archive.read(_PARAM + name if _PARAM + name in archive else _BUFFER + name)
+                for name in names
+            }
     except (TypeError, ValueError) as exc:
         message = str(exc)
         raise type(exc)(

@@ -51,8 +51,12 @@ class Flatten(Module):
     ``(batch, length, chan_in)`` -> ``(batch, length * chan_in)``.
     """
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}  # no parameters, no buffers
+
     def forward(self, X: Array) -> Array:
-        X = self._check_array(X, "forward")
+        X = self.check_array(X, "forward")
         if X.ndim < 2:
             raise ValueError(
                 self._error(
@@ -63,7 +67,7 @@ class Flatten(Module):
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         expected = (input.shape[0], prod(input.shape[1:]))
-        delta = self._check_delta(delta, expected, "backward_delta")
+        delta = self.check_delta(delta, expected, "backward_delta")
         return namespace_of(delta).reshape(delta, tuple(input.shape))
 
 
@@ -82,6 +86,10 @@ class Reshape(Module):
     ``Reshape((64, 1))`` turns ``(N, 64)`` into ``(N, 64, 1)``.
     """
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}  # no parameters, no buffers
+
     def __init__(self, shape: int | Sequence[int]) -> None:
         super().__init__()
         self.shape = _int_sequence("Reshape", "shape", shape, scalar_ok=True)
@@ -95,7 +103,7 @@ class Reshape(Module):
         return str(self.shape)
 
     def forward(self, X: Array) -> Array:
-        X = self._check_array(X, "forward")
+        X = self.check_array(X, "forward")
         if X.ndim < 1 or prod(X.shape[1:]) != prod(self.shape):
             raise ValueError(
                 self._error(
@@ -107,7 +115,7 @@ class Reshape(Module):
         return namespace_of(X).reshape(X, (X.shape[0], *self.shape))
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
-        delta = self._check_delta(delta, (input.shape[0], *self.shape), "backward_delta")
+        delta = self.check_delta(delta, (input.shape[0], *self.shape), "backward_delta")
         return namespace_of(delta).reshape(delta, tuple(input.shape))
 
 
@@ -125,6 +133,10 @@ class Transpose(Module):
     ``(N, d_0, ..., d_{k-1})`` -> ``(N, d_axes[0], ..., d_axes[k-1])``;
     ``Transpose((1, 0))`` turns ``(N, H, W)`` into ``(N, W, H)``.
     """
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}  # no parameters, no buffers
 
     def __init__(self, axes: Sequence[int]) -> None:
         super().__init__()
@@ -153,11 +165,11 @@ class Transpose(Module):
             )
 
     def forward(self, X: Array) -> Array:
-        X = self._check_array(X, "forward")
+        X = self.check_array(X, "forward")
         self._check_rank(X, "forward")
         return namespace_of(X).permute_dims(X, (0, *(a + 1 for a in self.axes)))
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         expected = (input.shape[0], *(input.shape[a + 1] for a in self.axes))
-        delta = self._check_delta(delta, expected, "backward_delta")
+        delta = self.check_delta(delta, expected, "backward_delta")
         return namespace_of(delta).permute_dims(delta, (0, *(a + 1 for a in self._inverse)))

@@ -16,7 +16,7 @@ def _count(m: Module) -> int:
 def _trace(m: Module, x, path: str, rows: list, seen: set):
     """Run ``m`` on ``x`` (one sample), appending ``(path, label, output shape, own
     parameters)``."""
-    children = m._named_children()
+    children = m.named_children()
     shared = id(m) in seen
     seen.add(id(m))
     if not children:
@@ -34,7 +34,7 @@ def _trace(m: Module, x, path: str, rows: list, seen: set):
         (path, type(m).__name__ + (f"({m.extra_repr()})" if m.extra_repr() else ""), None, 0)
     )
     index = len(rows) - 1
-    if m._parallel_children():
+    if m.parallel_children():
         for name, c in children:
             _trace(c, x, f"{path}.{name}" if path else name, rows, seen)
         y = m.forward(x)
@@ -74,7 +74,7 @@ def summary(net: Module, input_shape: int | tuple[int, ...]) -> str:
         for m, mode in modes:
             m.training = mode
         for m in net.unique_modules():
-            m._clear_cache()
+            m.clear_cache()
     total = net.n_parameters()
     itemsize = 8 if b.dtype_name == "float64" else 4
     lines = [f"{'layer':<28s} {'type':<36s} {'output shape':<18s} {'parameters':>12s}"]

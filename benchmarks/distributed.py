@@ -88,7 +88,7 @@ def driver_s(name, repeats):
         t1 = time.perf_counter()
         net.zero_grad()
         for (m, k), g in zip(slots, total):
-            m._accumulate(k, g)
+            m.accumulate_gradient(k, g)
         net.update_parameters(0.01)
         t2 = time.perf_counter()
         add.append(t1 - t0)

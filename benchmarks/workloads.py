@@ -127,9 +127,9 @@ class NumpyStep:
         self.p = [a.copy() for a in weights]
 
     def infer(self, X):
-        return self._forward(X)[-1]
+        return self.chain_forward(X)[-1]
 
-    def _forward(self, X):
+    def chain_forward(self, X):
         p, name = self.p, self.w.name
         if name in ("seed_mlp", "digits_mlp"):
             h = np.tanh(X @ p[0] + p[1])
@@ -153,7 +153,7 @@ class NumpyStep:
 
     def step(self, X, y):
         p, name, n = self.p, self.w.name, X.shape[0]
-        acts = self._forward(X)
+        acts = self.chain_forward(X)
         if name == "autoencoder":
             X, h1, h2, h3, out = acts
             o = np.clip(out, 1e-7, 1 - 1e-7)

@@ -173,7 +173,7 @@ class SeedStyleLinear(bp.Module):
 
     def __init__(self, n_in, n_out):
         super().__init__()
-        self._add_parameter("w", bp.asarray(np.full((n_in, n_out), 0.1)))
+        self.add_parameter("w", bp.asarray(np.full((n_in, n_out), 0.1)))
 
     def forward(self, X):
         return X @ self._parameters["w"]

@@ -11,8 +11,8 @@ class WrongTanH(bp.TanH):
 
 class WrongLinear(bp.Linear):
     def backward_update_gradient(self, input, delta):
-        self._accumulate("weight", 2 * (input.T @ delta))
-        self._accumulate("bias", bp.get_backend().xp.sum(delta, axis=0))
+        self.accumulate_gradient("weight", 2 * (input.T @ delta))
+        self.accumulate_gradient("bias", bp.get_backend().xp.sum(delta, axis=0))
 
 
 def test_catches_wrong_input_gradient(f64, rng):

@@ -75,9 +75,9 @@ def test_accumulate_stores_then_adds(f64, rng):
     host = rng.normal(size=(2, 2))
     g = bp.asarray(host.copy())
     lin.zero_grad()
-    lin._accumulate("weight", g)
+    lin.accumulate_gradient("weight", g)
     assert lin._gradient["weight"] is g  # known zero: stored, not added (the caller hands it over)
-    lin._accumulate("weight", bp.asarray(np.ones((2, 2))))
+    lin.accumulate_gradient("weight", bp.asarray(np.ones((2, 2))))
     np.testing.assert_allclose(bp.to_numpy(lin._gradient["weight"]), host + 1)
 
 

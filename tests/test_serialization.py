@@ -134,9 +134,9 @@ def test_refuses_truncated_and_mismatched_files(tmp_path):
     with pytest.raises(ValueError, match="holds NaN or infinite values"):
         bp.load(nan)
     unknown = tmp_path / "unknown.npz"
-    text = npz.decode_text(npz.load_npz(path)["__architecture__"]).replace('"Dropout"', '"Dropin"')
+    text = npz.decode_text(npz.load_npz(path)["__architecture__"]).replace('.Dropout"', '.Dropin"')
     _rewrite(path, unknown, __architecture__=np.frombuffer(text.encode(), dtype=np.uint8))
-    with pytest.raises(ValueError, match="unknown layer type 'Dropin'"):
+    with pytest.raises(ValueError, match="unknown layer type 'backprop.dropout.Dropin'"):
         bp.load(unknown)
     with pytest.raises(FileNotFoundError):
         bp.load(tmp_path / "missing.npz")

@@ -144,7 +144,7 @@ def evaluate(
     try:
         outputs, total = [], None
         for start, stop in batch_bounds(X.shape[0], batch_size):
-            yhat = net._forward(X[start:stop, ...])
+            yhat = net.chain_forward(X[start:stop, ...])
             part = xp.sum(loss.forward(Y[start:stop, ...], yhat))
             total = part if total is None else total + part
             if metric is not None:
@@ -153,7 +153,7 @@ def evaluate(
         for m, mode in modes:
             m.training = mode
         for m in net.unique_modules():
-            m._clear_cache()
+            m.clear_cache()
     value = None if metric is None else float(metric(xp.concat(outputs, axis=0), Y))
     return float(total) / X.shape[0], value
 

@@ -113,9 +113,9 @@ class Optim:
                 )
         net = self.net
         net.zero_grad()
-        yhat = net._forward(batch_x)
+        yhat = net.chain_forward(batch_x)
         per_row, delta = self.loss.forward_backward(batch_y, yhat)
-        net._backward(batch_x, delta, False)
+        net.chain_backward(batch_x, delta, False)
         self.optimizer.step(net)
         return backend_of(per_row).xp.sum(per_row) * (1.0 / per_row.shape[0])
 
@@ -123,7 +123,7 @@ class Optim:
 
     def _drawing_module(self) -> Module | None:
         """The first module whose forward draws host random numbers now (None: compilable)."""
-        return next((m for m in self.net.unique_modules() if m._draws_random_numbers()), None)
+        return next((m for m in self.net.unique_modules() if m.draws_random_numbers()), None)
 
     def _compiled_step(self, b, batch_x, batch_y):
         net, opt = self.net, self.optimizer
@@ -149,7 +149,7 @@ class Optim:
             raise
         finally:
             for m in net.unique_modules():
-                m._clear_cache()  # they hold values of the trace, not arrays
+                m.clear_cache()  # they hold values of the trace, not arrays
             for (m, k), p, bufs in zip(slots, new_params, new_buffers):
                 m._parameters[k] = p
                 opt.state_of(m, k).update(bufs)
@@ -168,9 +168,9 @@ class Optim:
                 opt.state_of(m, k).update(bufs)
             with Loss.targets_checked():
                 net.zero_grad()
-                yhat = net._forward(x)
+                yhat = net.chain_forward(x)
                 per_row, delta = loss.forward_backward(y, yhat)
-                net._backward(x, delta, False)
+                net.chain_backward(x, delta, False)
             opt.apply(net, lr, t)
             new_params = [m.get_parameter(k) for m, k in slots]
             grads = [m.get_gradient(k) for m, k in slots]
