@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
+from ._install import install_hint
 from .backends import BACKENDS, DTYPES, BackendUnavailableError, use_backend
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def _check_plot(path) -> None:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'backprop[examples]'") from None
+        raise UsageError(f"--plot needs matplotlib: {install_hint('examples')}") from None
     suffix = os.path.splitext(path)[1].lstrip(".").lower()
     formats = Figure().canvas.get_supported_filetypes()
     if suffix and suffix not in formats:
@@ -689,7 +690,8 @@ def parser() -> argparse.ArgumentParser:
         type=_positive(int),
         metavar="N",
         help="train data-parallel on a local Dask cluster of N worker processes "
-        "(needs backprop[distributed]) (default: one process, no cluster)",
+        "(needs the distributed extra: pip install 'backprop-nn[distributed]') "
+        "(default: one process, no cluster)",
     )
     t.add_argument(
         "--scheduler",
@@ -719,7 +721,11 @@ def parser() -> argparse.ArgumentParser:
     )
     _common(x, data=False)
 
-    o = sub.add_parser("export", help="a saved network as an ONNX model (needs backprop[onnx])")
+    o = sub.add_parser(
+        "export",
+        help="a saved network as an ONNX model (needs the onnx extra: "
+        "pip install 'backprop-nn[onnx]')",
+    )
     o.add_argument("model", help="a file written by backprop train --save (or backprop.save)")
     o.add_argument("output", help="the .onnx file to write")
     o.add_argument(

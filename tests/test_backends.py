@@ -4,7 +4,7 @@ import pytest
 import backprop as bp
 from backprop import backends
 from backprop.backends import registry
-from conftest import assert_like
+from conftest import _available, assert_like
 
 
 def test_unknown_backend_lists_valid_names():
@@ -44,7 +44,7 @@ def test_cupy_without_device_is_a_clear_error():
     try:
         import cupy
     except ImportError:
-        pytest.skip("CuPy is not installed")
+        _available("cupy")  # the suite's one wording of the skip: "cupy unavailable: ..."
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception:

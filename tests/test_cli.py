@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import backprop as bp
+from backprop._install import install_hint
 from conftest import run_cli
 
 
@@ -153,8 +154,10 @@ def test_idx_reader(tmp_path):
 
 
 def test_export_onnx(tmp_path):
-    pytest.importorskip("onnx", reason="onnx is not installed")
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    pytest.importorskip("onnx", reason=f"onnx is not installed ({install_hint('onnx')})")
+    ort = pytest.importorskip(
+        "onnxruntime", reason=f"onnxruntime is not installed ({install_hint('onnx')})"
+    )
     from backprop.models import cnn1d as seed_cnn_network
 
     with bp.use_backend("numpy", dtype="float32"):
