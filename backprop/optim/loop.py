@@ -391,6 +391,11 @@ def _restore_message(history: History) -> str | None:
     if epoch is None:
         return None
     scores = history.metric or history.val_loss
+    if len(scores) != len(history):  # a validation other than Validation's
+        return (
+            f"restored the parameters of epoch {epoch}, the best on the validation data "
+            f"(the last epoch was {len(history)})"
+        )
     what = "metric" if history.metric else "val cost"
     return (
         f"restored the parameters of epoch {epoch} (best validation {what} "
