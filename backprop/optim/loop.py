@@ -11,6 +11,7 @@ layer that assembles them from its arguments.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -533,7 +534,8 @@ class Trainer:
         errors). Callbacks, divergence guard, schedule and history behave as in
         :class:`~backprop.Trainer`.
         """
-        self.epochs = positive_int(f"{type(self).__name__}.fit", "epochs", epochs, minimum=0)
+        epochs = positive_int(f"{type(self).__name__}.fit", "epochs", epochs, minimum=0)
+        self.epochs = epochs = min(epochs, max_epochs() or epochs)
         if self._scheduler_spec == "cosine" and self.scheduler is None:
             self.scheduler = make_schedule("cosine", self.optim.optimizer, epochs)
         self.bounds = range(batches)  # the guard names "batch i of len(bounds)"
@@ -615,6 +617,21 @@ class Trainer:
             set_generator_state(s, rng)
 
 
+def max_epochs() -> int | None:
+    """The cap ``BACKPROP_MAX_EPOCHS`` puts on every training's epochs (None: no cap).
+
+    For smoke runs of code written for long trainings (the README's blocks, the
+    notebook, the examples): ``BACKPROP_MAX_EPOCHS=2`` runs each training for at
+    most 2 epochs, whatever its ``epochs``.
+    """
+    text = os.environ.get("BACKPROP_MAX_EPOCHS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"BACKPROP_MAX_EPOCHS must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def _rate(eps) -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
         raise ValueError(f"SGD: eps (the learning rate) must be a positive number, got {eps!r}")
@@ -671,6 +688,7 @@ def SGD(
         Largest batch; the rows of an epoch are split into ``ceil(n / batch_size)``
         batches of nearly equal size (see :func:`batch_bounds`).
     epochs : int
+        Passes over the data (``BACKPROP_MAX_EPOCHS``, when set, caps it).
     eps : float, optional
         Learning rate (the assignment's name; ``lr`` is an alias). Not Adam's
         numerical epsilon. By default 0.1 for gradient descent (plain,
