@@ -14,7 +14,7 @@ DISTRIBUTION = "backprop-nn"
 
 
 def install_hint(extra: str | None = None) -> str:
-    """``pip install 'backprop-nn[extra]'``, and the same from a source checkout."""
+    """The hint that installs ``extra``, from the index and from a checkout."""
     if extra is None:
         return f"pip install {DISTRIBUTION} (from a checkout: pip install -e .)"
     return f"pip install '{DISTRIBUTION}[{extra}]' (from a checkout: pip install -e '.[{extra}]')"
