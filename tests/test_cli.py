@@ -2,6 +2,7 @@
 
 import argparse
 import gzip
+import pathlib
 import struct
 
 import numpy as np
@@ -428,3 +429,19 @@ def test_export_to_a_missing_directory_is_one_clear_line(tmp_path, capsys):
         f"backprop: error: export: output {tmp_path / 'missing' / 'x.onnx'}: the directory "
         f"{tmp_path / 'missing'} does not exist"
     )
+
+
+def test_the_main_job_s_adam_line_says_what_its_number_is():
+    from backprop.experiments.assignment import adam_vs_sgd
+
+    line = adam_vs_sgd(epochs=2).line()
+    assert line.startswith("1-D CNN, Adam vs SGD: SGD's final test accuracy, 0.")
+    assert "is first reached at epoch" in line and "by SGD and" in line and "speed-up" in line
+
+
+def test_the_package_says_it_is_typed():
+    import backprop
+
+    assert (pathlib.Path(backprop.__file__).parent / "py.typed").exists()
+    text = (pathlib.Path(backprop.__file__).parents[1] / "pyproject.toml").read_text()
+    assert 'backprop = ["py.typed"]' in text

@@ -333,3 +333,16 @@ def test_sgd_defaults_train_the_assignment_mlp(backend_name):
         history = bp.SGD(net, bp.CELogSoftmax(), X_train, y_train)
         assert len(history) == 10 and history[-1] < 0.3
         assert bp.accuracy(net.forward(X_test), y_test) >= 0.9
+
+
+def test_backprop_max_epochs_caps_every_training(backend, rng, monkeypatch):
+    """The documented cap for smoke runs: SGD(epochs=50) runs 2 epochs; a bad value is an error."""
+    X, y = _data(rng)
+    monkeypatch.setenv("BACKPROP_MAX_EPOCHS", "2")
+    assert len(bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=50, eps=0.1)) == 2
+    assert len(bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=1, eps=0.1)) == 1
+    monkeypatch.setenv("BACKPROP_MAX_EPOCHS", "two")
+    with pytest.raises(ValueError, match="BACKPROP_MAX_EPOCHS must be a positive integer"):
+        bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=5, eps=0.1)
+    monkeypatch.delenv("BACKPROP_MAX_EPOCHS")
+    assert len(bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=3, eps=0.1)) == 3
