@@ -217,3 +217,14 @@ def test_the_advice_for_an_input_on_another_device_works():
     scope = {"backprop": bp, "x": x}
     exec(advice, scope)
     assert tuple(net.forward(scope["x"]).shape) == (2, 3)
+
+
+def test_a_missing_cupy_is_skipped_in_the_suite_s_one_wording():
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("CuPy is installed")
+    with pytest.raises(pytest.skip.Exception, match=r"^cupy unavailable: backend 'cupy' is not"):
+        test_cupy_without_device_is_a_clear_error()

@@ -71,3 +71,14 @@ def test_a_missing_library_s_error_gives_the_hint():
 
     for name, (*_, hint) in registry.REGISTRY.items():
         assert DISTRIBUTION in hint and "pip install -e" in hint, (name, hint)
+
+
+def test_every_description_names_the_backends():
+    described = [
+        _project()["description"],
+        (ROOT / "mkdocs.yml").read_text(),
+        (ROOT / "docs" / "index.md").read_text().split("\n\n")[1],
+    ]
+    for text in described:
+        for name in ("NumPy", "PyTorch", "JAX", "CuPy"):
+            assert name in text, (name, text)
