@@ -305,8 +305,8 @@ def test_sgd_verbose_reports_a_restore_on_a_metric(backend, rng, capsys):
     assert history.restored_epoch == 2
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == (
-        "restored the parameters of epoch 2 (best validation metric 0.9000; "
-        "the last epoch, 3, had 0.7000)"
+        "restored the parameters of epoch 2 (validation metric 0.9000, "
+        "against 0.7000 at the last epoch, 3)"
     )
 
 

@@ -399,8 +399,8 @@ def _restore_message(history: History) -> str | None:
         )
     what = "metric" if history.metric else "val cost"
     return (
-        f"restored the parameters of epoch {epoch} (best validation {what} "
-        f"{scores[epoch - 1]:.4f}; the last epoch, {len(history)}, had {scores[-1]:.4f})"
+        f"restored the parameters of epoch {epoch} (validation {what} {scores[epoch - 1]:.4f}, "
+        f"against {scores[-1]:.4f} at the last epoch, {len(history)})"
     )
 
 
