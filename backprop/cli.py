@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
+from ._install import install_hint
 from .backends import BACKENDS, DTYPES, BackendUnavailableError, use_backend
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from .containers import Sequentiel
     from .module import Loss
 
-MODELS = ("mlp", "cnn", "cnn2d", "autoencoder")
+MODELS = ("mlp", "cnn", "cnn2d", "two_branch", "autoencoder")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
 
@@ -77,7 +78,18 @@ def load_data(
                 "the bundled one is 'digits' (or pass --data FILE)"
             )
         return load_digits(seed=args.seed), (8, 8)
-    X, y = read_data(*args.data)  # the format is read from the content
+    if _npy_files(args.data):  # what `train --data X.npy y.npy` streams, here in memory
+        from . import asarray
+
+        X, labels = _open_npy(args)
+        X, y = asarray(X[...]), asarray(labels[...])
+    elif len(args.data) == 1 and _starts_with(args.data[0], b"\x93NUMPY"):
+        raise UsageError(
+            f"--data {args.data[0]}: a .npy file holds the samples only; give their labels "
+            f"file too: --data {args.data[0]} LABELS.npy (integer labels, one per row)"
+        )
+    else:
+        X, y = read_data(*args.data)  # the format is read from the content
     if X.shape[0] < 2:
         raise UsageError(
             f"{args.data[0]} holds {X.shape[0]} sample(s); training and testing need at least 2"
@@ -101,11 +113,13 @@ def build_model(
         if n_features < 4:
             raise UsageError(f"the CNN needs at least 4 input values, got {n_features}")
         return models.cnn1d(n_features, n_classes)
-    if name == "cnn2d":
+    if name in ("cnn2d", "two_branch"):
         if image_shape is None:
             raise UsageError(
-                f"cnn2d needs square images; {n_features} values per sample is not a square"
+                f"{name} needs square images; {n_features} values per sample is not a square"
             )
+        if name == "two_branch":
+            return models.two_branch(image_shape[0], n_classes)
         return models.cnn2d(image_shape, n_classes)
     return models.autoencoder((n_features, 100, 10))
 
@@ -137,7 +151,7 @@ def _check_plot(path) -> None:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'backprop[examples]'") from None
+        raise UsageError(f"--plot needs matplotlib: {install_hint('examples')}") from None
     suffix = os.path.splitext(path)[1].lstrip(".").lower()
     formats = Figure().canvas.get_supported_filetypes()
     if suffix and suffix not in formats:
@@ -161,10 +175,45 @@ def _finite(xp, X, what: str) -> None:
         raise UsageError(f"the {what} holds NaN or infinite values; clean the data first")
 
 
+def _starts_with(path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def _is_csv(path) -> bool:
+    """Whether the first line of a text file (gzip or not) holds a comma."""
+    import gzip
+
+    try:
+        opener = gzip.open if _starts_with(path, b"\x1f\x8b") else open
+        with opener(path, "rb") as f:
+            for line in f:
+                if line.strip():
+                    return b"," in line
+    except (OSError, EOFError):
+        return False  # the reader reports the problem
+    return False
+
+
+def default_model(data: Sequence[str] | None) -> str:
+    """``--model``'s default: the CNN for images (the bundled digits, a USPS text file, MNIST
+    IDX files), the MLP for tabular data (a CSV file, .npy samples)."""
+    if not data:
+        return "cnn"
+    if _npy_files(data) or (len(data) == 1 and _is_csv(data[0])):
+        return "mlp"
+    return "cnn"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from . import SGD, BCELoss, CELogSoftmax, accuracy, manual_seed
 
     args.seed = 0 if args.seed is None else args.seed
+    if args.model is None:
+        args.model = default_model(args.data)
     # every output is checked before the (long) training, not after it
     if args.save:
         _check_output(args.save, "--save")
@@ -265,13 +314,20 @@ def _fit_options(args, lr, validation, autoencoder, progress, verbose) -> dict:
     }
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _report(args, net, loss, history, seconds, summary, title, metadata=None) -> None:
     """The result line, then the network (``--save``) and the curves (``--plot``) written."""
     from . import save
 
+    resumed = history.resumed_after
     print(
         f"{args.model}: {summary}  (final training cost {history[-1]:.4f}, "
-        f"{len(history)} epochs, {seconds:.1f} s)"
+        f"{_count(len(history), 'epoch')}"
+        + (f", {resumed} before the resume" if resumed else "")
+        + f", {seconds:.1f} s)"
     )
     if args.save:
         save(net, args.save, metadata=metadata)
@@ -320,12 +376,9 @@ def _npy_files(paths) -> bool:
     return True
 
 
-def _train_npy(args, backend, verbose, progress) -> int:
-    """``train --data X.npy y.npy``: memory-mapped files, read chunk by chunk (streaming)."""
-    from . import BCELoss, CELogSoftmax, accuracy, asarray, manual_seed, streaming
-    from .backends import namespace_of
+def _open_npy(args):
+    """The samples and labels of ``--data X.npy y.npy``, memory-mapped and checked."""
     from .backends.ondisk import open_npy
-    from .backends.readers import stratified_split
 
     X, labels = open_npy(args.data[0]), open_npy(args.data[1])
     if X.ndim != 2 or X.dtype.kind != "f":
@@ -338,6 +391,16 @@ def _train_npy(args, backend, verbose, progress) -> int:
             f"{args.data[1]}: expected {X.shape[0]} integer labels, one per row of {args.data[0]}, "
             f"got {labels.dtype} of shape {labels.shape}"
         )
+    return X, labels
+
+
+def _train_npy(args, backend, verbose, progress) -> int:
+    """``train --data X.npy y.npy``: memory-mapped files, read chunk by chunk (streaming)."""
+    from . import BCELoss, CELogSoftmax, accuracy, asarray, manual_seed, streaming
+    from .backends import namespace_of
+    from .backends.readers import stratified_split
+
+    X, labels = _open_npy(args)
     if X.shape[0] < 2:
         message = f"{args.data[0]} holds {X.shape[0]} sample(s); training and testing need 2"
         raise UsageError(message)
@@ -361,7 +424,7 @@ def _train_npy(args, backend, verbose, progress) -> int:
     if not args.quiet:
         print(
             f"training {args.model} on {args.data[0]} memory-mapped ({train[0].n} train / "
-            f"{test[0].n} test, {X.shape[1]} values each, {len(train[0])} chunks) "
+            f"{test[0].n} test, {X.shape[1]} values each, {_count(len(train[0]), 'chunk')}) "
             f"with {args.optimizer} (lr {lr}) on {backend.describe()}",
             flush=True,
         )
@@ -374,7 +437,17 @@ def _train_npy(args, backend, verbose, progress) -> int:
         summary = f"test BCE {history.val_loss[-1]:.4f}"
     else:
         summary = f"test accuracy {streaming.evaluate(net, loss, *test, metric=accuracy)[1]:.4f}"
-    _report(args, net, loss, history, seconds, summary, f"{args.model} on {args.data[0]}")
+    metadata = {
+        "task": "autoencoder" if autoencoder else "classification",
+        "data": [os.path.abspath(p) for p in args.data],
+        "split_seed": args.seed,
+        "test_size": 0.25,
+        "input_shape": list(X.shape[1:]),
+        "classes": None if autoencoder else n_classes,
+        "model": args.model,
+    }
+    title = f"{args.model} on {args.data[0]}"
+    _report(args, net, loss, history, seconds, summary, title, metadata)
     return 0
 
 
@@ -495,6 +568,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         except ValueError:
             message = f"--input-shape takes sizes separated by commas, got {args.input_shape!r}"
             raise UsageError(message) from None
+    _check_output(args.output, "export: output")
     net = load(args.model, backend="numpy").eval()  # the file is written from host copies anyway
     model = export_onnx(net, args.output, shape)
 
@@ -616,8 +690,11 @@ def _common(p, *, data=True, sub=True):
             "--data",
             nargs="+",
             metavar="FILE",
-            help="your own data instead of --dataset: a USPS text file, or MNIST IDX images and "
-            "labels files (gzip or not; the format is read from the content) (default: none)",
+            help="your own data instead of --dataset, the format read from the content: one text "
+            "file with a sample per line, its label first then its values, separated by spaces "
+            "(the USPS layout) or commas (CSV, an optional first line of column names); or MNIST "
+            "IDX images and labels files (gzip or not); or samples X.npy (n, values) and integer "
+            "labels y.npy (n,) (default: none)",
         )
 
 
@@ -642,7 +719,11 @@ def parser() -> argparse.ArgumentParser:
         "are) trains from memory-mapped files read chunk by chunk, whatever their size.",
     )
     t.add_argument(
-        "--model", choices=MODELS, default="cnn", help="the network to train (default: cnn)"
+        "--model",
+        choices=MODELS,
+        default=None,
+        help="the network to train (default: cnn for images: the digits, USPS text, MNIST IDX; "
+        "mlp for tabular data: CSV, .npy)",
     )
     t.add_argument(
         "--epochs",
@@ -689,7 +770,8 @@ def parser() -> argparse.ArgumentParser:
         type=_positive(int),
         metavar="N",
         help="train data-parallel on a local Dask cluster of N worker processes "
-        "(needs backprop[distributed]) (default: one process, no cluster)",
+        "(needs the distributed extra: pip install 'backprop-nn[distributed]') "
+        "(default: one process, no cluster)",
     )
     t.add_argument(
         "--scheduler",
@@ -719,7 +801,11 @@ def parser() -> argparse.ArgumentParser:
     )
     _common(x, data=False)
 
-    o = sub.add_parser("export", help="a saved network as an ONNX model (needs backprop[onnx])")
+    o = sub.add_parser(
+        "export",
+        help="a saved network as an ONNX model (needs the onnx extra: "
+        "pip install 'backprop-nn[onnx]')",
+    )
     o.add_argument("model", help="a file written by backprop train --save (or backprop.save)")
     o.add_argument("output", help="the .onnx file to write")
     o.add_argument(
@@ -756,7 +842,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     if getattr(args, "data", None) and len(args.data) > 2:
-        p.error("--data takes one USPS file, or two MNIST files (images, labels)")
+        p.error(
+            "--data takes one text file (USPS layout or CSV), or two files: MNIST IDX images "
+            "and labels, or X.npy and y.npy"
+        )
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:

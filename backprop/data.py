@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING
 
+from ._install import install_hint
 from .backends import Backend, asarray, backend_of, get_backend, kind_of, readers, to_numpy
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def _sklearn():
     except ImportError as exc:
         raise ImportError(
             f"the bundled data sets come from scikit-learn ({exc}); "
-            "install it with: pip install 'backprop[examples]'"
+            f"install it with: {install_hint('examples')}"
         ) from None
     return sklearn
 

@@ -52,6 +52,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._install import install_hint
 from .backends import asarray, host_rng, to_numpy, use_backend
 from .backends.ondisk import host_arange
 from .backends.random import generator_state, set_generator_state
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DataParallelTrainer", "WorkerLostError", "fit", "local_cluster"]
 
-_INSTALL = "pip install 'backprop[distributed]'"
+_INSTALL = install_hint("distributed")
 
 
 # what a call to a worker that died raises (dask's CommClosedError is an OSError)

@@ -79,6 +79,10 @@ def gradcheck(
     ``gradcheck(loss, y, yhat)`` checks ``loss.backward(y, yhat)`` against the
     derivative of ``mean(loss.forward(y, yhat))`` with respect to ``yhat``.
 
+    The module's parameters and the inputs must already be float64 (a float32
+    module is refused, not converted): build both under
+    ``backprop.use_backend(dtype="float64")``.
+
     Returns True, or raises :class:`GradcheckError` naming the first gradient
     that disagrees. Pick inputs away from kinks (ReLU at 0, max-pool ties).
     """

@@ -753,8 +753,11 @@ class Module:
                 raise (TypeError if cls is not type(ref) else ValueError)(
                     self._error(
                         method,
-                        f"{found} but {where}; move it with backprop.asarray(x)"
-                        + (" or move the module with module.to(...)" if b is not None else ""),
+                        f"{found} but {where}; move it there with `with backprop.use_backend("
+                        f"{ref.name!r}, "
+                        f"device={ref.describe().rsplit('/', 1)[0].partition(':')[2]!r}, "
+                        f"dtype={ref.dtype_name!r}): x = backprop.asarray(x)`"
+                        + (", or move the network with net.to(...)" if b is not None else ""),
                     )
                 )
         if b is not None and X.dtype != b.dtype:

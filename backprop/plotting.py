@@ -5,7 +5,8 @@ canvas, never pyplot figures: making one does not switch the process's
 matplotlib backend (a notebook keeps its own), nothing has to be closed, and
 a figure can be inspected (labels, ticks) before :func:`save` writes it.
 
-Needs matplotlib (``pip install 'backprop[examples]'``); ``import backprop``
+Needs matplotlib (``pip install 'backprop-nn[examples]'``, from a checkout
+``pip install -e '.[examples]'``); ``import backprop``
 does not import this module.
 """
 
@@ -15,14 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._install import install_hint
+
 try:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 except ImportError as error:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "backprop.plotting needs matplotlib: pip install 'backprop[examples]'"
-    ) from error
+    raise ImportError(f"backprop.plotting needs matplotlib: {install_hint('examples')}") from error
 
 if TYPE_CHECKING:
     from matplotlib.axis import Axis

@@ -545,8 +545,9 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
 
     Parameters
     ----------
-    n_components : int, default 2
-        Size of the code.
+    n_components : int, default 10
+        Size of the code (10, the assignment's code size for the 8x8 digits: enough to
+        cluster and classify them from the codes; pick it for your data).
     hidden_layer_sizes : tuple of int, default (64,)
         Encoder hidden sizes (the decoder mirrors them).
     output_activation : {None, 'sigmoid'}, default None
@@ -559,7 +560,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
 
     def __init__(
         self,
-        n_components: int = 2,
+        n_components: int = 10,
         hidden_layer_sizes: int | Sequence[int] = (64,),
         activation: str = "tanh",
         *,

@@ -136,7 +136,10 @@ def _peer_contenders(w, batch, batches, peers, weights, skipped):
         try:
             j = JaxStep(w, weights)
         except ImportError:
-            _skip(skipped, f"{JAX}: JAX is not installed (pip install 'backprop[jax]')")
+            _skip(
+                skipped,
+                f"{JAX}: JAX is not installed (pip install 'backprop-nn[jax]', from a checkout pip install -e '.[jax]')",
+            )
         else:
             yield _stepping(JAX, "peer", j, [j.prepare(X, y) for X, y in batches], j.sync)
     if "sklearn" in peers and w.sklearn:

@@ -4,7 +4,7 @@ import pytest
 import backprop as bp
 from backprop import backends
 from backprop.backends import registry
-from conftest import assert_like
+from conftest import _available, assert_like
 
 
 def test_unknown_backend_lists_valid_names():
@@ -36,7 +36,11 @@ def test_missing_library_names_the_extra(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     monkeypatch.delitem(registry._CLASSES, "cupy", raising=False)
-    with pytest.raises(backends.BackendUnavailableError, match=r"backprop\[cuda12\]"):
+    with pytest.raises(
+        backends.BackendUnavailableError,
+        match=r"pip install 'backprop-nn\[cuda12\]' "
+        r"\(from a checkout: pip install -e '\.\[cuda12\]'\)",
+    ):
         backends.make_backend("cupy")
 
 
@@ -44,7 +48,7 @@ def test_cupy_without_device_is_a_clear_error():
     try:
         import cupy
     except ImportError:
-        pytest.skip("CuPy is not installed")
+        _available("cupy")  # the suite's one wording of the skip: "cupy unavailable: ..."
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception:
@@ -173,3 +177,54 @@ def test_available_backends_reports_reasons():
     assert set(report) == set(backends.BACKENDS)
     for reason in report.values():
         assert reason is None or isinstance(reason, str)
+
+
+def test_the_advice_for_an_input_on_another_backend_works(backend_name, other_backend_name):
+    """The error for an input from another library or device gives a call that moves it there:
+    run as written, it makes the forward pass succeed (``asarray`` alone would move the input to
+    the current backend, which is not the network's)."""
+    if backend_name == other_backend_name:
+        pytest.skip("the same backend")
+    import re
+
+    net = bp.Sequentiel(bp.Linear(4, 3), bp.ReLU())
+    net.to(other_backend_name)
+    with bp.use_backend(backend_name):  # the current backend is not the network's
+        x = bp.asarray(np.ones((2, 4)))
+        with pytest.raises(TypeError, match="move it there with") as info:
+            net.forward(x)
+        advice = re.search(r"`(with backprop\.use_backend\(.*?\): x = backprop\.asarray\(x\))`",
+                           str(info.value)).group(1)  # fmt: skip
+        scope = {"backprop": bp, "x": x}
+        exec(advice, scope)
+        out = net.forward(scope["x"])
+    np.testing.assert_allclose(bp.to_numpy(out), bp.to_numpy(net.forward(scope["x"])))
+    assert type(out) is type(scope["x"]) and tuple(out.shape) == (2, 3)
+
+
+def test_the_advice_for_an_input_on_another_device_works():
+    pytest.importorskip("array_api_strict")
+    import re
+
+    net = bp.Sequentiel(bp.Linear(4, 3), bp.ReLU())
+    net.to("array_api_strict", device="device1")
+    with bp.use_backend("array_api_strict"):  # CPU_DEVICE
+        x = bp.asarray(np.ones((2, 4)))
+        with pytest.raises(ValueError, match="input is on device") as info:
+            net.forward(x)
+    advice = re.search(r"`(with .*?)`", str(info.value)).group(1)
+    assert "device='device1'" in advice
+    scope = {"backprop": bp, "x": x}
+    exec(advice, scope)
+    assert tuple(net.forward(scope["x"]).shape) == (2, 3)
+
+
+def test_a_missing_cupy_is_skipped_in_the_suite_s_one_wording():
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("CuPy is installed")
+    with pytest.raises(pytest.skip.Exception, match=r"^cupy unavailable: backend 'cupy' is not"):
+        test_cupy_without_device_is_a_clear_error()

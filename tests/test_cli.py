@@ -2,12 +2,14 @@
 
 import argparse
 import gzip
+import pathlib
 import struct
 
 import numpy as np
 import pytest
 
 import backprop as bp
+from backprop._install import install_hint
 from conftest import run_cli
 
 
@@ -153,8 +155,10 @@ def test_idx_reader(tmp_path):
 
 
 def test_export_onnx(tmp_path):
-    pytest.importorskip("onnx", reason="onnx is not installed")
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    pytest.importorskip("onnx", reason=f"onnx is not installed ({install_hint('onnx')})")
+    ort = pytest.importorskip(
+        "onnxruntime", reason=f"onnxruntime is not installed ({install_hint('onnx')})"
+    )
     from backprop.models import cnn1d as seed_cnn_network
 
     with bp.use_backend("numpy", dtype="float32"):
@@ -305,3 +309,139 @@ def test_evaluate_refuses_an_autoencoder(tmp_path):
     _one_line_error(
         run_cli("evaluate", str(tmp_path / "text.npz")), "text.npz is not a readable .npz archive"
     )
+
+
+def _cli(capsys, *args):
+    """``backprop ARGS`` in this process: (exit status, stdout, stderr)."""
+    from backprop import cli
+
+    status = cli.main(list(args))
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+@pytest.fixture
+def tabular(tmp_path):
+    """A 3-class tabular problem (4 features, not images) as X.npy / y.npy and as a CSV file."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    X = (rng.normal(size=(120, 4)) + 2.0 * y[:, None]).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    rows = "\n".join(",".join([str(int(c))] + [f"{v:.6g}" for v in x]) for c, x in zip(y, X))
+    (tmp_path / "data.csv").write_text("label,a,b,c,d\n" + rows + "\n")
+    return tmp_path
+
+
+def test_npy_data_train_then_evaluate_and_info(tabular, capsys):
+    """evaluate reads what train read (.npy files), on the same test rows; info shows the data."""
+    d, model = tabular, str(tabular / "m.npz")
+    status, out, err = _cli(
+        capsys, "train", "--data", str(d / "X.npy"), str(d / "y.npy"), "--epochs", "20",
+        "--save", model, "--verbose",
+    )  # fmt: skip
+    assert status == 0, err
+    assert out.startswith("training mlp on ")  # flat data: the MLP unless told otherwise
+    assert "(90 train / 30 test, 4 values each, 1 chunk)" in out
+    accuracy = float(out.split("test accuracy ")[1].split()[0])
+    assert accuracy >= 0.9
+    status, out, err = _cli(capsys, "evaluate", model, "--data", str(d / "X.npy"), str(d / "y.npy"))
+    assert status == 0, err
+    assert f"test accuracy {accuracy:.4f} on 30 samples" in out
+    status, out, err = _cli(capsys, "info", model)
+    assert status == 0, err
+    assert f"data: ['{d / 'X.npy'}', '{d / 'y.npy'}']" in out and "model: mlp" in out
+
+
+def test_npy_samples_alone_say_the_labels_are_needed(tabular, capsys):
+    status, _, err = _cli(capsys, "train", "--data", str(tabular / "X.npy"), "--epochs", "1")
+    assert status == 2
+    assert "a .npy file holds the samples only; give their labels file too: --data" in err
+    status, out, err = _cli(
+        capsys, "train", "--data", str(tabular / "X.npy"), str(tabular / "y.npy"), "--epochs", "1",
+        "--quiet",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "mlp: test accuracy" in out and "1 epoch," in out  # one epoch, not "1 epochs"
+    with pytest.raises(ValueError, match="is a NumPy .npy file: give the samples and their labels"):
+        bp.data.read_usps(tabular / "X.npy")
+
+
+def test_csv_data_label_first(tabular, capsys):
+    """A comma-separated file in the USPS layout, with a line of column names, trains the MLP."""
+    X, y = bp.data.read_usps(tabular / "data.csv")
+    assert tuple(X.shape) == (120, 4)
+    np.testing.assert_array_equal(bp.to_numpy(y), np.repeat(np.arange(3), 40))
+    status, out, err = _cli(
+        capsys, "train", "--data", str(tabular / "data.csv"), "--epochs", "20", "--save",
+        str(tabular / "csv.npz"), "--verbose",
+    )  # fmt: skip
+    assert status == 0, err
+    assert out.startswith("training mlp on ") and "(90 train / 30 test, 4 values each)" in out
+    accuracy = float(out.split("test accuracy ")[1].split()[0])
+    assert accuracy >= 0.9
+    status, out, err = _cli(
+        capsys, "evaluate", str(tabular / "csv.npz"), "--data", str(tabular / "data.csv")
+    )
+    assert status == 0 and f"test accuracy {accuracy:.4f} on 30 samples" in out, err
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("1,0.5,,0.2\n0,0.1,0.2,0.3\n", "line 1: an empty field (a missing value)"),
+        ("a,b,c\n1,0.5,0.2\n0,0.1,x\n", "line 3: expected a label and grey values"),
+        ("1,0.5,0.2\n0,0.1\n", "line 2: expected 2 grey values, got 1"),
+    ],
+)
+def test_csv_errors_name_the_line(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    status, _, err = _cli(capsys, "train", "--data", str(path), "--epochs", "1")
+    assert status == 2 and message in err, err
+
+
+def test_the_data_help_names_every_format(capsys):
+    with pytest.raises(SystemExit):
+        _cli(capsys, "train", "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    for what in ("USPS layout", "commas (CSV", "MNIST IDX", "X.npy (n, values)", "mlp for tabular"):
+        assert what in text, what
+
+
+def test_two_branch_model_and_a_resumed_run(tmp_path, capsys):
+    status, out, err = _cli(capsys, "train", "--model", "two_branch", "--epochs", "1", "--quiet")
+    assert status == 0 and out.startswith("two_branch: test accuracy"), err
+    ckpt = str(tmp_path / "run.npz")
+    common = ("train", "--model", "mlp", "--checkpoint", ckpt, "--quiet")
+    assert _cli(capsys, *common, "--epochs", "2")[0] == 0
+    status, out, err = _cli(capsys, *common, "--epochs", "3", "--resume")
+    assert status == 0, err
+    assert "(final training cost" in out and "3 epochs, 2 before the resume," in out
+
+
+def test_export_to_a_missing_directory_is_one_clear_line(tmp_path, capsys):
+    model = str(tmp_path / "m.npz")
+    bp.save(bp.Sequentiel(bp.Linear(4, 3)), model)
+    status, _, err = _cli(capsys, "export", model, str(tmp_path / "missing" / "x.onnx"))
+    assert status == 2
+    assert err.strip() == (
+        f"backprop: error: export: output {tmp_path / 'missing' / 'x.onnx'}: the directory "
+        f"{tmp_path / 'missing'} does not exist"
+    )
+
+
+def test_the_main_job_s_adam_line_says_what_its_number_is():
+    from backprop.experiments.assignment import adam_vs_sgd
+
+    line = adam_vs_sgd(epochs=2).line()
+    assert line.startswith("1-D CNN, Adam vs SGD: SGD's final test accuracy, 0.")
+    assert "is first reached at epoch" in line and "by SGD and" in line and "speed-up" in line
+
+
+def test_the_package_says_it_is_typed():
+    import backprop
+
+    assert (pathlib.Path(backprop.__file__).parent / "py.typed").exists()
+    text = (pathlib.Path(backprop.__file__).parents[1] / "pyproject.toml").read_text()
+    assert 'backprop = ["py.typed"]' in text

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 import backprop
+from backprop._install import install_hint
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 API = ROOT / "docs" / "api"
@@ -50,7 +51,7 @@ def test_every_page_is_in_the_navigation():
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    missing = "the docs extra is not installed: pip install -e '.[docs]'"
+    missing = f"the docs extra is not installed: {install_hint('docs')}"
     pytest.importorskip("mkdocs", reason=missing)
     pytest.importorskip("mkdocstrings_handlers.python", reason=missing)
     out = tmp_path_factory.mktemp("site")

@@ -52,3 +52,13 @@ def test_restores_parameters(f64, rng):
 def test_rejects_non_modules():
     with pytest.raises(TypeError, match="expected a Module or a Loss"):
         bp.gradcheck(lambda x: x, None)
+
+
+def test_the_float32_refusal_says_what_to_do_and_that_works(rng):
+    """The README's advice: build the module and X under use_backend(dtype='float64')."""
+    x = rng.normal(size=(3, 2))
+    with bp.use_backend("numpy", dtype="float32"):
+        with pytest.raises(ValueError, match=r"build the module under backprop\.use_backend"):
+            bp.gradcheck(bp.Linear(2, 2), bp.asarray(x))
+        with bp.use_backend(dtype="float64"):  # the advice, followed
+            assert bp.gradcheck(bp.Linear(2, 2), bp.asarray(x)) is True

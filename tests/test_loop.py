@@ -262,3 +262,87 @@ def test_distributed_fit_checks_arguments_before_reaching_a_cluster(backend, rng
     # an address nothing listens on: the argument error comes first, with no connection tried
     with pytest.raises(ValueError, match="distributed.fit: resume=True needs checkpoint=PATH"):
         distributed.fit(_net(), bp.CELogSoftmax(), X, y, client="tcp://127.0.0.1:9", resume=True)
+
+
+def test_a_restore_is_recorded_and_printed(backend, rng):
+    """The network handed back is an earlier epoch's: the History and the log say which."""
+    X, y = _data(rng)
+    net = _net()
+    script = Scripted([3.0, 2.0, 2.5])
+    stream = io.StringIO()
+    loop = Trainer(net, bp.CELogSoftmax(), eps=0.1, seed=0)
+    loop.add_callbacks([script, EarlyStopping(), EpochLog(stream)])
+    history = loop.fit(X, y, 3)
+    assert history.best_epoch == 2 and history.restored_epoch == 2 and len(history) == 3
+    for k, v in _params(net).items():
+        np.testing.assert_array_equal(v, script.seen[2][k], err_msg=k)
+    last = stream.getvalue().splitlines()[-1]
+    assert last == (
+        "restored the parameters of epoch 2, the best on the validation data (the last epoch was 3)"
+    )
+    assert history.as_dict()["restored_epoch"] == 2
+    assert bp.History.from_dict(history.as_dict()).restored_epoch == 2
+
+
+def test_no_restore_when_the_last_epoch_is_the_best(backend, rng):
+    X, y = _data(rng)
+    stream = io.StringIO()
+    loop = Trainer(_net(), bp.CELogSoftmax(), eps=0.1, seed=0)
+    loop.add_callbacks([Scripted([3.0, 2.0, 1.0]), EarlyStopping(), EpochLog(stream)])
+    history = loop.fit(X, y, 3)
+    assert history.best_epoch == 3 and history.restored_epoch is None
+    assert "restored" not in stream.getvalue()
+
+
+def test_sgd_verbose_reports_a_restore_on_a_metric(backend, rng, capsys):
+    X, y = _data(rng)
+    Xv, yv = _data(rng, 40)
+    scores = iter([0.5, 0.9, 0.7])
+    history = bp.SGD(
+        _net(), bp.CELogSoftmax(), X, y, epochs=3, eps=0.1, verbose=True,
+        validation=(Xv, yv), metric=lambda yhat, y: next(scores), monitor="metric",
+    )  # fmt: skip
+    assert history.restored_epoch == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == (
+        "restored the parameters of epoch 2 (validation metric 0.9000, "
+        "against 0.7000 at the last epoch, 3)"
+    )
+
+
+def test_default_learning_rate_follows_the_optimizer(backend):
+    net = _net()
+    assert bp.Optim(net, bp.CELogSoftmax()).eps == 0.1
+    assert bp.Optim(net, bp.CELogSoftmax(), optimizer="adam").eps == 1e-3
+    assert Trainer(net, bp.CELogSoftmax(), "momentum").optim.eps == 0.1
+    assert Trainer(net, bp.CELogSoftmax(), "adam").optim.eps == 1e-3
+    assert bp.Optim(net, bp.CELogSoftmax(), optimizer=bp.Adam(lr=0.02)).eps == 0.02
+    with pytest.raises(ValueError, match="eps and lr are the same learning rate"):
+        bp.SGD(net, bp.CELogSoftmax(), np.zeros((4, 4)), np.zeros(4, int), eps=0.1, lr=0.2)
+
+
+@pytest.mark.slow
+def test_sgd_defaults_train_the_assignment_mlp(backend_name):
+    """``SGD(net, loss, X, y)`` with nothing else: plain gradient descent, 10 epochs of 32 rows,
+    learning rate 0.1; the digits MLP reaches 0.9 (0.944 on NumPy with seed 0)."""
+    pytest.importorskip("sklearn")
+    with bp.use_backend(backend_name):
+        bp.manual_seed(0)
+        X_train, X_test, y_train, y_test = bp.load_digits()
+        net = bp.Sequentiel(bp.Linear(64, 100), bp.TanH(), bp.Linear(100, 10))
+        history = bp.SGD(net, bp.CELogSoftmax(), X_train, y_train)
+        assert len(history) == 10 and history[-1] < 0.3
+        assert bp.accuracy(net.forward(X_test), y_test) >= 0.9
+
+
+def test_backprop_max_epochs_caps_every_training(backend, rng, monkeypatch):
+    """The documented cap for smoke runs: SGD(epochs=50) runs 2 epochs; a bad value is an error."""
+    X, y = _data(rng)
+    monkeypatch.setenv("BACKPROP_MAX_EPOCHS", "2")
+    assert len(bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=50, eps=0.1)) == 2
+    assert len(bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=1, eps=0.1)) == 1
+    monkeypatch.setenv("BACKPROP_MAX_EPOCHS", "two")
+    with pytest.raises(ValueError, match="BACKPROP_MAX_EPOCHS must be a positive integer"):
+        bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=5, eps=0.1)
+    monkeypatch.delenv("BACKPROP_MAX_EPOCHS")
+    assert len(bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=3, eps=0.1)) == 3

@@ -4,9 +4,11 @@ backends."""
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx", reason="onnx is not installed (pip install 'backprop[onnx]')")
+from backprop._install import install_hint
+
+pytest.importorskip("onnx", reason=f"onnx is not installed ({install_hint('onnx')})")
 ort = pytest.importorskip(
-    "onnxruntime", reason="onnxruntime is not installed (pip install 'backprop[onnx]')"
+    "onnxruntime", reason=f"onnxruntime is not installed ({install_hint('onnx')})"
 )
 
 import onnx  # noqa: E402

@@ -150,3 +150,11 @@ def test_defaults_are_scikit_learns_mlp_and_reach_its_score():
         r2_theirs = theirs.fit(X_tr, y_tr).score(X_te, y_te)
     r2_ours = ours.fit(X_tr, y_tr).score(X_te, y_te)
     assert r2_ours >= r2_theirs - 0.1, (r2_ours, r2_theirs)  # measured: 0.296 against 0.321
+
+
+def test_autoencoder_transformer_codes_have_the_assignment_s_size_by_default():
+    from backprop.sklearn import AutoencoderTransformer
+
+    X = np.random.default_rng(0).random((40, 16))
+    codes = AutoencoderTransformer(epochs=2, random_state=0).fit_transform(X)
+    assert AutoencoderTransformer().n_components == 10 and codes.shape == (40, 10)

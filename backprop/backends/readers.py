@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import zlib
 from typing import TYPE_CHECKING
 
@@ -163,7 +164,9 @@ def _is_int(text: str) -> bool:
     return text.isdigit()
 
 
-def parse_usps(data: bytes, path: FilePath) -> tuple[np.ndarray, np.ndarray]:
+def parse_usps(
+    data: bytes, path: FilePath, *, numeric_header: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """``(values, labels)`` of a USPS text file: float64 ``(n, d)`` and int64 ``(n,)``.
 
     The header line is optional (detected, see :func:`_is_header`). Labels must
@@ -178,7 +181,7 @@ def parse_usps(data: bytes, path: FilePath) -> tuple[np.ndarray, np.ndarray]:
         )
     first_no, first = head[0]
     second = head[1][1] if len(head) > 1 else None
-    header = _is_header(
+    header = numeric_header and _is_header(
         first, second, lambda: sum(1 for _ in _data_lines(_text(data, path).split("\n"), first_no))
     )
     skip = first_no if header else first_no - 1
@@ -295,8 +298,46 @@ def _raise_line_error(lines: list, skip: int, path) -> None:
     raise ValueError(f"{path}: cannot read the file as USPS text")
 
 
+def _first_line(data: bytes) -> tuple[int, int]:
+    """``(start, stop)`` of the first line that is not blank."""
+    start = 0
+    while True:
+        stop = data.find(b"\n", start)
+        stop = len(data) if stop < 0 else stop
+        if data[start:stop].strip() or stop == len(data):
+            return start, stop
+        start = stop + 1
+
+
+def _csv_as_usps(data: bytes, path) -> bytes:
+    """A comma-separated file in the USPS layout (label first) as USPS text: commas become
+    spaces and a first line of column names (no field a number) becomes an empty line, so that
+    line numbers in errors stay the file's. An empty field is an error (it would shift the
+    values after it)."""
+    for empty in re.finditer(rb"(?:^|,)[ \t]*(?:,|\r?$)", data, flags=re.M):
+        if b"," in empty.group():
+            line = data.count(b"\n", 0, empty.start()) + 1
+            raise ValueError(f"{path}, line {line}: an empty field (a missing value); fill it in")
+    start, stop = _first_line(data)
+    if not any(_is_float(v) for v in _text(data[start:stop], path).split(",")):
+        data = data[:start] + data[stop:]  # the header's line stays, empty
+    return data.replace(b",", b" ")
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_usps(path: FilePath) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)`` of a USPS text file (gzip or not), values rescaled from their range to [0, 1]."""
+    """``(X, y)`` of a USPS text file (gzip or not), values rescaled from their range to [0, 1].
+
+    A comma-separated file in the same layout (the label first, then the values; an optional
+    first line of column names) is read the same way.
+    """
     data = read_file(path)
     kind = detect_format(data)
     if kind == "idx":
@@ -304,7 +345,16 @@ def read_usps(path: FilePath) -> tuple[np.ndarray, np.ndarray]:
             f"{path} is an IDX file (MNIST's format), which holds images or labels only: "
             "read the images and labels files together (read_mnist, or --data IMAGES LABELS)"
         )
-    values, labels = parse_usps(data, path)
+    if data.startswith(b"\x93NUMPY"):
+        raise ValueError(
+            f"{path} is a NumPy .npy file: give the samples and their labels as two files "
+            "(--data X.npy y.npy), each saved with numpy.save"
+        )
+    start, stop = _first_line(data)
+    csv = b"," in data[start:stop]
+    if csv:  # a CSV header is a line of names (blanked here), never numbers
+        data = _csv_as_usps(data, path)
+    values, labels = parse_usps(data, path, numeric_header=not csv)
     lo, hi = float(values.min()), float(values.max())
     values -= lo
     if hi > lo:

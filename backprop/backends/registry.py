@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._install import install_hint
 from .base import Backend, BackendUnavailableError
 
 if TYPE_CHECKING:
@@ -22,32 +23,22 @@ REGISTRY = {
         "numpy",
         "NumPyBackend",
         ("numpy",),
-        "pip install backprop (numpy is a core dependency)",
+        install_hint() + " (numpy is a core dependency)",
     ),
-    "cupy": (
-        "cupy",
-        "CuPyBackend",
-        ("cupy",),
-        "pip install 'backprop[cuda12]' or 'backprop[cuda13]'",
-    ),
+    "cupy": ("cupy", "CuPyBackend", ("cupy",), install_hint("cuda12") + " or [cuda13] for CUDA 13"),
     "torch": (
         "torch",
         "TorchBackend",
         ("torch",),
-        "pip install 'backprop[torch]' (or the build for your GPU)",
+        install_hint("torch") + ", or the PyTorch build for your GPU",
     ),
     "jax": (
         "jax",
         "JaxBackend",
         ("jax", "jaxlib"),
-        "pip install 'backprop[jax]' (or jax[cuda12] for a GPU)",
+        install_hint("jax") + ", or jax[cuda12] for a GPU",
     ),
-    "array_api_strict": (
-        "strict",
-        "StrictBackend",
-        ("array_api_strict",),
-        "pip install 'backprop[test]'",
-    ),
+    "array_api_strict": ("strict", "StrictBackend", ("array_api_strict",), install_hint("test")),
 }
 BACKENDS = tuple(REGISTRY)
 

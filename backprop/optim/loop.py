@@ -11,6 +11,7 @@ layer that assembles them from its arguments.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +23,7 @@ from ..backends.random import generator_state, set_generator_state
 from ..module import Loss, Module
 from .rules import Optimizer, make_optimizer
 from .schedules import make_schedule
-from .step import Optim, backend_of_net, validate_targets
+from .step import Optim, backend_of_net, default_rate, validate_targets
 
 if TYPE_CHECKING:
     from .._typing import Array, ArrayLike, FilePath, Metric
@@ -54,6 +55,13 @@ class History(list):
         Learning rate used in each epoch.
     best_epoch : int or None
         1-based epoch of the best validation score, when validating.
+    restored_epoch : int or None
+        1-based epoch whose parameters the network holds at the end because
+        they were put back (``restore_best``: a later epoch scored worse on the
+        validation data); None when the network holds the last epoch's.
+    resumed_after : int or None
+        Epochs already complete when the run was resumed from a checkpoint
+        (None: not resumed).
     stopped_early : bool
     """
 
@@ -64,6 +72,8 @@ class History(list):
         self.time: list[float] = []
         self.lr: list[float] = []
         self.best_epoch: int | None = None
+        self.restored_epoch: int | None = None
+        self.resumed_after: int | None = None
         self.stopped_early = False
 
     @property
@@ -80,6 +90,7 @@ class History(list):
             "time": self.time,
             "lr": self.lr,
             "best_epoch": self.best_epoch,
+            "restored_epoch": self.restored_epoch,
             "stopped_early": self.stopped_early,
         }
 
@@ -90,6 +101,7 @@ class History(list):
         for name in ("val_loss", "metric", "time", "lr"):
             setattr(history, name, [float(v) for v in record.get(name, [])])
         history.best_epoch = record.get("best_epoch")
+        history.restored_epoch = record.get("restored_epoch")
         history.stopped_early = bool(record.get("stopped_early", False))
         return history
 
@@ -261,7 +273,14 @@ class EarlyStopping(Callback):
 
     ``monitor`` is ``'val_loss'`` (lower is better) or ``'metric'`` (higher is
     better). With ``restore_best`` the parameters of the best epoch are put
-    back at the end. ``patience=None`` only tracks the best epoch.
+    back at the end, and :attr:`History.restored_epoch` says which epoch they
+    are from (verbose output prints it). ``patience=None`` only tracks the best
+    epoch.
+
+    Validate on data held out from the training set (for example
+    ``backprop.data.train_test_split(X_train, y_train, test_size=0.2)``), never
+    on the test set: the restored network is chosen on the validation data, so
+    its score there is optimistic.
     """
 
     def __init__(
@@ -292,8 +311,10 @@ class EarlyStopping(Callback):
             trainer.stop = True
 
     def on_train_end(self, trainer: Trainer) -> None:
-        if self.best_state is not None and trainer.history.best_epoch != len(trainer.history):
+        history = trainer.history
+        if self.best_state is not None and history.best_epoch != len(history):
             trainer.net.load_state_dict(self.best_state)
+            history.restored_epoch = history.best_epoch
 
     def state_dict(self) -> dict:
         return {"best": self.best, "waited": self.waited, "arrays": self.best_state or {}}
@@ -315,6 +336,20 @@ class EpochLog(Callback):
             file=self.stream or sys.stdout,
             flush=True,
         )
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        resumed = trainer.history.resumed_after
+        if resumed and epoch == resumed + 1:
+            print(
+                f"resumed from the checkpoint after epoch {resumed}/{trainer.epochs}",
+                file=self.stream or sys.stdout,
+                flush=True,
+            )
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        message = _restore_message(trainer.history)
+        if message:
+            print(message, file=self.stream or sys.stdout, flush=True)
 
 
 class ProgressBar(Callback):
@@ -346,6 +381,27 @@ class ProgressBar(Callback):
     def on_train_end(self, trainer: Trainer) -> None:
         if self.bar is not None:
             self.bar.close()
+            message = _restore_message(trainer.history)
+            if message:
+                print(message, file=sys.stderr, flush=True)
+
+
+def _restore_message(history: History) -> str | None:
+    """The line that says the network holds an earlier epoch's parameters (None if not)."""
+    epoch = history.restored_epoch
+    if epoch is None:
+        return None
+    scores = history.metric or history.val_loss
+    if len(scores) != len(history):  # a validation other than Validation's
+        return (
+            f"restored the parameters of epoch {epoch}, the best on the validation data "
+            f"(the last epoch was {len(history)})"
+        )
+    what = "metric" if history.metric else "val cost"
+    return (
+        f"restored the parameters of epoch {epoch} (validation {what} {scores[epoch - 1]:.4f}, "
+        f"against {scores[-1]:.4f} at the last epoch, {len(history)})"
+    )
 
 
 def _line(epoch: int, epochs: int, logs: dict, metric_name: str) -> str:
@@ -396,7 +452,7 @@ class Trainer:
         loss: Loss,
         optimizer: str | Optimizer | None = None,
         *,
-        eps: float = 1e-3,
+        eps: float | None = None,
         batch_size: int = 32,
         shuffle: bool = True,
         seed: RNG = None,
@@ -405,6 +461,7 @@ class Trainer:
         compile: bool | Literal["auto"] = "auto",
     ) -> None:
         _positive_int("batch_size", batch_size)
+        eps = default_rate(optimizer) if eps is None else eps
         self.optim = Optim(net, loss, eps, make_optimizer(optimizer, _rate(eps)), compile=compile)
         self.net, self.loss, self.batch_size, self.shuffle = net, loss, batch_size, bool(shuffle)
         self.rng = host_rng(seed)
@@ -477,7 +534,8 @@ class Trainer:
         errors). Callbacks, divergence guard, schedule and history behave as in
         :class:`~backprop.Trainer`.
         """
-        self.epochs = positive_int(f"{type(self).__name__}.fit", "epochs", epochs, minimum=0)
+        epochs = positive_int(f"{type(self).__name__}.fit", "epochs", epochs, minimum=0)
+        self.epochs = epochs = min(epochs, max_epochs() or epochs)
         if self._scheduler_spec == "cosine" and self.scheduler is None:
             self.scheduler = make_schedule("cosine", self.optim.optimizer, epochs)
         self.bounds = range(batches)  # the guard names "batch i of len(bounds)"
@@ -546,6 +604,7 @@ class Trainer:
         set_generator_state(state["library_rng"])
         set_generator_state(state["rng"], self.rng)
         self.history = History.from_dict(state["history"])
+        self.history.resumed_after = self.epoch
         if state.get("scheduler") is not None:
             if self.scheduler is None and self._scheduler_spec == "cosine":
                 self.scheduler = make_schedule("cosine", self.optim.optimizer, max(self.epochs, 1))
@@ -556,6 +615,21 @@ class Trainer:
         rngs = [m._rng for m in self.net.unique_modules() if getattr(m, "_rng", None)]
         for rng, s in zip(rngs, state.get("module_rngs", [])):
             set_generator_state(s, rng)
+
+
+def max_epochs() -> int | None:
+    """The cap ``BACKPROP_MAX_EPOCHS`` puts on every training's epochs (None: no cap).
+
+    For smoke runs of code written for long trainings (the README's blocks, the
+    notebook, the examples): ``BACKPROP_MAX_EPOCHS=2`` runs each training for at
+    most 2 epochs, whatever its ``epochs``.
+    """
+    text = os.environ.get("BACKPROP_MAX_EPOCHS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"BACKPROP_MAX_EPOCHS must be a positive integer, got {text!r}")
+    return int(text)
 
 
 def _rate(eps) -> float:
@@ -575,7 +649,7 @@ def SGD(
     Y: ArrayLike,
     batch_size: int = 32,
     epochs: int = 10,
-    eps: float = 1e-3,
+    eps: float | None = None,
     shuffle: bool = True,
     seed: RNG = None,
     verbose: bool = False,
@@ -614,9 +688,13 @@ def SGD(
         Largest batch; the rows of an epoch are split into ``ceil(n / batch_size)``
         batches of nearly equal size (see :func:`batch_bounds`).
     epochs : int
-    eps : float
+        Passes over the data (``BACKPROP_MAX_EPOCHS``, when set, caps it).
+    eps : float, optional
         Learning rate (the assignment's name; ``lr`` is an alias). Not Adam's
-        numerical epsilon.
+        numerical epsilon. By default 0.1 for gradient descent (plain,
+        momentum, Nesterov) and 1e-3 for Adam: with the
+        other defaults, 10 epochs in batches of 32, the assignment's MLP
+        reaches about 0.94 on the digits.
     shuffle : bool
         Draw a new order of the rows every epoch.
     seed : None, int or numpy Generator
@@ -635,7 +713,9 @@ def SGD(
         Early stopping after ``patience`` epochs without improvement. Needs ``validation``.
     monitor : {'val_loss', 'metric'}
     restore_best : bool
-        With validation, put back the parameters of the best epoch at the end.
+        With validation, put back the parameters of the best epoch at the end;
+        :attr:`History.restored_epoch` says which (verbose output prints it).
+        Validate on rows held out from the training data, not on the test set.
     progress : bool
         Show a tqdm progress bar (when tqdm is installed).
     callbacks : list of Callback
@@ -668,7 +748,7 @@ def SGD(
         the parameters are restored to the start of that epoch).
     """
     if lr is not None:
-        if eps != 1e-3 and eps != lr:
+        if eps is not None and eps != lr:
             raise ValueError(
                 f"SGD: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}"
             )

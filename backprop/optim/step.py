@@ -23,6 +23,12 @@ def backend_of_net(net: Module) -> Backend:
     return get_backend()
 
 
+def default_rate(optimizer: str | Optimizer | None) -> float:
+    """The learning rate used when none is given: 1e-3 for Adam, 0.1 for gradient descent
+    (plain, momentum, Nesterov); an :class:`Optimizer` instance keeps its own ``lr``."""
+    return 1e-3 if isinstance(optimizer, str) and optimizer.lower() == "adam" else 0.1
+
+
 class Optim:
     """One step of gradient descent on a network: forward, cost, backward, update.
 
@@ -30,9 +36,11 @@ class Optim:
     ----------
     net : Module
     loss : Loss
-    eps : float
+    eps : float, optional
         The learning rate (the assignment's name; ``lr`` is an alias). Not to
-        be confused with ``Adam(eps=...)``, Adam's numerical epsilon.
+        be confused with ``Adam(eps=...)``, Adam's numerical epsilon. By
+        default 0.1 for gradient descent (plain, momentum, Nesterov) and 1e-3
+        for Adam.
     optimizer : None, str or Optimizer
         The update rule: plain gradient descent by default (each module's
         ``update_parameters(eps)``, the assignment's rule); ``'momentum'``,
@@ -67,7 +75,8 @@ class Optim:
             raise ValueError(
                 f"Optim: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}"
             )
-        rate = 1e-3 if eps is None and lr is None else (lr if eps is None else eps)
+        rate = lr if eps is None else eps
+        rate = default_rate(optimizer) if rate is None else rate
         if (
             isinstance(rate, bool)
             or not isinstance(rate, (int, float))
