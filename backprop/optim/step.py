@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from .._checks import real_number
 from ..backends import Backend, asarray, backend_of, get_backend
 from ..module import _TARGETS_CHECKED, Loss, Module
 from .rules import Optimizer, make_optimizer
@@ -68,17 +69,9 @@ class Optim:
                 f"Optim: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}"
             )
         rate = 1e-3 if eps is None and lr is None else (lr if eps is None else eps)
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, (int, float))
-            or not rate > 0
-            or rate != rate
-        ):
-            raise ValueError(
-                f"Optim: the learning rate (eps) must be a positive number, got {rate!r}"
-            )
+        rate = real_number("Optim", "the learning rate (eps)", rate, low=0.0, low_open=True)
         self.net, self.loss = net, loss
-        self.optimizer = make_optimizer(optimizer, float(rate))
+        self.optimizer = make_optimizer(optimizer, rate)
         if compile not in (True, False, "auto"):
             raise ValueError(f"Optim: compile must be True, False or 'auto', got {compile!r}")
         self.compile = compile
