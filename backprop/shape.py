@@ -63,7 +63,7 @@ class Flatten(Module):
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         expected = (input.shape[0], prod(input.shape[1:]))
-        delta = self._check_delta(delta, expected, "backward_delta")
+        delta = self._check_delta(delta, expected, "backward_delta", input=input)
         return namespace_of(delta).reshape(delta, tuple(input.shape))
 
 
@@ -107,7 +107,9 @@ class Reshape(Module):
         return namespace_of(X).reshape(X, (X.shape[0], *self.shape))
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
-        delta = self._check_delta(delta, (input.shape[0], *self.shape), "backward_delta")
+        delta = self._check_delta(
+            delta, (input.shape[0], *self.shape), "backward_delta", input=input
+        )
         return namespace_of(delta).reshape(delta, tuple(input.shape))
 
 
@@ -159,5 +161,5 @@ class Transpose(Module):
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         expected = (input.shape[0], *(input.shape[a + 1] for a in self.axes))
-        delta = self._check_delta(delta, expected, "backward_delta")
+        delta = self._check_delta(delta, expected, "backward_delta", input=input)
         return namespace_of(delta).permute_dims(delta, (0, *(a + 1 for a in self._inverse)))

@@ -41,6 +41,7 @@ are converted to NumPy and outputs are NumPy arrays.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import operator
 from collections.abc import Sequence
@@ -234,10 +235,8 @@ class _NeuralNetBase(BaseEstimator):
 
     def _check_params(self):
         sizes = self.hidden_layer_sizes
-        try:  # NumPy integers and arrays of them (grids built with np.arange) are ints too
+        with contextlib.suppress(TypeError):  # NumPy integers (grids built with np.arange)
             sizes = (operator.index(sizes),)
-        except TypeError:
-            pass
         try:
             sizes = tuple(positive_int(type(self).__name__, "hidden_layer_sizes", s) for s in sizes)
         except (TypeError, ValueError):

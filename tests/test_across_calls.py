@@ -3,6 +3,7 @@ and the values and arguments each call is given."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 import backprop as bp
+import backprop.data
+import backprop.streaming
 from backprop.optim.checkpoint import load_checkpoint
 
 # --------------------------------------------------------------------------
@@ -135,9 +138,7 @@ def _rewrite(path, edit):
     """The checkpoint at ``path`` with its JSON record changed by ``edit``."""
     with zipfile.ZipFile(path) as z:
         entries = {n: z.read(n) for n in z.namelist()}
-    arrays = {
-        n[:-4]: np.lib.format.read_array(__import__("io").BytesIO(b)) for n, b in entries.items()
-    }
+    arrays = {n[:-4]: np.lib.format.read_array(io.BytesIO(b)) for n, b in entries.items()}
     record = json.loads(arrays["__checkpoint__"].tobytes().decode())
     edit(record)
     arrays["__checkpoint__"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
@@ -254,3 +255,177 @@ def test_warm_start_follows_set_params(method):
     with pytest.raises(ValueError, match="optimizer"):
         model.set_params(optimizer="rmsprop")
         call()
+
+
+# --------------------------------------------------------------------------
+# Files that change or lie
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(capsys):
+    """``backprop ...`` in this process: ``(exit code, stdout, stderr)``."""
+    from backprop.cli import main
+
+    def run(*args):
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _usps_text(n=20, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [f"{i % 3} " + " ".join(f"{v:.3f}" for v in rng.normal(size=d)) for i in range(n)]
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [
+        lambda p: bp.data.read_usps(p),
+        lambda p: bp.load(p),
+        lambda p: bp.streaming.RowChunks(p),
+        lambda p: bp.backends.readers.read_file(p),
+    ],
+)
+def test_a_fifo_or_a_device_is_refused_not_waited_on(tmp_path, reader):
+    fifo = tmp_path / "data.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="FIFO.*only regular files"):
+        reader(fifo)
+    link = tmp_path / "zero.npz"
+    os.symlink("/dev/zero", link)
+    with pytest.raises(ValueError, match="character device"):
+        reader(link)
+
+
+def test_the_cli_refuses_a_fifo_as_data(tmp_path):
+    from conftest import run_cli
+
+    fifo = tmp_path / "X.npy"
+    os.mkfifo(fifo)
+    done = run_cli("train", "--data", str(fifo), "--epochs", "1", "--quiet", timeout=120)
+    assert done.returncode == 2 and "FIFO" in done.stderr
+
+
+def test_a_gzip_bomb_is_refused_at_the_limit(tmp_path, monkeypatch):
+    import gzip
+
+    from backprop.backends import readers
+
+    path = tmp_path / "usps.gz"
+    path.write_bytes(gzip.compress(b"1 0.5\n" * 400_000))  # 2.4 MB from a few kB
+    monkeypatch.setattr(readers, "MAX_READ_BYTES", 1 << 20)
+    monkeypatch.setattr(readers.read_file, "__defaults__", (1 << 20,))
+    with pytest.raises(ValueError, match="once decompressed.*\\.npy"):
+        bp.data.read_usps(path)
+    path.write_bytes(b"1 0.5\n" * 400_000)
+    with pytest.raises(ValueError, match="more than 1,048,576 bytes"):
+        bp.data.read_usps(path)
+
+
+def test_a_truncated_gzip_is_still_refused_with_the_chunked_reader(tmp_path):
+    import gzip
+
+    path = tmp_path / "usps.gz"
+    whole = gzip.compress(_usps_text(2000).encode())
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="truncated gzip"):
+        bp.data.read_usps(path)
+    path.write_bytes(whole + gzip.compress(_usps_text(5, seed=1).encode()))
+    X, y = bp.data.read_usps(path)
+    assert X.shape == (2005, 4)
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [
+        lambda X: X.astype(np.float64),  # float64 bytes read as float32: NaN
+        lambda X: np.asfortranarray(X),  # the same shape in another order
+        lambda X: X[:, :8].copy(),  # another shape
+        lambda X: X + 1,  # the same header, new values written in place
+    ],
+)
+def test_a_npy_replaced_between_epochs_is_refused(tmp_path, replace):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 16)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    xp, yp = tmp_path / "X.npy", tmp_path / "y.npy"
+    np.save(xp, X)
+    np.save(yp, y)
+
+    class Replace(bp.Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if epoch == 1:
+                new = tmp_path / "new.npy"
+                np.save(new, replace(X))
+                st = os.stat(xp)
+                os.replace(new, xp)
+                if os.stat(xp).st_size == st.st_size:  # same size: make the change visible
+                    os.utime(xp, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+    with bp.use_backend("numpy"):
+        net = bp.Sequentiel(bp.Linear(16, 2))
+        with pytest.raises(ValueError, match="changed since it was opened"):
+            bp.streaming.fit(
+                net, bp.CELogSoftmax(), str(xp), str(yp), epochs=3, callbacks=[Replace()]
+            )
+
+
+@pytest.mark.parametrize("order", [">f4", ">f8", "<f4"])
+def test_a_big_endian_npy_trains(tmp_path, order, backend):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6)).astype(order)
+    y = (X[:, 0] > 0).astype(">i8")
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    net = bp.Sequentiel(bp.Linear(6, 2))
+    history = bp.streaming.fit(
+        net, bp.CELogSoftmax(), str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), epochs=2
+    )
+    assert np.isfinite(history).all()
+    chunk = bp.streaming.RowChunks(str(tmp_path / "X.npy")).read(0)
+    np.testing.assert_array_equal(chunk, X.astype(X.dtype.newbyteorder("=")))
+
+
+def test_a_save_path_of_250_characters_works(tmp_path):
+    name = "m" * 246 + ".npz"  # 250 characters: legal on every usual file system
+    with bp.use_backend("numpy"):
+        net = bp.Sequentiel(bp.Linear(3, 2))
+        bp.save(net, tmp_path / name)
+        assert bp.load(tmp_path / name).n_parameters() == net.n_parameters()
+        bp.save(net, tmp_path / name)  # over an existing file too
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--save", "{d}/out", "--plot", "{d}/out"), "--save .* and --plot .* the same file"),
+        (("--checkpoint", "{d}/c.npz", "--save", "{d}/c.npz"), "the same file"),
+        (("--checkpoint", "{d}/c.png", "--plot", "{d}/./c.png"), "the same file"),
+    ],
+)
+def test_the_cli_refuses_one_file_for_two_outputs(tmp_path, cli, options, message):
+    args = [a.format(d=tmp_path) for a in options]
+    code, _, err = cli("train", "--epochs", "1", "--quiet", *args)
+    assert code == 2
+    assert __import__("re").search(message, err), err
+    assert not os.listdir(tmp_path)
+
+
+def test_info_on_a_lying_model_file(tmp_path, cli):
+    with bp.use_backend("numpy"):
+        net = bp.Sequentiel(bp.Linear(4, 2))
+        path = tmp_path / "m.npz"
+        bp.save(
+            net,
+            path,
+            metadata={"input_shape": [100000, 100000, 1000], "note": "\x1b[2J\x1b]0;owned\x07"},
+        )
+    code, out, err = cli("info", str(path))
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b[2J" in out

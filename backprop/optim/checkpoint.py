@@ -114,6 +114,11 @@ def _record(arrays: dict, path) -> dict:
         raise bad(f"learning rate {lr!r}")
     if not isinstance(state, dict):
         raise bad("no trainer record")
+    _check_trainer_record(state, bad)
+    return record
+
+
+def _check_trainer_record(state: dict, bad) -> None:
     epoch, history = state.get("epoch"), state.get("history")
     if not _count(epoch):
         raise bad(f"epoch {epoch!r}")
@@ -139,7 +144,6 @@ def _record(arrays: dict, path) -> dict:
         raise bad("module_rngs")
     if state.get("scheduler") is not None and not isinstance(state["scheduler"], dict):
         raise bad("scheduler state")
-    return record
 
 
 def _count(value) -> bool:

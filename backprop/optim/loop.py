@@ -12,6 +12,7 @@ layer that assembles them from its arguments.
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -137,6 +138,7 @@ def evaluate(
 
     Returns ``(cost, metric_value)``; ``metric_value`` is None without a metric.
     """
+    positive_int("evaluate", "batch_size", batch_size)
     backend = backend_of_net(net)
     X, Y = _check_data(backend, X, Y, "evaluate")
     xp = backend.xp
@@ -229,7 +231,8 @@ class Validation(Callback):
         metric: Metric | None = None,
         batch_size: int = 1024,
     ) -> None:
-        self.data, self.metric, self.batch_size = (X_val, Y_val), metric, batch_size
+        self.data, self.metric = (X_val, Y_val), metric
+        self.batch_size = positive_int(type(self).__name__, "batch_size", batch_size)
 
     @staticmethod
     def evaluate(
@@ -247,11 +250,24 @@ class Validation(Callback):
 
     def on_train_begin(self, trainer: Trainer) -> None:
         self.data = _check_data(trainer.backend, *self.data, what="SGD validation")
+        xp = trainer.backend.xp
+        for name, A in zip(("X_val", "Y_val"), self.data):
+            if xp.isdtype(A.dtype, "real floating") and not bool(xp.all(xp.isfinite(A))):
+                raise ValueError(
+                    f"SGD validation: {name} holds NaN or infinite values; clean the data first "
+                    "(a NaN validation cost would end early stopping at the first epoch)"
+                )
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         val, score = self.evaluate(
             trainer.net, trainer.loss, *self.data, batch_size=self.batch_size, metric=self.metric
         )
+        if not math.isfinite(val):
+            raise ValueError(
+                f"SGD validation: the validation cost is {val} after epoch {epoch}: the network's "
+                "outputs on the validation data overflow, or that data holds NaN or infinite "
+                "values; early stopping cannot compare it"
+            )
         logs["val_loss"] = val
         trainer.history.val_loss.append(val)
         if score is not None:

@@ -105,6 +105,7 @@ class Optim:
                     "network in eval mode"
                 )
         net = self.net
+        batch_x, batch_y = b.detached(batch_x), b.detached(batch_y)
         net.zero_grad()
         yhat = net._forward(batch_x)
         per_row, delta = self.loss.forward_backward(batch_y, yhat)
