@@ -429,3 +429,208 @@ def test_info_on_a_lying_model_file(tmp_path, cli):
     assert code == 0, err
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b[2J" in out
+
+
+# --------------------------------------------------------------------------
+# Values and arguments
+# --------------------------------------------------------------------------
+
+
+def test_nan_in_the_validation_data_is_refused_not_an_early_stop():
+    X, y = _data()
+    Xv = X[:20].copy()
+    Xv[3, 2] = np.nan
+    with bp.use_backend("numpy"):
+        with pytest.raises(ValueError, match="X_val holds NaN"):
+            bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=5, validation=(Xv, y[:20]), patience=2)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_a_validation_cost_that_overflows_is_refused():
+    X, y = _data()
+    Y = y[:, None].astype(np.float64)
+    with bp.use_backend("numpy"):
+        net = bp.Linear(6, 1)
+        with pytest.raises(ValueError, match="validation cost is inf after epoch 1"):
+            bp.SGD(net, bp.MSELoss(), X, Y, epochs=2, validation=(X * 1e20, Y), patience=1)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "8"])
+def test_batch_size_is_checked_everywhere(batch_size):
+    X, y = _data()
+    with bp.use_backend("numpy"):
+        net = _net()
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            bp.evaluate(net, bp.CELogSoftmax(), X, y, batch_size=batch_size)
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            bp.Validation(X, y, batch_size=batch_size)
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            bp.streaming.predict(net, X, batch_size=batch_size)
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            bp.streaming.evaluate(net, bp.CELogSoftmax(), X, y, batch_size=batch_size)
+
+
+def test_numpy_scalars_are_numbers_for_every_hyperparameter():
+    X, y = _data()
+    with bp.use_backend("numpy"):
+        opt = bp.optim.Adam(np.float32(1e-2), betas=(np.float32(0.9), np.float64(0.99)))
+        assert isinstance(opt.lr, float) and opt.betas == (0.8999999761581421, 0.99)
+        bp.optim.Momentum(np.float16(0.1), momentum=np.float32(0.5))
+        history = bp.SGD(
+            _net(), bp.CELogSoftmax(), X, y, eps=np.float32(0.05), epochs=np.int64(2),
+            batch_size=np.int32(16), patience=np.int8(3), validation=(X, y),
+        )  # fmt: skip
+        assert len(history) == 2
+        with pytest.raises(ValueError, match="Adam: lr must be a positive number"):
+            bp.optim.Adam(np.float32("nan"))
+        with pytest.raises(ValueError, match=r"betas\[0\] must lie in \[0, 1\)"):
+            bp.optim.Adam(betas=(np.float32(1.0), 0.9))
+        with pytest.raises(ValueError, match="eps"):
+            bp.SGD(_net(), bp.CELogSoftmax(), X, y, eps=np.bool_(True))
+
+
+def test_estimators_take_numpy_integers():
+    from backprop.sklearn import AutoencoderTransformer, NeuralNetClassifier
+
+    X, y = _data()
+    for sizes in (np.arange(4, 12, 4), np.int64(8), (np.int32(8),)):
+        model = NeuralNetClassifier(
+            hidden_layer_sizes=sizes, epochs=np.int64(1), batch_size=np.int64(16), random_state=0
+        ).fit(X, y)
+        assert model.n_iter_ == 1
+    AutoencoderTransformer(hidden_layer_sizes=(np.int64(4),), n_components=np.int64(2),
+                           epochs=np.int16(1)).fit(X)  # fmt: skip
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        NeuralNetClassifier(hidden_layer_sizes=(8, 0), epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="epochs"):
+        NeuralNetClassifier(epochs=np.float64(2.0)).fit(X, y)
+
+
+def test_worker_timeout_is_checked_before_a_cluster():
+    pytest.importorskip("distributed")
+    from backprop.distributed import DataParallelTrainer
+
+    with bp.use_backend("numpy"):
+        for bad in (-5, 0, float("nan"), "60"):
+            with pytest.raises(ValueError, match="worker_timeout must be a positive number"):
+                DataParallelTrainer(_net(), bp.CELogSoftmax(), client=object(), worker_timeout=bad)
+
+
+def test_labels_are_counted_in_integers(backend):
+    # 2**24 + 1 rows of float32 ones sum to 2**24: the label check must not count in floats
+    if backend.dtype_name != "float32":
+        pytest.skip("float64 counts these rows exactly")
+    n = 2**24 + 3
+    xp = backend.xp
+    y = xp.zeros((n,), dtype=xp.int32)
+    yhat = xp.zeros((n, 2), dtype=backend.dtype)
+    cost = bp.CELogSoftmax().forward(y, yhat)
+    assert cost.shape == (n,)
+    y = xp.concat([y[:-1], xp.asarray([2], dtype=xp.int32)])
+    with pytest.raises(ValueError, match="label 2 is out of range"):
+        bp.CELogSoftmax().forward(y, yhat)
+
+
+def test_a_nan_score_costs_nan(backend):
+    xp = backend.xp
+    logp = bp.asarray(np.log(np.array([[0.5, 0.5, 1e-9], [0.2, 0.8, 1e-9]])))
+    logp = xp.concat([logp[:1, ...], xp.asarray([[float("nan"), -0.2, -5.0]], dtype=logp.dtype)])
+    y = xp.asarray([0, 1])
+    unchecked = bp.CrossEntropyLoss()
+    unchecked.check_inputs = False  # a NaN row is not a log-probability row
+    for loss in (unchecked, bp.CrossEntropyLoss(), bp.CELogSoftmax()):
+        cost = bp.to_numpy(loss.forward(y, logp))
+        assert np.isfinite(cost[0]) and np.isnan(cost[1]), (loss, cost)
+
+
+@pytest.mark.parametrize("row", [[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.5, 0.2, 0.2]])
+def test_soft_target_rows_must_sum_to_one(backend, row):
+    Y = bp.asarray(np.array([[0.0, 1.0, 0.0], row]))
+    scores = bp.asarray(np.zeros((2, 3)))
+    for loss in (bp.CELogSoftmax(), bp.CrossEntropyLoss()):
+        with pytest.raises(ValueError, match="row 1 sums to"):
+            loss.forward(Y, scores - float(np.log(3)))
+    bp.CELogSoftmax().forward(bp.asarray(np.array([[0.2, 0.3, 0.5], [0, 0, 1.0]])), scores)
+
+
+@pytest.mark.parametrize(
+    "layer", [lambda: bp.Conv1D(3, 2, 4), lambda: bp.Conv2D(3, 2, 4), lambda: bp.Conv1D(3, 1, 2)]
+)
+def test_an_empty_batch_through_a_convolution(backend, layer):
+    m = layer()
+    shape = (0, 9, 2) if isinstance(m, bp.Conv1D) else (0, 6, 6, 2)
+    shape = shape[:-1] + (m.chan_in,)
+    x = bp.asarray(np.zeros(shape))
+    y = m.forward(x)
+    assert y.shape[0] == 0
+    assert tuple(m.backward_delta(x, y).shape) == shape
+    m.zero_grad()
+    m.backward_update_gradient(x, y)
+    assert float(backend.xp.sum(backend.xp.abs(m._gradient["weight"]))) == 0.0
+
+
+@pytest.mark.parametrize("make", [lambda: bp.Flatten(), lambda: bp.Reshape((6,)),
+                                  lambda: bp.Transpose((1, 0))])  # fmt: skip
+def test_shape_layers_refuse_a_delta_from_another_library(make):
+    torch = pytest.importorskip("torch")
+    with bp.use_backend("numpy"):
+        m = make()
+        x = np.ones((2, 2, 3), dtype=np.float32)
+        y = m.forward(x)
+        with pytest.raises(TypeError, match="delta is a torch array"):
+            m.backward_delta(x, torch.ones(tuple(y.shape)))
+
+
+def test_unknown_dask_sizes_are_named():
+    da = pytest.importorskip("dask.array")
+    X = da.from_array(np.ones((20, 3)), chunks=5)
+    X = X[X[:, 0] > 0]  # row count unknown until computed
+    with pytest.raises(ValueError, match="unknown shape.*compute_chunk_sizes"):
+        bp.streaming.RowChunks(X)
+
+
+def test_streaming_predict_on_dask_uses_the_parameters_of_the_call():
+    da = pytest.importorskip("dask.array")
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    with bp.use_backend("numpy"):
+        net = bp.Sequentiel(bp.Linear(3, 2))
+        expected = bp.to_numpy(net.forward(X)).copy()
+        lazy = bp.streaming.predict(net, da.from_array(X, chunks=4))
+        for p in net.parameters():
+            p[...] = 0.0 if False else p * 0 + 7.0  # training moves on
+        np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-6)
+
+
+def test_torch_inputs_that_require_grad_leave_no_graph_in_the_parameters():
+    torch = pytest.importorskip("torch")
+    with bp.use_backend("torch"):
+        bp.manual_seed(0)
+        net = bp.Sequentiel(bp.Linear(4, 3), bp.TanH(), bp.Linear(3, 2))
+        X = torch.randn(16, 4, requires_grad=True)
+        y = torch.randint(0, 2, (16,))
+        bp.SGD(net, bp.CELogSoftmax(), X, y, epochs=2, optimizer="adam")
+        opt = bp.Optim(net, bp.CELogSoftmax(), 0.1)
+        opt.step(X, y)
+        for p in net.parameters():
+            assert p.grad_fn is None and not p.requires_grad
+
+
+def test_float64_asked_of_a_float32_jax_backend_is_refused():
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, backprop as bp\n"
+        "with bp.use_backend('jax'):\n"
+        "    try:\n"
+        "        x = bp.asarray(np.ones(3), dtype='float64')\n"
+        "        print('got', x.dtype)\n"
+        "    except ValueError as e:\n"
+        "        print('refused', e)\n"
+    )
+    env = {**os.environ, "JAX_ENABLE_X64": "0", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.stdout.startswith("refused") and "jax_enable_x64" in done.stdout, done
