@@ -440,9 +440,8 @@ def test_nan_in_the_validation_data_is_refused_not_an_early_stop():
     X, y = _data()
     Xv = X[:20].copy()
     Xv[3, 2] = np.nan
-    with bp.use_backend("numpy"):
-        with pytest.raises(ValueError, match="X_val holds NaN"):
-            bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=5, validation=(Xv, y[:20]), patience=2)
+    with bp.use_backend("numpy"), pytest.raises(ValueError, match="X_val holds NaN"):
+        bp.SGD(_net(), bp.CELogSoftmax(), X, y, epochs=5, validation=(Xv, y[:20]), patience=2)
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
