@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
+import warnings
 from collections.abc import Iterable
 
 #: the most elements a parameter may have: 2**34 float32 values are 64 GiB
@@ -19,6 +22,45 @@ def positive_int(owner: str, name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or number is None or number < minimum:
         kind = {1: "a positive int", 0: "a non-negative int"}.get(minimum, f"an int >= {minimum}")
         raise ValueError(f"{owner}: {name} must be {kind}, got {value!r}")
+    return number
+
+
+def real_number(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite float if it is a real number (Python, NumPy scalars such as
+    ``np.float32``, anything registered as :class:`numbers.Real`) within the bounds, else a
+    ValueError naming ``owner`` and ``name``.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``. Booleans are refused.
+    """
+    number = None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an overflowing float() is refused below
+            number = float(value)
+    if (
+        number is None
+        or not math.isfinite(number)
+        or (low is not None and (number < low or (low_open and number == low)))
+        or (high is not None and (number > high or (high_open and number == high)))
+    ):
+        if low == 0 and high is None:
+            what = "be a positive number" if low_open else "be a non-negative number"
+        elif low is None and high is None:
+            what = "be a finite number"
+        else:
+            lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+            hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+            what = f"lie in {lo}, {hi}"
+        raise ValueError(f"{owner}: {name} must {what}, got {value!r} ({type(value).__name__})")
     return number
 
 

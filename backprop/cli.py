@@ -146,6 +146,35 @@ def _check_output(path, option: str) -> None:
         raise UsageError(f"{option} {path}: the directory {directory} is not writable")
 
 
+def _check_distinct(args) -> None:
+    """Refuse two outputs, or an output and an input, that are one file: one would overwrite
+    the other (the trained network lost under its plot, the data under the checkpoint)."""
+    named = [
+        (option, path)
+        for option, path in (
+            ("--save", args.save), ("--plot", args.plot), ("--checkpoint", args.checkpoint),
+            *(("--data", p) for p in (getattr(args, "data", None) or ())),
+        )
+        if path
+    ]  # fmt: skip
+    for i, (option, path) in enumerate(named):
+        for other, other_path in named[:i]:
+            if _same_file(path, other_path) and not (option == other == "--data"):
+                raise UsageError(
+                    f"{other} {other_path} and {option} {path} name the same file; "
+                    "give each its own"
+                )
+
+
+def _same_file(a, b) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _check_plot(path) -> None:
     _check_output(path, "--plot")
     try:
@@ -223,6 +252,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--resume needs --checkpoint PATH (the run to continue)")
     if args.checkpoint:
         _check_output(args.checkpoint, "--checkpoint")
+    _check_distinct(args)
     verbose = not args.quiet and (args.verbose or not sys.stdout.isatty())
     progress = not args.quiet and not verbose and sys.stderr.isatty()
     clustered = args.workers is not None or args.scheduler is not None
@@ -366,12 +396,14 @@ def _npy_files(paths) -> bool:
     """Whether ``--data`` names two ``.npy`` files (read from their first bytes)."""
     if len(paths) != 2:
         return False
+    from .backends.readers import open_regular
+
     for path in paths:
-        try:
-            with open(path, "rb") as f:
+        try:  # a FIFO or a device is refused here, never waited on
+            with open_regular(path) as f:
                 if f.read(6) != b"\x93NUMPY":
                     return False
-        except OSError:
+        except (OSError, ValueError):
             return False
     return True
 
@@ -569,6 +601,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             message = f"--input-shape takes sizes separated by commas, got {args.input_shape!r}"
             raise UsageError(message) from None
     _check_output(args.output, "export: output")
+    if _same_file(args.model, args.output):
+        raise UsageError(f"{args.model} is both the model and the --output: give another output")
     net = load(args.model, backend="numpy").eval()  # the file is written from host copies anyway
     model = export_onnx(net, args.output, shape)
 
@@ -584,6 +618,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the most values one sample may have for ``info`` to run the network on it (256 MiB in float32)
+_MAX_SAMPLE_VALUES = 1 << 26
+
+
+def _input_shape(recorded) -> tuple | None:
+    """A file's recorded ``input_shape``, when it is a shape ``info`` can run (a file's metadata
+    is not trusted: sizes are checked before anything is allocated)."""
+    if not isinstance(recorded, list) or not 1 <= len(recorded) <= 8:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in recorded):
+        return None
+    total = 1
+    for v in recorded:
+        total *= v
+    return tuple(recorded) if total <= _MAX_SAMPLE_VALUES else None
+
+
+def _printable(value) -> str:
+    """``value`` as text with control characters (terminal escape sequences from a file)
+    shown escaped, never sent to the terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .backends import available_backends, backend_class
     from .backends.base import _device_label
@@ -594,7 +654,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
         net = load(args.model)
         meta = net.metadata
-        shape = meta.get("input_shape") or infer_input_shape(net)
+        shape = _input_shape(meta.get("input_shape")) or infer_input_shape(net)
         if shape is None:
             print(repr(net))
             print(
@@ -604,7 +664,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         else:
             print(net.summary(tuple(shape)))
         for key, value in meta.items():
-            print(f"{key}: {value}")
+            print(f"{_printable(key)}: {_printable(value)}")
         return 0
 
     print(f"backprop {__version__}")

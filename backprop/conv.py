@@ -169,8 +169,10 @@ class _ConvNd(_Windowed):
         self._saved = None
 
     def _delta_matrix(self, input, delta, method):
-        delta = self.check_delta(delta, self.output_shape(input.shape), method)
-        return self._backend.xp.reshape(delta, (-1, self.chan_out))
+        out = self.output_shape(input.shape)
+        delta = self.check_delta(delta, out, method)
+        # explicit sizes: -1 is ambiguous for an empty batch
+        return self._backend.xp.reshape(delta, (prod(out[:-1]), self.chan_out))
 
     def _update_gradient(self, cols, D) -> None:
         xp = self._backend.xp

@@ -52,6 +52,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._checks import positive_int, real_number
 from ._install import install_hint
 from .backends import asarray, host_rng, to_numpy, use_backend
 from .backends.ondisk import host_arange
@@ -236,6 +237,13 @@ class DataParallelTrainer(Trainer):
             raise ValueError(
                 "DataParallelTrainer: compile=True is not supported (the steps run on the workers)"
             )
+        # every argument checked before a cluster is joined or started
+        worker_timeout = real_number(
+            "DataParallelTrainer", "worker_timeout", worker_timeout, low=0.0, low_open=True
+        )
+        if n_shards is not None:
+            positive_int("DataParallelTrainer", "n_shards", n_shards)
+        positive_int("DataParallelTrainer", "retries", retries, minimum=0)
         super().__init__(net, loss, optimizer, seed=seed, compile=False, **options)
         self.client, self._owns_client = _client(client)
         self._dead: set[str] = set()  # workers seen dying (the scheduler may list them a while)
@@ -245,16 +253,9 @@ class DataParallelTrainer(Trainer):
         self.n_workers = len(workers)
         if n_shards is None:
             n_shards = self.n_workers
-        if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
-            raise ValueError(
-                f"DataParallelTrainer: n_shards must be a positive int, got {n_shards!r}"
-            )
-        self.n_shards = n_shards
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(
-                f"DataParallelTrainer: retries must be a non-negative int, got {retries!r}"
-            )
-        self.retries, self.worker_timeout = retries, float(worker_timeout)
+        self.n_shards = positive_int("DataParallelTrainer", "n_shards", n_shards)
+        self.retries = positive_int("DataParallelTrainer", "retries", retries, minimum=0)
+        self.worker_timeout = worker_timeout
         if worker_backend is None:
             worker_backend = (self.backend.name, None, self.backend.dtype_name)
         self.worker_backend = tuple(worker_backend)

@@ -39,8 +39,9 @@ def _weighted(xp, Y, A):
     ``0 * -inf`` is NaN, but a class with no target weight contributes
     nothing to the cost, whatever its score: PyTorch gives the finite value.
     """
-    # mask before multiplying: 0 * inf would also warn on NumPy
-    return Y * xp.where(Y == 0, 0.0, A)
+    # mask before multiplying: 0 * inf would also warn on NumPy; a NaN score is kept, so a row
+    # holding one costs NaN (the divergence guard sees it) instead of a finite value
+    return Y * xp.where((Y == 0) & ~xp.isnan(A), 0.0, A)
 
 
 class _CheckedLoss(Loss):
@@ -230,10 +231,9 @@ class _ClassificationLoss(_CheckedLoss):
             Y = xp.astype(
                 y[:, None] == self._classes(xp, kind, c, y.dtype, kind.device_of(yhat)), yhat.dtype
             )
-            # each row of Y holds at most one 1, and none for a label outside
-            # [0, C): one sum validates every label
-            if self._check_values() and float(xp.sum(Y)) != n:
-                bad = (y < 0) | (y >= c)
+            # counted in integers: a float32 sum of ones stops at 2**24 rows
+            bad = ((y < 0) | (y >= c)) if self._check_values() else None
+            if bad is not None and bool(xp.any(bad)):
                 first = int(y[xp.argmax(xp.astype(bad, xp.int8))])
                 raise ValueError(
                     self._error(method, f"label {first} is out of range for {c} classes")
@@ -259,6 +259,20 @@ class _ClassificationLoss(_CheckedLoss):
                     f"got {_value_range(xp, y)}",
                 )
             )
+        if self._check_values() and n:
+            # a row summing to 0 or 2 is no distribution: its cost and gradient would be
+            # silently scaled (one-hot rows with a lost or a doubled 1)
+            sums = xp.sum(y, axis=1)
+            off = xp.abs(sums - 1) > (1e-3 if y.dtype == xp.float32 else 1e-6) * max(c, 1)
+            if bool(xp.any(off)):
+                row = int(xp.argmax(xp.astype(off, xp.int8)))
+                raise ValueError(
+                    self._error(
+                        method,
+                        "each row of soft targets must sum to 1 (one-hot rows or "
+                        f"probabilities), but row {row} sums to {float(sums[row]):.6g}",
+                    )
+                )
         return xp, y, False
 
 

@@ -41,7 +41,9 @@ are converted to NumPy and outputs are NumPy arrays.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -53,6 +55,7 @@ from sklearn.utils._array_api import get_namespace, get_namespace_and_device, mo
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._checks import positive_int
 from .activations import ReLU, Sigmoid, Softmax, TanH
 from .autoencoder import build_autoencoder
 from .backends import asarray, backend_of, host_rng, kind_of, namespace_of, to_numpy, use_backend
@@ -232,11 +235,15 @@ class _NeuralNetBase(BaseEstimator):
 
     def _check_params(self):
         sizes = self.hidden_layer_sizes
-        sizes = (sizes,) if isinstance(sizes, int) else tuple(sizes)
-        if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+        with contextlib.suppress(TypeError):  # NumPy integers (grids built with np.arange)
+            sizes = (operator.index(sizes),)
+        try:
+            sizes = tuple(positive_int(type(self).__name__, "hidden_layer_sizes", s) for s in sizes)
+        except (TypeError, ValueError):
             raise ValueError(
-                f"hidden_layer_sizes must be positive ints, got {self.hidden_layer_sizes!r}"
-            )
+                f"{type(self).__name__}: hidden_layer_sizes must be positive ints, "
+                f"got {self.hidden_layer_sizes!r}"
+            ) from None
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
@@ -253,14 +260,8 @@ class _NeuralNetBase(BaseEstimator):
                 f"{type(self).__name__}: dropout must be a number in [0, 1), "
                 f"got {dropout!r} ({type(dropout).__name__})"
             )
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        positive_int(type(self).__name__, "epochs", self.epochs)
+        positive_int(type(self).__name__, "batch_size", self.batch_size)
         return sizes
 
     def _rng(self):
@@ -291,7 +292,7 @@ class _NeuralNetBase(BaseEstimator):
     def _train(self, net, loss, X, Y, rng, *, epochs=None, more=False):
         """Train ``net``; with ``more``, go on with the optimizer and curve of the earlier calls."""
         # a copied or unpickled optimizer_ keys its state again by its modules (__setstate__)
-        optimizer = self.optimizer_ if more else self._optimizer()
+        optimizer = self._optimizer_going_on() if more else self._optimizer()
         history = SGD(
             net,
             loss,
@@ -299,7 +300,6 @@ class _NeuralNetBase(BaseEstimator):
             Y,
             batch_size=min(self.batch_size, X.shape[0]),
             epochs=self.epochs if epochs is None else epochs,
-            eps=self.learning_rate,
             seed=rng,
             optimizer=optimizer,
             verbose=bool(self.verbose),
@@ -309,6 +309,20 @@ class _NeuralNetBase(BaseEstimator):
         self.n_iter_ = len(self.loss_curve_)
         net.eval()
         return net
+
+    def _optimizer_going_on(self):
+        """``optimizer_`` for a call that trains further, with the parameters as set now.
+
+        ``learning_rate`` and ``weight_decay`` changed by ``set_params`` since the
+        last call apply from this call on (the optimizer's state is kept); another
+        ``optimizer`` starts a new one (the old state belongs to another rule).
+        """
+        fresh = self._optimizer()  # checks the current parameters
+        current = self.optimizer_
+        if type(current) is not type(fresh):
+            return fresh
+        current.lr, current.weight_decay = fresh.lr, fresh.weight_decay
+        return current
 
     def _continues(self, partial: bool) -> bool:
         """Whether this call trains the fitted network further (partial_fit, warm_start)."""
@@ -629,12 +643,7 @@ class AutoencoderTransformer(TransformerMixin, _NeuralNetBase):
             self._check_namespace(X, method)
         X = self._validate(X, reset=not more)
         sizes = self._check_params()
-        if (
-            isinstance(self.n_components, bool)
-            or not isinstance(self.n_components, int)
-            or self.n_components < 1
-        ):
-            raise ValueError(f"n_components must be a positive int, got {self.n_components!r}")
+        positive_int(type(self).__name__, "n_components", self.n_components)
         if self.loss not in ("mse", "bce") or self.output_activation not in (None, "sigmoid"):
             raise ValueError(
                 f"loss must be 'mse' or 'bce' and output_activation None or 'sigmoid', "

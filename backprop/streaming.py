@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
+from ._checks import positive_int
 from .backends import asarray, backend_of, kind_of, namespace_of, to_numpy, use_backend
 from .backends.ondisk import is_memmap, open_npy, read_rows
 from .module import Loss, Module
@@ -121,7 +122,7 @@ class RowChunks:
                 f"RowChunks: expected an array with rows or a .npy path, got {type(data).__name__}"
             )
         self.data = data
-        self.shape = tuple(int(s) for s in shape)
+        self.shape = _known_shape(shape, self.name)
         if any(s < 0 for s in self.shape):
             raise ValueError(
                 f"RowChunks: {self.name} has an unknown shape {shape}; compute its chunk sizes"
@@ -208,6 +209,24 @@ class RowChunks:
 
     def __repr__(self) -> str:
         return f"RowChunks({self.name}, shape={self.shape}, chunks={len(self)}, rows={self.n})"
+
+
+def _known_shape(shape, name) -> tuple[int, ...]:
+    """``shape`` as ints; a ValueError naming ``name`` for a size not known yet (a dask array
+    whose chunk sizes were not computed has NaN there)."""
+    try:
+        return tuple(operator.index(s) if not isinstance(s, float) else _int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"RowChunks: {name} has an unknown shape {tuple(shape)}; compute its sizes first "
+            "(for a dask array: x.compute_chunk_sizes())"
+        ) from None
+
+
+def _int(size: float) -> int:
+    if not size.is_integer():  # NaN too
+        raise ValueError(size)
+    return int(size)
 
 
 def _check_rows(rows, n: int):
@@ -370,6 +389,7 @@ def evaluate(
     metric must be a mean over rows (accuracy is): each chunk's value is
     weighted by its row count.
     """
+    positive_int("streaming.evaluate", "batch_size", batch_size)
     X, Y = _pair(X, Y, chunk_rows, rows)
     backend = backend_of_net(net)
     cost = score = 0.0
@@ -438,6 +458,7 @@ def predict(
     -----
     ``(n, ...)`` -> ``(n, ...)``, the network's output for each row.
     """
+    positive_int("streaming.predict", "batch_size", batch_size)
     if _is_dask(X) and rows is None:
         return _predict_dask(net, X, batch_size, chunk_rows)
     X = as_chunks(X, chunk_rows, rows=rows)
@@ -493,6 +514,8 @@ def _predict_dask(net, X, batch_size, chunk_rows):
     backend = backend_of_net(net)
     if chunk_rows is not None:
         X = X.rechunk({0: chunk_rows})
+    if any(isinstance(s, float) for s in X.shape[1:]):
+        _known_shape(X.shape, "X")  # raises, naming the unknown sizes
     if X.ndim > 1:
         X = X.rechunk(dict.fromkeys(range(1, X.ndim), -1))  # a task needs whole rows
     modes = [(m, m.training) for m in net.unique_modules()]
@@ -503,7 +526,9 @@ def _predict_dask(net, X, batch_size, chunk_rows):
         for m, mode in modes:
             m.training = mode
     out = to_numpy(probe)
-    state = {name: to_numpy(p) for name, p in net.named_parameters()}
+    # copies taken now: the result is the network as it is when predict is called, whatever
+    # training does to it before the graph is computed
+    state = {name: to_numpy(backend.copy(p)) for name, p in net.named_parameters()}
     spec = (backend.name, None, backend.dtype_name)  # each worker's default device
     tail = tuple(out.shape[1:])
     return X.map_blocks(

@@ -127,7 +127,7 @@ def test_optimizer_by_name_and_errors():
         bp.optim.make_optimizer("rmsprop", 0.1)
     with pytest.raises(ValueError, match="lr must be a positive number"):
         bp.Adam(lr=-1)
-    with pytest.raises(ValueError, match="momentum must be below 1"):
+    with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\)"):
         bp.Momentum(0.1, momentum=1.0)
     with pytest.raises(ValueError, match=r"betas\[1\] must lie in \[0, 1\)"):
         bp.Adam(betas=(0.9, 1.0))

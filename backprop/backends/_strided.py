@@ -57,7 +57,7 @@ def im2col(
     else:
         w = windows(lib, x, kernel, strides)
         lib.copyto(cols[..., :width].reshape(w.shape), w)
-    return cols.reshape(m, -1)
+    return cols.reshape(m, width + (1 if ones else 0))  # not -1: ambiguous for 0 rows
 
 
 def max_pool_backward(

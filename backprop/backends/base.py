@@ -209,6 +209,11 @@ class Backend:
         """An array of this library moved to this backend's device."""
         return x.to_device(self.device)
 
+    def detached(self, x: Array) -> Array:
+        """``x`` without ties to the library's own autograd (PyTorch: a tensor that requires
+        grad would pass its graph into every parameter it updates); other libraries: ``x``."""
+        return x
+
     def on_device(self, x: Array) -> bool:
         """True when ``x`` (an array of this library) lives on this backend's device."""
         return self.device_of(x) == self.device
@@ -340,8 +345,8 @@ class Backend:
         """
         xp = self.xp
         w = self.windows(x, kernel, strides)
-        m, _ = im2col_shape(w.shape, len(kernel))
-        cols = xp.reshape(w, (m, -1))
+        m, width = im2col_shape(w.shape, len(kernel))
+        cols = xp.reshape(w, (m, width))  # explicit sizes: -1 is ambiguous for an empty batch
         if ones:
             cols = xp.concat(
                 [cols, xp.ones((m, 1), dtype=x.dtype, device=self.device_of(x))], axis=1

@@ -87,6 +87,14 @@ class JaxBackend(Backend):
         return np.asarray(x)
 
     def from_host(self, a: np.ndarray) -> jax.Array:
+        if a.dtype == np.float64 and not jax.config.jax_enable_x64:
+            # only data asked for in float64 comes here (floating data takes the backend's
+            # dtype first): JAX would narrow it to float32 without a word
+            raise ValueError(
+                "backend 'jax': float64 data needs jax_enable_x64, which this float32 backend "
+                "leaves off; use a float64 backend (use_backend('jax', dtype='float64')) or set "
+                "JAX_ENABLE_X64=1"
+            )
         if a.dtype.itemsize == 8 and a.dtype.kind in "fiu" and not jax.config.jax_enable_x64:
             # without x64, JAX would narrow 64-bit data silently: do it here,
             # where the value range is known (labels and counts fit in 32 bits)

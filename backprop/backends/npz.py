@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .readers import existing_file
+from .readers import existing_file, open_regular
 
 if TYPE_CHECKING:
     from .._typing import FilePath
@@ -63,7 +63,7 @@ class NpzArchive:
 
     def __init__(self, path: FilePath) -> None:
         self.path = existing_file(path, "an .npz file")
-        self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close())
+        self._file = open_regular(self.path, "an .npz file")  # closed by close()
         self._zip = None
         self._headers: dict = {}
         try:
@@ -389,8 +389,9 @@ def _create_temporary(path: str, directory: str):
         | getattr(os, "O_CLOEXEC", 0)
         | getattr(os, "O_BINARY", 0)
     )
+    base = _short_name(os.path.basename(path), directory)
     for _ in range(100):
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
@@ -398,6 +399,20 @@ def _create_temporary(path: str, directory: str):
         except OSError as exc:
             raise _with_path(exc, path, f"cannot create a file in {directory}") from None
     raise FileExistsError(f"cannot write {path}: no free temporary name in {directory}")
+
+
+def _short_name(base: str, directory: str) -> str:
+    """``base`` cut so that the temporary name (``.base.<12 hex>.tmp``, 18 more bytes) stays
+    within the file system's limit: a legal 250-character target must not fail through it."""
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    room = max(1, min(limit, 255) - 18)
+    encoded = os.fsencode(base)
+    if len(encoded) <= room:
+        return base
+    return os.fsdecode(encoded[:room].decode("utf-8", "ignore").encode("utf-8"))
 
 
 def _chmod(fd: int, tmp: str, mode: int) -> None:

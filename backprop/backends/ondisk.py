@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .readers import existing_file
+from .readers import existing_file, file_identity, open_regular
 
 if TYPE_CHECKING:
     from .._typing import FilePath
@@ -40,8 +40,9 @@ def open_npy(path: FilePath) -> np.memmap:
         array of objects or records, or a 0-d array.
     """
     shown = existing_file(path, "a .npy file", owner="open_npy: ")
-    with open(shown, "rb") as f:
+    with open_regular(shown, "a .npy file", owner="open_npy: ") as f:
         magic = f.read(len(_NPY_MAGIC))
+        identity = file_identity(f)
     if magic != _NPY_MAGIC:
         raise ValueError(f"open_npy: {shown} is not a .npy file (write one with numpy.save)")
     try:
@@ -52,6 +53,10 @@ def open_npy(path: FilePath) -> np.memmap:
         raise ValueError(f"open_npy: {shown} holds {array.dtype} values; expected numbers")
     if array.ndim < 1:
         raise ValueError(f"open_npy: {shown} holds a 0-d array; expected rows")
+    with open_regular(shown, "a .npy file", owner="open_npy: ") as f:
+        if file_identity(f) != identity:
+            raise ValueError(f"open_npy: {shown} changed while it was being opened")
+        array._file_identity = (identity, f.read(int(array.offset)))
     return array
 
 
@@ -82,14 +87,30 @@ def read_rows(x: np.ndarray, start: int, stop: int) -> np.ndarray:
     """
     layout = _file_layout(x) if isinstance(x, np.memmap) else None
     if layout is None:
-        return np.array(x[start:stop], copy=True)
+        block = np.array(x[start:stop], copy=True)
+        return block.astype(block.dtype.newbyteorder("=")) if not block.dtype.isnative else block
     filename, offset, row = layout
     count = (stop - start) * (row // x.dtype.itemsize)
-    block = np.fromfile(filename, dtype=x.dtype, count=count, offset=offset + start * row)
+    with open_regular(filename, "a .npy file", owner="read_rows: ") as f:
+        # the file read now must be the one whose header gave x its shape and dtype: one
+        # replaced or rewritten since (between epochs) would be read with the old header
+        identity = (file_identity(f), f.read(offset))
+        expected = getattr(x, "_file_identity", None)
+        if expected is None:
+            x._file_identity = expected = identity
+        if identity != expected:
+            raise ValueError(
+                f"read_rows: {filename} changed since it was opened (another size, modification "
+                "time or header): open it again to read the new content"
+            )
+        f.seek(offset + start * row)
+        block = np.fromfile(f, dtype=x.dtype, count=count)
     if block.size != count:
         raise ValueError(
             f"read_rows: {filename} ends before row {stop} (shorter than its header says)"
         )
+    if not block.dtype.isnative:  # a big-endian file: the libraries take native numbers
+        block = block.astype(block.dtype.newbyteorder("="))
     return block.reshape((stop - start, *x.shape[1:]))
 
 

@@ -17,6 +17,7 @@ import io
 import math
 import os
 import re
+import stat
 import zlib
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,11 @@ if TYPE_CHECKING:
     from .._typing import FilePath
 
 __all__ = [
+    "MAX_READ_BYTES",
     "detect_format",
+    "existing_file",
+    "file_identity",
+    "open_regular",
     "parse_idx",
     "parse_usps",
     "read_file",
@@ -42,40 +47,128 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 _MAX_CLASSES = 1 << 20
 
 
+#: the most bytes a reader takes from one file, decompressed or not (larger data: a .npy file,
+#: memory-mapped and read a block of rows at a time)
+MAX_READ_BYTES = 1 << 30
+_CHUNK = 1 << 22
+
+
 def existing_file(path: FilePath, what: str = "a data file", owner: str = "") -> str:
-    """``path`` as a string, once it names a file that exists (TypeError, FileNotFoundError or
-    IsADirectoryError otherwise, their messages starting with ``owner``)."""
+    """``path`` as a string, once it names a regular file that exists (TypeError,
+    FileNotFoundError, IsADirectoryError or ValueError otherwise, their messages starting
+    with ``owner``).
+
+    A FIFO, a device (``/dev/zero``, also through a link), a socket is refused: reading one
+    would wait forever or never end.
+    """
     try:
         path = os.fspath(path)
     except TypeError:
         raise TypeError(f"{owner}expected a file path, got {type(path).__name__}") from None
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{owner}no such file: {path}")
-    if os.path.isdir(path):
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{owner}no such file: {path}") from None
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"{owner}cannot read {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
         raise IsADirectoryError(f"{owner}{path} is a directory, not {what}")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{owner}{path} is {_kind(mode)}, not {what}: only regular files are read")
     return path
 
 
-def read_file(path: FilePath) -> bytes:
-    """The bytes of ``path``, decompressed when the content is gzip (whatever the name)."""
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular(path: FilePath, what: str = "a data file", owner: str = "") -> io.BufferedReader:
+    """``path`` opened for binary reading, once it is a regular file (see :func:`existing_file`).
+
+    The check is made again on the open file (a FIFO put in its place in between
+    is refused, never waited on: the file is opened without blocking).
+    """
+    path = existing_file(path, what, owner)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError(
+                f"{owner}{path} is {_kind(mode)}, not {what}: only regular files are read"
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_identity(f) -> tuple:
+    """What tells an open file from another one or from itself changed: device, inode, size,
+    modification time."""
+    st = os.fstat(f.fileno())
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def read_file(path: FilePath, max_bytes: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of ``path``, decompressed when the content is gzip (whatever the name).
+
+    A regular file only; ValueError when it, or its decompressed content, holds
+    more than ``max_bytes`` (checked before reading, and while decompressing).
+    """
     path = existing_file(path)
-    with open(path, "rb") as f:
-        data = f.read()
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise ValueError(_too_big(path, size, max_bytes, ""))
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(_too_big(path, len(data), max_bytes, ""))
     if data[:2] == _GZIP_MAGIC:
-        data = _gunzip(data, path)
+        data = _gunzip(data, path, max_bytes)
     return data
 
 
-def _gunzip(data: bytes, path: str) -> bytes:
-    """Every member of a gzip stream; ValueError for a damaged or truncated one."""
+def _too_big(path, size, limit, how) -> str:
+    return (
+        f"{path}: more than {limit:,d} bytes{how} ({size:,d} at least); the readers stop there: "
+        "save larger data as .npy files, which are read memory-mapped, a block of rows at a time"
+    )
+
+
+def _gunzip(data: bytes, path: str, max_bytes: int = MAX_READ_BYTES) -> bytes:
+    """Every member of a gzip stream, at most ``max_bytes`` of it; ValueError for a damaged or
+    truncated one, or one that expands beyond ``max_bytes``."""
     parts = []
+    total = 0
     rest = data
     try:
         while rest:
             d = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
-            parts.append(d.decompress(rest))
-            if not d.eof:
-                raise ValueError(f"{path}: truncated gzip file (the compressed stream ends early)")
+            pending = rest
+            while True:
+                out = d.decompress(pending, _CHUNK)
+                total += len(out)
+                if total > max_bytes:
+                    raise ValueError(_too_big(path, total, max_bytes, " once decompressed"))
+                parts.append(out)
+                if d.eof:
+                    break
+                pending = d.unconsumed_tail
+                if not pending and len(out) < _CHUNK:
+                    raise ValueError(
+                        f"{path}: truncated gzip file (the compressed stream ends early)"
+                    )
             rest = d.unused_data
             if rest and rest[:2] != _GZIP_MAGIC:
                 if rest.strip(b"\x00"):  # zero padding after the last member is allowed

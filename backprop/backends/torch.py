@@ -81,6 +81,11 @@ class TorchBackend(_strided.OutMaxPool, Backend):
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device)
 
+    def detached(self, x: torch.Tensor) -> torch.Tensor:
+        # an input that requires grad would make every parameter it updates carry a grad_fn,
+        # each step's graph kept alive by the next (memory grows step after step)
+        return x.detach() if isinstance(x, torch.Tensor) and x.requires_grad else x
+
     def synchronize(self, *arrays: torch.Tensor) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

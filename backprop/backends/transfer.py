@@ -53,6 +53,7 @@ def asarray(x: Any, *, dtype: DType | None = None, backend: Backend | None = Non
             f"backprop.asarray: cannot convert data of dtype {x.dtype} (expected numbers)"
         )
     if type(x) is b.array_type or (not isinstance(x, np.ndarray) and b.owns(x)):
+        x = b.detached(x)
         if not b.on_device(x):
             x = b.to_device(x)
         target = (

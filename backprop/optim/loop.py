@@ -11,13 +11,15 @@ layer that assembles them from its arguments.
 
 from __future__ import annotations
 
+import inspect
+import math
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from .._checks import positive_int
+from .._checks import positive_int, real_number
 from ..backends import asarray, host_rng
 from ..backends.random import generator_state, set_generator_state
 from ..module import Loss, Module
@@ -148,6 +150,7 @@ def evaluate(
 
     Returns ``(cost, metric_value)``; ``metric_value`` is None without a metric.
     """
+    positive_int("evaluate", "batch_size", batch_size)
     backend = backend_of_net(net)
     X, Y = _check_data(backend, X, Y, "evaluate")
     xp = backend.xp
@@ -208,7 +211,9 @@ class DivergenceGuard(Callback):
     """
 
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        # the optimizer's buffers too: a velocity holding NaN would make a retry diverge again
         self._snapshot = trainer.net.state_dict()
+        self._optimizer_snapshot = trainer.optimizer.state_dict(trainer.net)
 
     def check(self, trainer: Trainer, epoch: int, costs: Array) -> None:
         xp = trainer.backend.xp
@@ -218,11 +223,12 @@ class DivergenceGuard(Callback):
         batch = int(xp.argmax(xp.astype(xp.logical_not(finite), xp.int8))) + 1
         value = float(costs[batch - 1])
         trainer.net.load_state_dict(self._snapshot)
+        trainer.optimizer.load_state_dict(trainer.net, self._optimizer_snapshot)
         raise DivergenceError(
             f"SGD: the cost became {value} at epoch {epoch}, batch {batch} of "
             f"{len(trainer.bounds)}; lower the learning rate (eps={trainer.optim.eps}) or check "
-            "the data for NaN/inf; "
-            "the parameters were restored to their values at the start of that epoch"
+            "the data for NaN/inf; the parameters and the optimizer's state were restored to "
+            "their values at the start of that epoch"
         )
 
 
@@ -237,7 +243,8 @@ class Validation(Callback):
         metric: Metric | None = None,
         batch_size: int = 1024,
     ) -> None:
-        self.data, self.metric, self.batch_size = (X_val, Y_val), metric, batch_size
+        self.data, self.metric = (X_val, Y_val), metric
+        self.batch_size = positive_int(type(self).__name__, "batch_size", batch_size)
 
     @staticmethod
     def evaluate(
@@ -255,11 +262,24 @@ class Validation(Callback):
 
     def on_train_begin(self, trainer: Trainer) -> None:
         self.data = _check_data(trainer.backend, *self.data, what="SGD validation")
+        xp = trainer.backend.xp
+        for name, A in zip(("X_val", "Y_val"), self.data):
+            if xp.isdtype(A.dtype, "real floating") and not bool(xp.all(xp.isfinite(A))):
+                raise ValueError(
+                    f"SGD validation: {name} holds NaN or infinite values; clean the data first "
+                    "(a NaN validation cost would end early stopping at the first epoch)"
+                )
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         val, score = self.evaluate(
             trainer.net, trainer.loss, *self.data, batch_size=self.batch_size, metric=self.metric
         )
+        if not math.isfinite(val):
+            raise ValueError(
+                f"SGD validation: the validation cost is {val} after epoch {epoch}: the network's "
+                "outputs on the validation data overflow, or that data holds NaN or infinite "
+                "values; early stopping cannot compare it"
+            )
         logs["val_loss"] = val
         trainer.history.val_loss.append(val)
         if score is not None:
@@ -427,7 +447,9 @@ class Trainer:
     net : Module
     loss : Loss
     optimizer : None, str or Optimizer
-        As for :class:`Optim`; ``eps`` is the learning rate for a name.
+        As for :class:`Optim`; ``eps`` (default 1e-3) is the learning rate for a name.
+        With an :class:`Optimizer` instance its own ``lr`` is used, and an ``eps``
+        that differs from it is refused.
     batch_size : int
     shuffle : bool
     seed : None, int or numpy Generator
@@ -461,8 +483,16 @@ class Trainer:
         compile: bool | Literal["auto"] = "auto",
     ) -> None:
         _positive_int("batch_size", batch_size)
-        eps = default_rate(optimizer) if eps is None else eps
-        self.optim = Optim(net, loss, eps, make_optimizer(optimizer, _rate(eps)), compile=compile)
+        rate = _rate(default_rate(optimizer) if eps is None else eps)
+        if isinstance(optimizer, Optimizer) and eps is not None and rate != optimizer.lr:
+            raise ValueError(
+                f"{self.loop_name}: eps={eps!r} and optimizer={optimizer!r} name two learning "
+                "rates; the optimizer's own lr is the one used: drop eps or make them agree"
+            )
+        self.optim = Optim(net, loss, rate, make_optimizer(optimizer, rate), compile=compile)
+        self.hyperparameters = _hyperparameters(
+            self.optim.optimizer, batch_size, shuffle, scheduler
+        )
         self.net, self.loss, self.batch_size, self.shuffle = net, loss, batch_size, bool(shuffle)
         self.rng = host_rng(seed)
         self.backend = backend_of_net(net)
@@ -477,6 +507,8 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.epochs = 0
         self.stop = False
+        #: during :meth:`fit`, a function giving what identifies the data (for checkpoints)
+        self.data_identity: Callable[[], dict] | None = None
 
     #: the name :func:`SGD`'s argument errors give when it drives this loop
     loop_name = "SGD"
@@ -515,9 +547,13 @@ class Trainer:
         n = X.shape[0]
         bounds = batch_bounds(n, self.batch_size)
         sizes = [float(b - a) for a, b in bounds]
-        return self.run_epochs(
-            epochs, n, len(bounds), lambda: (self._run_epoch(X, Y, bounds), sizes)
-        )
+        self.data_identity = _lazy(lambda: data_identity(self.backend, X, Y))
+        try:
+            return self.run_epochs(
+                epochs, n, len(bounds), lambda: (self._run_epoch(X, Y, bounds), sizes)
+            )
+        finally:
+            self.data_identity = None
 
     def run_epochs(
         self,
@@ -592,6 +628,7 @@ class Trainer:
             "history": self.history.as_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "callbacks": [c.state_dict() for c in self.callbacks],
+            "callback_types": [type(c).__name__ for c in self.callbacks],
             "module_rngs": [
                 generator_state(m._rng)
                 for m in self.net.unique_modules()
@@ -610,11 +647,114 @@ class Trainer:
                 self.scheduler = make_schedule("cosine", self.optim.optimizer, max(self.epochs, 1))
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
-        for c, s in zip(self.callbacks, state.get("callbacks", [])):
+        for c, s in self.pair_callback_states(state):
             c.load_state_dict(s)
+        if self.history.stopped_early:
+            self.stop = True  # a finished run: nothing more to train
         rngs = [m._rng for m in self.net.unique_modules() if getattr(m, "_rng", None)]
         for rng, s in zip(rngs, state.get("module_rngs", [])):
             set_generator_state(s, rng)
+
+    def pair_callback_states(self, state: dict) -> list[tuple[Callback, dict]]:
+        """``(callback, saved state)`` pairs: the k-th callback of a type gets the k-th state
+        saved for that type (callbacks without state, a progress bar, may come and go).
+
+        ValueError when a saved state has no callback of its type here, or a callback that
+        keeps state has none saved: resuming would not continue the same run.
+        """
+        states = list(state.get("callbacks", []))
+        types = state.get("callback_types")
+        if types is None:  # written before the types were recorded: by position
+            return list(zip(self.callbacks, states))
+        saved: dict = {}
+        for name, s in zip(types, states):
+            if s:
+                saved.setdefault(name, []).append(s)
+        pairs = []
+        for c in self.callbacks:
+            name = type(c).__name__
+            if saved.get(name):
+                pairs.append((c, saved[name].pop(0)))
+            elif c.state_dict():
+                raise ValueError(
+                    f"the checkpoint holds no state for this run's {name}: it was written by a "
+                    "run without it (resume with the same validation and callbacks)"
+                )
+        left = [name for name, rest in saved.items() if rest]
+        if left:
+            raise ValueError(
+                f"the checkpoint holds the state of {', '.join(left)}, which this run does not "
+                "have (resume with the same validation and callbacks)"
+            )
+        return pairs
+
+
+def _lazy(compute: Callable[[], dict]) -> Callable[[], dict]:
+    """``compute`` run once, on the first call."""
+    done: list = []
+
+    def get() -> dict:
+        if not done:
+            done.append(compute())
+        return done[0]
+
+    return get
+
+
+def data_identity(backend, X: Array, Y: Array) -> dict:
+    """What a checkpoint records of the training data: the shapes, and sums of the values
+    (plain and weighted by row position) that another data set, or the same rows in another
+    order, would not give."""
+    xp = backend.xp
+    dtype = backend.dtype
+    record = {"rows": int(X.shape[0])}
+    for name, A in (("X", X), ("Y", Y)):
+        values = xp.reshape(xp.astype(A, dtype), (A.shape[0], -1))
+        weights = xp.astype(xp.arange(A.shape[0]) % 13 + 1, dtype)
+        rows = xp.sum(xp.abs(values), axis=1)
+        record[name] = {
+            "shape": [int(s) for s in A.shape[1:]],
+            "abs_sum": float(xp.sum(rows)),
+            "weighted_sum": float(xp.sum(rows * weights)),
+        }
+    return record
+
+
+def same_data(saved: dict, now: dict) -> str | None:
+    """None when two :func:`data_identity` records describe the same data, else what differs."""
+    if saved.get("rows") != now.get("rows"):
+        return f"{saved.get('rows')} rows then, {now.get('rows')} now"
+    for name in ("X", "Y"):
+        a, b = saved.get(name) or {}, now.get(name) or {}
+        if a.get("shape") != b.get("shape"):
+            return f"{name} rows of shape {a.get('shape')} then, {b.get('shape')} now"
+        for key in ("abs_sum", "weighted_sum"):
+            x, y = float(a.get(key, 0.0)), float(b.get(key, 0.0))
+            if not abs(x - y) <= 1e-4 * max(abs(x), abs(y)) + 1e-6:
+                return f"other values in {name}"
+    return None
+
+
+def _hyperparameters(optimizer: Optimizer, batch_size, shuffle, scheduler) -> dict:
+    """What a checkpoint binds of the training's settings: the optimizer's type and options
+    (its learning rate as given, before any schedule), the batch size, the shuffling and the
+    schedule."""
+    options = {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in sorted(vars(optimizer).items())
+        if not k.startswith("_") and k != "steps" and isinstance(v, (bool, int, float, str, tuple))
+    }
+    if scheduler is None or isinstance(scheduler, str):
+        schedule = scheduler
+    else:
+        schedule = getattr(scheduler, "__qualname__", type(scheduler).__name__)
+    return {
+        "optimizer": type(optimizer).__name__,
+        **options,
+        "batch_size": int(batch_size),
+        "shuffle": bool(shuffle),
+        "scheduler": schedule,
+    }
 
 
 def max_epochs() -> int | None:
@@ -633,9 +773,7 @@ def max_epochs() -> int | None:
 
 
 def _rate(eps) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"SGD: eps (the learning rate) must be a positive number, got {eps!r}")
-    return float(eps)
+    return real_number("SGD", "eps (the learning rate)", eps, low=0.0, low_open=True)
 
 
 def _positive_int(name, value, minimum=1):
@@ -753,6 +891,8 @@ def SGD(
                 f"SGD: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}"
             )
         eps = lr
+    elif isinstance(optimizer, Optimizer) and eps == _SGD_EPS:
+        eps = None  # the default rate: the instance's own lr rules
     _positive_int("epochs", epochs, minimum=0)
     if patience is not None:
         _positive_int("patience", patience)
@@ -843,3 +983,7 @@ def assemble_callbacks(
 
         parts.append(Checkpoint(checkpoint, resume=resume))
     return parts
+
+
+#: SGD's default learning rate: with an Optimizer instance, its own lr is used instead
+_SGD_EPS = inspect.signature(SGD).parameters["eps"].default

@@ -11,10 +11,9 @@ parameters' own backend and device.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
-from .._checks import positive_int
+from .._checks import positive_int, real_number
 from ..module import Module
 
 if TYPE_CHECKING:
@@ -25,13 +24,8 @@ __all__ = ["Adam", "GradientDescent", "Momentum", "Optimizer", "make_optimizer"]
 
 
 def _check_rate(owner, name, value, *, allow_zero=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(
-            f"{owner}: {name} must be a {'non-negative' if allow_zero else 'positive'} number, "
-            f"got {value!r}"
-        )
-    return float(value)
+    # NumPy scalars (np.float32 rates from a grid) are numbers too
+    return real_number(owner, name, value, low=0.0, low_open=not allow_zero)
 
 
 class Optimizer:
@@ -206,9 +200,9 @@ class Momentum(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(lr, weight_decay)
-        self.momentum = _check_rate("Momentum", "momentum", momentum, allow_zero=True)
-        if self.momentum >= 1:
-            raise ValueError(f"Momentum: momentum must be below 1, got {momentum!r}")
+        self.momentum = real_number(
+            "Momentum", "momentum", momentum, low=0.0, high=1.0, high_open=True
+        )
         self.nesterov = bool(nesterov)
 
     def _options(self) -> dict:
@@ -246,10 +240,10 @@ class Adam(Optimizer):
             b1, b2 = betas
         except (TypeError, ValueError):
             raise ValueError(f"Adam: betas must be two numbers, got {betas!r}") from None
-        for name, b in (("betas[0]", b1), ("betas[1]", b2)):
-            if isinstance(b, bool) or not (isinstance(b, (int, float)) and 0 <= b < 1):
-                raise ValueError(f"Adam: {name} must lie in [0, 1), got {b!r}")
-        self.betas = (float(b1), float(b2))
+        self.betas = tuple(
+            real_number("Adam", name, b, low=0.0, high=1.0, high_open=True)
+            for name, b in (("betas[0]", b1), ("betas[1]", b2))
+        )
         self.eps = _check_rate("Adam", "eps", eps)
 
     @property

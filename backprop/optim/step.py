@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from .._checks import real_number
 from ..backends import Backend, asarray, backend_of, get_backend
 from ..module import _TARGETS_CHECKED, Loss, Module
 from .rules import Optimizer, make_optimizer
@@ -77,17 +78,9 @@ class Optim:
             )
         rate = lr if eps is None else eps
         rate = default_rate(optimizer) if rate is None else rate
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, (int, float))
-            or not rate > 0
-            or rate != rate
-        ):
-            raise ValueError(
-                f"Optim: the learning rate (eps) must be a positive number, got {rate!r}"
-            )
+        rate = real_number("Optim", "the learning rate (eps)", rate, low=0.0, low_open=True)
         self.net, self.loss = net, loss
-        self.optimizer = make_optimizer(optimizer, float(rate))
+        self.optimizer = make_optimizer(optimizer, rate)
         if compile not in (True, False, "auto"):
             raise ValueError(f"Optim: compile must be True, False or 'auto', got {compile!r}")
         self.compile = compile
@@ -121,6 +114,7 @@ class Optim:
                     "network in eval mode"
                 )
         net = self.net
+        batch_x, batch_y = b.detached(batch_x), b.detached(batch_y)
         net.zero_grad()
         yhat = net.chain_forward(batch_x)
         per_row, delta = self.loss.forward_backward(batch_y, yhat)
