@@ -31,6 +31,7 @@ from .onnx import export_onnx
 from .optim import (
     SGD,
     Adam,
+    AdamW,
     Callback,
     Checkpoint,
     CosineLR,
@@ -41,6 +42,7 @@ from .optim import (
     Momentum,
     Optim,
     Optimizer,
+    RMSprop,
     StepLR,
     Trainer,
     Validation,
@@ -56,6 +58,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SGD",
     "Adam",
+    "AdamW",
     "Autoencoder",
     "AvgPool1D",
     "AvgPool2D",
@@ -88,6 +91,7 @@ __all__ = [
     "NLLLoss",
     "Optim",
     "Optimizer",
+    "RMSprop",
     "ReLU",
     "Reshape",
     "Sequential",

@@ -18,8 +18,8 @@ Writes
 Every write the library makes to an array it keeps (a gradient accumulated,
 a parameter updated, an optimizer buffer, an index update) goes through
 :meth:`Backend.add_`, :meth:`Backend.sub_`, :meth:`Backend.scale_`,
-:meth:`Backend.axpy_`, :meth:`Backend.zero_`, :meth:`Backend.add_at` or
-:meth:`Backend.set_at`.
+:meth:`Backend.axpy_`, :meth:`Backend.zero_`, :meth:`Backend.flush_`,
+:meth:`Backend.add_at` or :meth:`Backend.set_at`.
 They *return* the result, which the caller stores back in place of its
 argument: libraries whose arrays can be written (``mutable``) update the
 argument itself and return it, immutable ones (JAX) return a new array. One
@@ -268,6 +268,21 @@ class Backend:
         if not self.mutable:
             return self.xp.zeros_like(target)
         target[...] = 0
+        return target
+
+    def flush_(self, target: Array) -> Array:
+        """``target`` with every entry below the dtype's smallest normal number in magnitude set
+        to zero (flush-to-zero), written into ``target`` when the library allows it.
+
+        Subnormal numbers make CPU arithmetic an order of magnitude slower;
+        the optimizers flush their running averages and updates with it.
+        """
+        xp = self.xp
+        tiny = xp.finfo(target.dtype).smallest_normal
+        flushed = xp.where(xp.abs(target) < tiny, xp.zeros((), dtype=target.dtype), target)
+        if not self.mutable:
+            return flushed
+        target[...] = flushed
         return target
 
     def add_at(

@@ -105,6 +105,13 @@ class NumPyBackend(_strided.Strided, _strided.OutMaxPool, Backend):
             np.add(t[start:stop], b, out=t[start:stop])
         return target
 
+    def flush_(self, target: np.ndarray) -> np.ndarray:
+        """Entries below the smallest normal number set to zero, in place."""
+        if target.dtype.kind == "f" and target.size:
+            tiny = np.finfo(target.dtype).smallest_normal
+            np.copyto(target, 0, where=np.less(np.abs(target), tiny))
+        return target
+
     def contract_rows(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``a.T @ b`` summed over blocks of rows (OpenBLAS is slower on one long contraction)."""
         m = a.shape[0]
