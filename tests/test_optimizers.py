@@ -321,3 +321,34 @@ def test_state_dict_round_trip_and_foreign_buffers(backend, rng, name):
     if name == "rmsprop":  # a plain RMSprop has no grad_mean nor momentum buffers: refused
         with pytest.raises(ValueError, match=r"RMSprop.load_state_dict: the state holds"):
             bp.RMSprop(0.01).load_state_dict(net, state)
+
+
+def test_fused_adam_update_is_the_standard_one_bit_for_bit(backend, rng):
+    """A backend's own adam_update_ gives the standard version's bits, zeros, subnormals, NaN
+    and all."""
+    dtype = np.dtype(backend.dtype_name)
+    tiny = np.finfo(dtype).smallest_normal
+
+    def arrays():
+        g = rng.normal(size=(7, 5)).astype(dtype)
+        g[0] = 0
+        g[1, :3] = [tiny / 8, np.nan, 1e-30]
+        m = (rng.normal(size=(7, 5)) * 1e-3).astype(dtype)
+        m[2] = tiny * 2
+        v = (rng.random(size=(7, 5)) * 1e-6).astype(dtype)
+        v[3] = tiny / 2
+        return rng.normal(size=(7, 5)).astype(dtype), g, m, v
+
+    for t in (1, 50):
+        host_arrays = arrays()
+        own = backend.adam_update_(
+            *(bp.asarray(a.copy()) for a in host_arrays), (0.9, 0.999), 1e-3 / (1 - 0.9**t),
+            (1 - 0.999**t) ** 0.5, 1e-8,
+        )  # fmt: skip
+        std = bp.backends.Backend.adam_update_(
+            backend, *(bp.asarray(a.copy()) for a in host_arrays), (0.9, 0.999),
+            1e-3 / (1 - 0.9**t), (1 - 0.999**t) ** 0.5, 1e-8,
+        )  # fmt: skip
+        for a, b in zip(own, std):
+            np.testing.assert_array_equal(bp.to_numpy(a), bp.to_numpy(b))
+            assert _subnormal_count(a) == 0

@@ -285,6 +285,31 @@ class Backend:
         target[...] = flushed
         return target
 
+    def adam_update_(
+        self,
+        p: Array,
+        g: Array,
+        mean: Array,
+        square: Array,
+        betas: tuple[float, float],
+        step_size: float | Array,
+        c2_root: float | Array,
+        eps: float,
+    ) -> tuple[Array, Array, Array]:
+        """One Adam update of parameter ``p`` from gradient ``g``: ``(p, mean, square)`` updated.
+
+        ``mean <- b1 mean + (1 - b1) g`` and ``square <- b2 square + (1 - b2) g^2``,
+        both flushed (:meth:`flush_`), then
+        ``p <- p - flush(step_size * mean / (sqrt(square) / c2_root + eps))``.
+        Each array is written in place where the library allows it. Libraries
+        override it to fuse the passes; the result must be the same, bit for bit.
+        """
+        b1, b2 = betas
+        mean = self.flush_(self.add_(self.scale_(mean, b1), (1 - b1) * g))
+        square = self.flush_(self.add_(self.scale_(square, b2), (1 - b2) * (g * g)))
+        step = mean / (self.xp.sqrt(square) / c2_root + eps)
+        return self.sub_(p, self.flush_(self.scale_(step, step_size))), mean, square
+
     def add_at(
         self, target: Array, index: int | slice | tuple[int | slice, ...], value: Array | float
     ) -> Array:

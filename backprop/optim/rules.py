@@ -304,10 +304,10 @@ class Adam(Optimizer):
     ) -> Array:
         b1, b2 = self.betas
         c1, c2 = 1 - b1**t, 1 - b2**t
-        mean = state["mean"] = _average_(backend, state["mean"], b1, (1 - b1) * g)
-        sq = state["square"] = _average_(backend, state["square"], b2, (1 - b2) * (g * g))
-        step = mean / (backend.xp.sqrt(sq) / c2**0.5 + self.eps)
-        return backend.sub_(p, backend.flush_(backend.scale_(step, lr / c1)))
+        p, state["mean"], state["square"] = backend.adam_update_(
+            p, g, state["mean"], state["square"], self.betas, lr / c1, c2**0.5, self.eps
+        )
+        return p
 
 
 class AdamW(Adam):
