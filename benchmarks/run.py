@@ -161,7 +161,9 @@ def batch_sizes_for(w, args):
     workload's own (full or quick) or the run's."""
     if args.batch_sizes_given:
         return list(args.batch_sizes)
-    own = (w.quick_batch,) if args.quick and w.quick_batch else None if args.quick else w.batch_sizes
+    own = (
+        (w.quick_batch,) if args.quick and w.quick_batch else None if args.quick else w.batch_sizes
+    )
     return list(own or args.batch_sizes)
 
 

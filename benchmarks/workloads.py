@@ -143,7 +143,9 @@ def make_batches(w: Workload, batch: int, count: int = N_BATCHES, seed: int = 0)
     rng = np.random.default_rng(seed)
     if w.data is not None:
         images, labels = w.data()
-        picks = [rng.choice(len(images), size=batch, replace=batch > len(images)) for _ in range(count)]
+        picks = [
+            rng.choice(len(images), size=batch, replace=batch > len(images)) for _ in range(count)
+        ]
         return [(np.ascontiguousarray(images[i]), labels[i]) for i in picks]
     out = []
     for _ in range(count):
