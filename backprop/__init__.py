@@ -33,6 +33,7 @@ from .onnx import export_onnx
 from .optim import (
     SGD,
     Adam,
+    AdamW,
     Callback,
     Checkpoint,
     CosineLR,
@@ -43,6 +44,7 @@ from .optim import (
     Momentum,
     Optim,
     Optimizer,
+    RMSprop,
     StepLR,
     Trainer,
     Validation,
@@ -58,6 +60,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SGD",
     "Adam",
+    "AdamW",
     "Autoencoder",
     "AvgPool1D",
     "AvgPool2D",
@@ -93,6 +96,7 @@ __all__ = [
     "NLLLoss",
     "Optim",
     "Optimizer",
+    "RMSprop",
     "ReLU",
     "Reshape",
     "Residual",

@@ -677,19 +677,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             )
         else:
             print(f"  {name:17s} unusable ({reason})")
-    try:
-        from threadpoolctl import threadpool_info
+    from .backends.threads import thread_report
 
-        for pool in threadpool_info():
-            print(
-                f"  threads: {pool.get('internal_api')} {pool.get('version') or ''} "
-                f"{pool.get('num_threads')} threads ({pool.get('filepath', '').rsplit('/', 1)[-1]})"
-            )
-    except ImportError:
-        print(
-            "  threads: install threadpoolctl (comes with scikit-learn) to see the BLAS thread "
-            "pools"
-        )
+    for line in thread_report():
+        print(f"  {line}")
     return 0
 
 

@@ -1,12 +1,15 @@
-"""Convolutions by im2col: Conv1D and Conv2D, channels last.
+"""Convolutions: Conv1D and Conv2D, channels last.
 
-Forward takes the windows of the input (a strided view on NumPy, CuPy and
-PyTorch; stacked strided slices on the standard fallback), lays them out as a
+The layer checks its arguments and calls two backend methods,
+:meth:`~backprop.backends.Backend.conv` and
+:meth:`~backprop.backends.Backend.conv_backward`, on its (padded) input. The
+standard version is im2col: the windows of the input laid out as a
 ``(N * positions, kernel * C_in)`` matrix (plus a column of ones that carries
-the bias) and multiplies it by the weight in one matmul. The weight and bias
-gradients are one contraction of that matrix with delta; the input gradient
-is one matmul followed by an overlap-add (col2im) that loops over the kernel
-offsets only.
+the bias) times the weight, one matmul; the weight and bias gradients are one
+contraction of that matrix with delta; the input gradient is one matmul
+followed by an overlap-add (col2im) that loops over the kernel offsets only.
+NumPy chooses its layouts by measurement; PyTorch and JAX call their native
+convolutions (see their backends).
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ __all__ = ["Conv1D", "Conv2D"]
 class _ConvNd(_Windowed):
     """Convolution over ``d`` spatial axes of a channels-last input ``(N, *spatial, C_in)``.
 
-    Inside a container, the im2col matrix of the last forward is kept (keyed
-    by the input object) for the weight gradient: it is exactly what that
-    gradient needs. The public backward rules rebuild it from their input.
+    Inside a container, what the backend's forward keeps for the gradients
+    (the im2col matrix on the standard path) is kept with the input object
+    of the last forward. The public backward rules rebuild it from their input.
     """
 
     _d = 1
@@ -55,7 +58,7 @@ class _ConvNd(_Windowed):
         self.add_parameter("weight", uniform(-k, k, shape, rng=rng, backend=backend))
         if flag(name, "bias", bias):
             self.add_parameter("bias", uniform(-k, k, (self.chan_out,), rng=rng, backend=backend))
-        self._saved = None  # (input, im2col matrix) of the last internal forward
+        self._saved = None  # (input, what the backend kept) of the last internal forward
 
     def get_config(self) -> dict:
         return {
@@ -138,77 +141,55 @@ class _ConvNd(_Windowed):
         converter.spatial()
         return layer
 
-    def _columns(self, X):
-        """im2col matrix of ``X``, with a ones column when there is a bias."""
-        return self._backend.im2col(X, self.kernel, self.stride, ones="bias" in self._parameters)
+    def _bias(self):
+        return self._parameters.get("bias")
 
-    def _weight_matrix(self):
-        return self._backend.xp.reshape(
-            self._parameters["weight"], (prod(self.kernel) * self.chan_in, self.chan_out)
-        )
-
-    def _apply(self, X, cols):
-        xp = self._backend.xp
-        W = self._weight_matrix()
-        if "bias" in self._parameters:
-            # the bias is the weight of im2col's column of ones
-            W = xp.concat([W, xp.reshape(self._parameters["bias"], (1, self.chan_out))], axis=0)
-        return xp.reshape(cols @ W, self.output_shape(X.shape))
+    def _conv(self, X):
+        """``(output, saved)`` from the backend's convolution (``X`` checked, and padded once
+        a layer pads)."""
+        return self._backend.conv(X, self._parameters["weight"], self._bias(), self.stride)
 
     def forward(self, X: Array) -> Array:
-        X = self._input(X, "forward")
-        return self._apply(X, self._columns(X))
+        return self._conv(self._input(X, "forward"))[0]
 
     def chain_forward(self, X):
         X = self._input(X, "forward")
-        cols = self._columns(X)
-        self._saved = (X, cols)
-        return self._apply(X, cols)
+        Y, saved = self._conv(X)
+        self._saved = (X, saved)
+        return Y
 
     def clear_cache(self) -> None:
         self._saved = None
 
-    def _delta_matrix(self, input, delta, method):
-        out = self.output_shape(input.shape)
-        delta = self.check_delta(delta, out, method)
-        # explicit sizes: -1 is ambiguous for an empty batch
-        return self._backend.xp.reshape(delta, (prod(out[:-1]), self.chan_out))
-
-    def _update_gradient(self, cols, D) -> None:
-        xp = self._backend.xp
-        # cols.T @ D; with a bias, its gradient is the last row
-        grad = self._backend.contract_rows(cols, D)
-        width = prod(self.kernel) * self.chan_in
-        if "bias" in self._parameters:
-            self.accumulate_gradient("bias", grad[width, ...])
-            grad = grad[:width, ...]
-        self.accumulate_gradient("weight", xp.reshape(grad, self._parameters["weight"].shape))
-
-    def _input_gradient(self, input, D):
-        out = self.output_shape(input.shape)
-        dcols = self._backend.xp.reshape(
-            D @ self._weight_matrix().T, (*out[:-1], *self.kernel, self.chan_in)
-        )
-        return self._backend.overlap_add(dcols, tuple(input.shape[1:-1]), self.stride)
+    def _gradients(self, input, delta, method, *, input_grad, param_grad, saved=None):
+        """The backend's convolution gradients; accumulates the parameter gradients, returns the
+        input gradient (or None)."""
+        delta = self.check_delta(delta, self.output_shape(input.shape), method)
+        dx, dw, db = self._backend.conv_backward(
+            input, self._parameters["weight"], delta, self.stride, saved,
+            bias="bias" in self._parameters, input_grad=input_grad, param_grad=param_grad,
+        )  # fmt: skip
+        if param_grad:
+            self.accumulate_gradient("weight", dw)
+            if db is not None:
+                self.accumulate_gradient("bias", db)
+        return dx
 
     def backward_update_gradient(self, input: Array, delta: Array) -> None:
         input = self._input(input, "backward_update_gradient")
-        D = self._delta_matrix(input, delta, "backward_update_gradient")
-        self._update_gradient(self._columns(input), D)
+        self._gradients(input, delta, "backward_update_gradient", input_grad=False, param_grad=True)
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         input = self._input(input, "backward_delta")
-        return self._input_gradient(input, self._delta_matrix(input, delta, "backward_delta"))
+        return self._gradients(input, delta, "backward_delta", input_grad=True, param_grad=False)
 
     def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         input = self._input(input, "backward")
-        D = self._delta_matrix(input, delta, "backward")
-        if param_grad:
-            saved = self._saved
-            self._update_gradient(
-                saved[1] if saved is not None and saved[0] is input else self._columns(input), D
-            )
-        return self._input_gradient(input, D) if input_grad else None
+        saved = self._saved
+        kept = saved[1] if saved is not None and saved[0] is input else None
+        return self._gradients(
+            input, delta, "backward", input_grad=input_grad, param_grad=param_grad, saved=kept
+        )
 
 
 class Conv1D(_ConvNd):

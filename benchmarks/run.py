@@ -115,7 +115,9 @@ def _stepping(name, kind, obj, batches, sync=None, memory="rss"):
 
 
 def _peer_contenders(w, batch, batches, peers, weights, skipped):
-    if "numpy" in peers:
+    if "numpy" in peers and not w.floor:
+        _skip(skipped, f"{NUMPY_FLOOR}: no hand-written step for {w.name}")
+    if "numpy" in peers and w.floor:
         floor = NumpyStep(w, weights)
         yield _stepping(NUMPY_FLOOR, "floor", floor, batches, memory="tracemalloc")
     devices = [d for d, key in (("cpu", "torch"), ("cuda", "torch:cuda")) if key in peers]
@@ -157,10 +159,21 @@ def _skip(skipped, reason):
         skipped.append(reason)
 
 
+def batch_sizes_for(w, args):
+    """The batch sizes of workload ``w`` in this run: ``--batch-sizes`` when given, else the
+    workload's own (full or quick) or the run's."""
+    if args.batch_sizes_given:
+        return list(args.batch_sizes)
+    own = (
+        (w.quick_batch,) if args.quick and w.quick_batch else None if args.quick else w.batch_sizes
+    )
+    return list(own or args.batch_sizes)
+
+
 def contenders_for(w, batch, args, skipped):
     batches = make_batches(w, batch)
     out = []
-    smallest = min(args.batch_sizes)
+    smallest = min(batch_sizes_for(w, args))
     for c, reason in _backprop_contenders(w, batch, batches, args.backends, smallest):
         if c is not None:
             out.append(c)
@@ -299,7 +312,7 @@ def run(args):
                 "model": model,
                 "batches": {},
             }
-            for batch in args.batch_sizes:
+            for batch in batch_sizes_for(w, args):
                 cs = contenders_for(w, batch, args, results["skipped"])
                 for mode in ("train", "infer"):
                     measure(cs, mode, args.repeats, args.min_block, args.gap)
@@ -678,6 +691,7 @@ def parse_args(argv=None):
         help="where results.json and the plot go",
     )
     args = p.parse_args(argv)
+    args.batch_sizes_given = args.batch_sizes is not None
     quick = {"batch_sizes": [256], "repeats": 2, "min_block": 0.02}
     full = {"batch_sizes": list(DEFAULT_BATCHES), "repeats": 9, "min_block": 0.05}
     for key, value in (quick if args.quick else full).items():

@@ -40,6 +40,50 @@ class Workload:
     n_features: int  # input (N, n_features)
     n_classes: int | None  # None: the target is the input (autoencoder)
     sklearn: bool  # has an MLPClassifier counterpart
+    floor: bool = True  # has a hand-written NumPy step
+    batch_sizes: tuple | None = None  # its own batch sizes in a full run (None: the run's)
+    quick_batch: int | None = None  # its batch size in a --quick run (None: the run's)
+    data: Callable | None = None  # host images (n, n_features) and labels; None: uniform noise
+
+
+def lenet5():
+    """LeNet-5 on 28x28 images, channels last: the first network users train on real images."""
+    return bp.Sequentiel(
+        bp.Reshape((28, 28, 1)),
+        bp.Conv2D(5, 1, 6), bp.ReLU(), bp.MaxPool2D(2),
+        bp.Conv2D(5, 6, 16), bp.ReLU(), bp.MaxPool2D(2),
+        bp.Flatten(),
+        bp.Linear(256, 120), bp.ReLU(), bp.Linear(120, 84), bp.ReLU(), bp.Linear(84, 10),
+    )  # fmt: skip
+
+
+_DIGITS_28 = []
+
+
+def digits_28x28():
+    """scikit-learn's 8x8 digits (1797, bundled: no download) upsampled to 28x28, as floats in
+    [0, 1], with their labels.
+
+    No installed package ships 28x28 digits, so each 8x8 image is resized
+    bilinearly to 20x20 and centred in a 28x28 frame of zeros (MNIST's
+    layout: 20x20 digits in a 28x28 field). The images are smoother than
+    MNIST's and the same network learns them as easily; for timing only the
+    shape matters.
+    """
+    if not _DIGITS_28:
+        from sklearn.datasets import load_digits
+
+        data = load_digits()
+        src = np.linspace(0, 7, 20)
+        lo = np.minimum(np.floor(src).astype(int), 6)
+        frac = (src - lo).astype(np.float32)
+        img = data.images.astype(np.float32) / 16.0  # (n, 8, 8)
+        rows = img[:, lo, :] * (1 - frac)[None, :, None] + img[:, lo + 1, :] * frac[None, :, None]
+        up = rows[:, :, lo] * (1 - frac) + rows[:, :, lo + 1] * frac  # (n, 20, 20)
+        frame = np.zeros((len(up), 28, 28), dtype=np.float32)
+        frame[:, 4:24, 4:24] = up
+        _DIGITS_28.append((frame.reshape(len(up), 784), data.target.astype(np.int64)))
+    return _DIGITS_28[0]
 
 
 WORKLOADS = {
@@ -76,12 +120,33 @@ WORKLOADS = {
         None,
         False,
     ),
+    "lenet5": Workload(
+        "lenet5",
+        "LeNet-5 on 28x28 digits (scikit-learn's 8x8 digits upsampled): Reshape((28,28,1))-"
+        "Conv2D(5,1,6)-ReLU-MaxPool2D(2)-Conv2D(5,6,16)-ReLU-MaxPool2D(2)-Flatten-"
+        "Linear(256,120)-ReLU-Linear(120,84)-ReLU-Linear(84,10), CELogSoftmax",
+        lenet5,
+        784,
+        10,
+        False,
+        floor=False,
+        batch_sizes=(50, 256),
+        quick_batch=50,
+        data=digits_28x28,
+    ),
 }
 
 
 def make_batches(w: Workload, batch: int, count: int = N_BATCHES, seed: int = 0):
-    """``count`` distinct host batches ``(X, y)``: X uniform in [0, 1), y labels (or X itself)."""
+    """``count`` distinct host batches ``(X, y)``: X uniform in [0, 1), y labels (or X itself);
+    rows of the workload's own data when it has some."""
     rng = np.random.default_rng(seed)
+    if w.data is not None:
+        images, labels = w.data()
+        picks = [
+            rng.choice(len(images), size=batch, replace=batch > len(images)) for _ in range(count)
+        ]
+        return [(np.ascontiguousarray(images[i]), labels[i]) for i in picks]
     out = []
     for _ in range(count):
         X = rng.random((batch, w.n_features), dtype=np.float32)
@@ -213,6 +278,14 @@ def torch_network(w: Workload, weights: list[np.ndarray], device):
     nn = torch.nn
     if w.name in ("seed_mlp", "digits_mlp"):
         net = nn.Sequential(nn.Linear(w.n_features, 100), nn.Tanh(), nn.Linear(100, 10))
+    elif w.name == "lenet5":
+        net = nn.Sequential(
+            nn.Unflatten(1, (1, 28, 28)),
+            nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+        )  # fmt: skip
     elif w.name == "seed_cnn":
         net = nn.Sequential(
             nn.Unflatten(1, (1, w.n_features)),  # channels first: (N, 1, L)
@@ -240,7 +313,11 @@ def torch_network(w: Workload, weights: list[np.ndarray], device):
             if w.name == "seed_cnn" and i == 2:
                 # backprop flattens channels last (position, channel), torch channels first
                 v = v.reshape(L_POOL, 32, -1).permute(1, 0, 2).reshape(32 * L_POOL, -1)
-            if param.ndim == 2:
+            if w.name == "lenet5" and i == 4:  # (h, w, c) flattening -> (c, h, w)
+                v = v.reshape(4, 4, 16, -1).permute(2, 0, 1, 3).reshape(256, -1)
+            if param.ndim == 4:
+                v = v.permute(3, 2, 0, 1)  # (kh, kw, c_in, c_out) -> (c_out, c_in, kh, kw)
+            elif param.ndim == 2:
                 v = v.T  # backprop stores (in, out); torch (out, in)
             elif param.ndim == 3:
                 v = v.permute(2, 1, 0)  # (k, c_in, c_out) -> (c_out, c_in, k)
@@ -299,6 +376,24 @@ def _jax_functions(w: Workload):
 
         def forward(p, x):
             return jnp.tanh(x @ p[0] + p[1]) @ p[2] + p[3]
+
+        return forward, lambda p, x, y: cross_entropy(forward(p, x), y)
+    if w.name == "lenet5":
+
+        def conv_relu_pool(h, k, b):
+            z = jax.lax.conv_general_dilated(
+                h, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+            r = jax.nn.relu(z + b)
+            n, hh, ww, c = r.shape
+            return jnp.max(r.reshape(n, hh // 2, 2, ww // 2, 2, c), axis=(2, 4))
+
+        def forward(p, x):
+            h = conv_relu_pool(x.reshape(x.shape[0], 28, 28, 1), p[0], p[1])
+            h = conv_relu_pool(h, p[2], p[3]).reshape(x.shape[0], 256)
+            h = jax.nn.relu(h @ p[4] + p[5])
+            h = jax.nn.relu(h @ p[6] + p[7])
+            return h @ p[8] + p[9]
 
         return forward, lambda p, x, y: cross_entropy(forward(p, x), y)
     if w.name == "seed_cnn":

@@ -53,7 +53,7 @@ def _train(X, y, epochs, path=None, resume=False, dtype="float32", optimizer="ad
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("optimizer", ["adam", "momentum"])
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "adamw", "rmsprop"])
 def test_resumed_run_is_bit_identical(tmp_path, rng, dtype, optimizer):
     X, y = _data(rng)
     full, history = _train(X, y, 6, dtype=dtype, optimizer=optimizer)

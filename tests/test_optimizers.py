@@ -78,7 +78,13 @@ def _torch_net(torch, net):
     return torch.nn.Sequential(*layers)
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+_RULES = [
+    "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "rmsprop_centered",
+    "rmsprop_momentum", "rmsprop_centered_momentum",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", _RULES)
 def test_matches_torch_optim_step_for_step(f64, rng, name):
     torch = try_torch()
     net = bp.Sequentiel(bp.Linear(5, 7), bp.TanH(), bp.Linear(7, 3))
@@ -89,6 +95,13 @@ def test_matches_torch_optim_step_for_step(f64, rng, name):
         "momentum": bp.Momentum(0.05, 0.9, weight_decay=wd),
         "nesterov": bp.Momentum(0.05, 0.9, nesterov=True, weight_decay=wd),
         "adam": bp.Adam(0.01, weight_decay=wd),
+        "adamw": bp.AdamW(0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+        "rmsprop": bp.RMSprop(0.01, weight_decay=wd),
+        "rmsprop_centered": bp.RMSprop(0.01, alpha=0.9, centered=True),
+        "rmsprop_momentum": bp.RMSprop(0.005, momentum=0.8, eps=1e-6, weight_decay=wd),
+        "rmsprop_centered_momentum": bp.RMSprop(
+            0.005, alpha=0.95, momentum=0.9, centered=True, weight_decay=wd
+        ),
     }[name]
     params = list(tnet.parameters())
     theirs = {
@@ -98,9 +111,20 @@ def test_matches_torch_optim_step_for_step(f64, rng, name):
             params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=wd
         ),
         "adam": lambda: torch.optim.Adam(params, lr=0.01, weight_decay=wd),
+        "adamw": lambda: torch.optim.AdamW(
+            params, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1
+        ),
+        "rmsprop": lambda: torch.optim.RMSprop(params, lr=0.01, weight_decay=wd),
+        "rmsprop_centered": lambda: torch.optim.RMSprop(params, lr=0.01, alpha=0.9, centered=True),
+        "rmsprop_momentum": lambda: torch.optim.RMSprop(
+            params, lr=0.005, momentum=0.8, eps=1e-6, weight_decay=wd
+        ),
+        "rmsprop_centered_momentum": lambda: torch.optim.RMSprop(
+            params, lr=0.005, alpha=0.95, momentum=0.9, centered=True, weight_decay=wd
+        ),
     }[name]()
     optim = bp.Optim(net, bp.CELogSoftmax(), optimizer=ours)
-    for step in range(5):
+    for step in range(5 if name in ("sgd", "momentum", "nesterov", "adam") else 40):
         x, y = rng.normal(size=(8, 5)), rng.integers(0, 3, size=8)
         ours_loss = float(optim.step(bp.asarray(x), bp.asarray(y)))
         theirs.zero_grad()
@@ -123,8 +147,25 @@ def test_matches_torch_optim_step_for_step(f64, rng, name):
 def test_optimizer_by_name_and_errors():
     assert isinstance(bp.optim.make_optimizer("adam", 0.01), bp.Adam)
     assert bp.optim.make_optimizer("nesterov", 0.01).nesterov
-    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        bp.optim.make_optimizer("rmsprop", 0.1)
+    adamw, rms = bp.optim.make_optimizer("AdamW", 0.02), bp.optim.make_optimizer("rmsprop", 0.03)
+    assert type(adamw) is bp.AdamW and adamw.lr == 0.02 and adamw.weight_decay == 0.01
+    assert type(rms) is bp.RMSprop and rms.lr == 0.03 and rms.buffers == ("square",)
+    with pytest.raises(ValueError, match="unknown optimizer 'adagrad'"):
+        bp.optim.make_optimizer("adagrad", 0.1)
+    for bad in ({"alpha": 1.0}, {"alpha": -0.1}, {"momentum": 1}, {"alpha": True}):
+        with pytest.raises(ValueError, match=f"RMSprop: {next(iter(bad))} must lie in"):
+            bp.RMSprop(**bad)
+    with pytest.raises(TypeError, match="RMSprop: centered must be True or False"):
+        bp.RMSprop(centered="yes")
+    with pytest.raises(ValueError, match="RMSprop: eps must be a positive number"):
+        bp.RMSprop(eps=0)
+    with pytest.raises(ValueError, match=r"AdamW: betas\[0\] must lie in"):
+        bp.AdamW(betas=(1.5, 0.9))
+    with pytest.raises(ValueError, match="AdamW: weight_decay must be a non-negative number"):
+        bp.AdamW(weight_decay=float("nan"))
+    assert repr(bp.RMSprop(momentum=0.5, centered=True)) == (
+        "RMSprop(lr=0.01, alpha=0.99, eps=1e-08, momentum=0.5, centered=True)"
+    )
     with pytest.raises(ValueError, match="lr must be a positive number"):
         bp.Adam(lr=-1)
     with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\)"):
@@ -180,3 +221,134 @@ def test_state_survives_a_copy_of_network_and_optimizer(backend, rng):
     moved = opt2.state_of(net2, "weight")["mean"]
     assert_close(moved, bp.to_numpy(opt.state_of(net, "weight")["mean"]), backend)
     assert bp.to_numpy(moved).any()  # not a fresh zero buffer
+
+
+# ------------------------------------------------------------------ subnormal numbers
+
+
+def _subnormal_count(x):
+    a = np.asarray(bp.to_numpy(x))
+    tiny = np.finfo(a.dtype).smallest_normal
+    return int(np.count_nonzero((a != 0) & (np.abs(a) < tiny)))
+
+
+def test_flush_zeroes_subnormals_only(backend):
+    dtype = np.dtype(backend.dtype_name)
+    tiny = np.finfo(dtype).smallest_normal
+    values = np.array(
+        [tiny, -tiny, tiny / 2, -tiny / 4, tiny * 0.999, 0.0, 1.5, -3.0, np.inf, -np.inf, np.nan],
+        dtype=dtype,
+    )
+    x = bp.asarray(values)
+    out = bp.to_numpy(backend.flush_(x))
+    expected = values.copy()
+    expected[2:5] = 0
+    np.testing.assert_array_equal(out, expected)  # NaN stays NaN, infinities stay
+    if backend.mutable:
+        np.testing.assert_array_equal(bp.to_numpy(x), expected)  # written in place
+    empty = backend.flush_(bp.asarray(np.zeros((0, 3), dtype=dtype)))
+    assert tuple(empty.shape) == (0, 3)
+
+
+_FLUSHING = {
+    "adam": lambda: bp.Adam(1e-3),
+    "adamw": lambda: bp.AdamW(1e-3),
+    "rmsprop": lambda: bp.RMSprop(1e-3, momentum=0.5, centered=True),
+}
+
+
+@pytest.mark.parametrize("name", list(_FLUSHING))
+def test_no_subnormals_after_many_steps_with_tiny_gradients(backend, name):
+    """Tiny gradients (their squares are subnormal in float32), then none at all for hundreds of
+    steps (the averages decay through the subnormal range): no buffer, parameter change or
+    parameter ever holds a subnormal number."""
+    lin = bp.Linear(3, 2)
+    opt = _FLUSHING[name]()
+    x = bp.asarray(np.ones((2, 3)))
+    tiny = 1e-21 if backend.dtype_name == "float32" else 1e-160
+    d = bp.asarray(np.array([[tiny, -tiny], [3 * tiny, 0.0]]))
+    seen = []
+    for step in range(700):
+        lin.zero_grad()
+        if step < 5:
+            lin.backward_update_gradient(x, d)
+        before = {k: bp.to_numpy(v).copy() for k, v in lin._parameters.items()}
+        opt.step(lin)
+        if step % 50 == 0 or step < 10 or step > 690:
+            for _, buffers in opt._state.values():
+                seen.append(sum(_subnormal_count(b) for b in buffers.values()))
+            for k, v in lin._parameters.items():
+                seen.append(_subnormal_count(before[k] - bp.to_numpy(v)))
+                seen.append(_subnormal_count(v))
+    assert sum(seen) == 0
+    # the gradients did reach the moments: the first steps moved the weights
+    assert any(buffers for _, buffers in opt._state.values())
+
+
+def test_flush_leaves_normal_trajectories_bit_identical(rng):
+    """On normal values the flushed Adam computes exactly the unflushed formula (float32)."""
+    with bp.use_backend("numpy", dtype="float32"):
+        lin = one_layer(rng)
+        p, g = host(lin)
+        opt = bp.Adam(0.01)
+        m = {k: np.zeros_like(v) for k, v in p.items()}
+        v = {k: np.zeros_like(x) for k, x in p.items()}
+        for t in range(1, 4):
+            opt.step(lin)
+            for k in p:
+                m[k] = m[k] * np.float32(0.9) + np.float32(0.1) * g[k]
+                v[k] = v[k] * np.float32(0.999) + np.float32(1 - 0.999) * (g[k] * g[k])
+                c1, c2 = 1 - 0.9**t, 1 - 0.999**t
+                step = m[k] / (np.sqrt(v[k]) / c2**0.5 + 1e-8)
+                p[k] = p[k] - step * (0.01 / c1)
+                np.testing.assert_array_equal(bp.to_numpy(lin._parameters[k]), p[k])
+
+
+@pytest.mark.parametrize("name", ["adamw", "rmsprop"])
+def test_state_dict_round_trip_and_foreign_buffers(backend, rng, name):
+    net = one_layer(rng)
+    opt = bp.AdamW(0.01) if name == "adamw" else bp.RMSprop(0.01, momentum=0.9, centered=True)
+    opt.step(net)
+    opt.step(net)
+    state = opt.state_dict(net)
+    again = bp.AdamW(0.01) if name == "adamw" else bp.RMSprop(0.01, momentum=0.9, centered=True)
+    again.load_state_dict(net, state)
+    assert again.steps == 2
+    for key, value in state.items():
+        if key not in ("steps", "lr"):
+            layer, buffer = key.split("/")
+            assert_close(again.state_of(net, layer)[buffer], bp.to_numpy(value), backend)
+    if name == "rmsprop":  # a plain RMSprop has no grad_mean nor momentum buffers: refused
+        with pytest.raises(ValueError, match=r"RMSprop.load_state_dict: the state holds"):
+            bp.RMSprop(0.01).load_state_dict(net, state)
+
+
+def test_fused_adam_update_is_the_standard_one_bit_for_bit(backend, rng):
+    """A backend's own adam_update_ gives the standard version's bits, zeros, subnormals, NaN
+    and all."""
+    dtype = np.dtype(backend.dtype_name)
+    tiny = np.finfo(dtype).smallest_normal
+
+    def arrays():
+        g = rng.normal(size=(7, 5)).astype(dtype)
+        g[0] = 0
+        g[1, :3] = [tiny / 8, np.nan, 1e-30]
+        m = (rng.normal(size=(7, 5)) * 1e-3).astype(dtype)
+        m[2] = tiny * 2
+        v = (rng.random(size=(7, 5)) * 1e-6).astype(dtype)
+        v[3] = tiny / 2
+        return rng.normal(size=(7, 5)).astype(dtype), g, m, v
+
+    for t in (1, 50):
+        host_arrays = arrays()
+        own = backend.adam_update_(
+            *(bp.asarray(a.copy()) for a in host_arrays), (0.9, 0.999), 1e-3 / (1 - 0.9**t),
+            (1 - 0.999**t) ** 0.5, 1e-8,
+        )  # fmt: skip
+        std = bp.backends.Backend.adam_update_(
+            backend, *(bp.asarray(a.copy()) for a in host_arrays), (0.9, 0.999),
+            1e-3 / (1 - 0.9**t), (1 - 0.999**t) ** 0.5, 1e-8,
+        )  # fmt: skip
+        for a, b in zip(own, std):
+            np.testing.assert_array_equal(bp.to_numpy(a), bp.to_numpy(b))
+            assert _subnormal_count(a) == 0

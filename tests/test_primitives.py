@@ -147,3 +147,45 @@ def test_contract_rows(backend, rng, rows):
     b = bp.asarray(rng.normal(size=(rows, 3)))
     expected = bp.to_numpy(a).T @ bp.to_numpy(b)
     assert_close(backend.contract_rows(a, b), expected, backend, rtol=1e-4, atol=1e-3)
+
+
+CONV_CASES = [  # (input shape, kernel, strides, output channels): every layout and path
+    ((2, 28, 28, 1), (5, 5), (1, 1), 6),  # LeNet's first: one channel, transposed matrix
+    ((2, 12, 12, 6), (5, 5), (1, 1), 16),  # LeNet's second: banded input gradient
+    ((2, 9, 9, 1), (3, 3), (1, 1), 2),
+    ((2, 12, 11, 3), (3, 3), (2, 2), 4),  # banded, strided, with an unread tail
+    ((2, 7, 11, 2), (3, 3), (3, 3), 3),  # windows that tile, plus a tail
+    ((1, 20, 17, 2), (2, 3), (3, 4), 2),  # gaps between windows: offset by offset
+    ((2, 30, 3), (3,), (2,), 4),  # 1-D, long: offset by offset
+    ((2, 10, 2), (3,), (2,), 3),  # 1-D, short: banded
+    ((3, 256, 1), (3,), (1,), 8),  # the 1-D CNN's shape (row layout)
+    ((2, 16, 1), (8,), (1,), 2),  # 1-D, one channel, transposed matrix
+]
+
+
+@pytest.mark.parametrize("shape,kernel,strides,c_out", CONV_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_against_the_standard_path(f64, rng, shape, kernel, strides, c_out, bias):
+    """Each backend's convolution and its gradients against the standard im2col version, in
+    float64, with and without what the forward kept."""
+    x = bp.asarray(rng.normal(size=shape))
+    w = bp.asarray(rng.normal(size=(*kernel, shape[-1], c_out)))
+    b = bp.asarray(rng.normal(size=(c_out,))) if bias else None
+    y, saved = f64.conv(x, w, b, strides)
+    ref, ref_saved = Backend.conv(f64, x, w, b, strides)
+    assert tuple(y.shape) == tuple(ref.shape)
+    assert_close(y, bp.to_numpy(ref), f64, rtol=1e-10, atol=1e-10)
+    delta = bp.asarray(rng.normal(size=tuple(ref.shape)))
+    expected = Backend.conv_backward(f64, x, w, delta, strides, ref_saved, bias=bias)
+    for kept in (saved, None):
+        got = f64.conv_backward(x, w, delta, strides, kept, bias=bias)
+        for name, a, e in zip(("input", "weight", "bias"), got, expected):
+            if e is None:
+                assert a is None, name
+                continue
+            assert tuple(a.shape) == tuple(e.shape), name
+            assert_close(a, bp.to_numpy(e), f64, rtol=1e-10, atol=1e-10)
+    dx, dw, db = f64.conv_backward(x, w, delta, strides, saved, bias=bias, param_grad=False)
+    assert dw is None and db is None and tuple(dx.shape) == shape
+    dx, dw, db = f64.conv_backward(x, w, delta, strides, saved, bias=bias, input_grad=False)
+    assert dx is None and tuple(dw.shape) == tuple(w.shape)

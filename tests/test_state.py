@@ -303,7 +303,7 @@ def _plain(X, y):
 # ------------------------------------------------------ compiled step = eager
 
 
-@pytest.mark.parametrize("optimizer", [None, "adam"])
+@pytest.mark.parametrize("optimizer", [None, "adam", "adamw", "rmsprop"])
 def test_compiled_step_gives_the_eager_parameters(f64, rng, optimizer):
     X, y = rng.normal(size=(24, 5)), rng.integers(0, 3, size=24)
 

@@ -18,8 +18,8 @@ Writes
 Every write the library makes to an array it keeps (a gradient accumulated,
 a parameter updated, an optimizer buffer, an index update) goes through
 :meth:`Backend.add_`, :meth:`Backend.sub_`, :meth:`Backend.scale_`,
-:meth:`Backend.axpy_`, :meth:`Backend.zero_`, :meth:`Backend.add_at` or
-:meth:`Backend.set_at`.
+:meth:`Backend.axpy_`, :meth:`Backend.zero_`, :meth:`Backend.flush_`,
+:meth:`Backend.add_at` or :meth:`Backend.set_at`.
 They *return* the result, which the caller stores back in place of its
 argument: libraries whose arrays can be written (``mutable``) update the
 argument itself and return it, immutable ones (JAX) return a new array. One
@@ -275,6 +275,46 @@ class Backend:
         target[...] = 0
         return target
 
+    def flush_(self, target: Array) -> Array:
+        """``target`` with every entry below the dtype's smallest normal number in magnitude set
+        to zero (flush-to-zero), written into ``target`` when the library allows it.
+
+        Subnormal numbers make CPU arithmetic an order of magnitude slower;
+        the optimizers flush their running averages and updates with it.
+        """
+        xp = self.xp
+        tiny = xp.finfo(target.dtype).smallest_normal
+        flushed = xp.where(xp.abs(target) < tiny, xp.zeros((), dtype=target.dtype), target)
+        if not self.mutable:
+            return flushed
+        target[...] = flushed
+        return target
+
+    def adam_update_(
+        self,
+        p: Array,
+        g: Array,
+        mean: Array,
+        square: Array,
+        betas: tuple[float, float],
+        step_size: float | Array,
+        c2_root: float | Array,
+        eps: float,
+    ) -> tuple[Array, Array, Array]:
+        """One Adam update of parameter ``p`` from gradient ``g``: ``(p, mean, square)`` updated.
+
+        ``mean <- b1 mean + (1 - b1) g`` and ``square <- b2 square + (1 - b2) g^2``,
+        both flushed (:meth:`flush_`), then
+        ``p <- p - flush(step_size * mean / (sqrt(square) / c2_root + eps))``.
+        Each array is written in place where the library allows it. Libraries
+        override it to fuse the passes; the result must be the same, bit for bit.
+        """
+        b1, b2 = betas
+        mean = self.flush_(self.add_(self.scale_(mean, b1), (1 - b1) * g))
+        square = self.flush_(self.add_(self.scale_(square, b2), (1 - b2) * (g * g)))
+        step = mean / (self.xp.sqrt(square) / c2_root + eps)
+        return self.sub_(p, self.flush_(self.scale_(step, step_size))), mean, square
+
     def add_at(
         self, target: Array, index: int | slice | tuple[int | slice, ...], value: Array | float
     ) -> Array:
@@ -352,6 +392,72 @@ class Backend:
                 [cols, xp.ones((m, 1), dtype=x.dtype, device=self.device_of(x))], axis=1
             )
         return cols
+
+    def conv(
+        self, x: Array, weight: Array, bias: Array | None, strides: tuple[int, ...]
+    ) -> tuple[Array, Any]:
+        """Convolution (cross-correlation) of ``x`` with ``weight``, plus ``bias``: ``(y, saved)``.
+
+        ``x`` is ``(N, *spatial, C_in)``, already padded (a padding is applied
+        by the layer before this call and cropped from the input gradient
+        after :meth:`conv_backward`); ``weight`` ``(*kernel, C_in, C_out)``;
+        ``bias`` ``(C_out,)`` or None. ``y`` is ``(N, *out, C_out)``. ``saved``
+        is what :meth:`conv_backward` may reuse for the same ``x`` (here the
+        im2col matrix; None when there is nothing to keep).
+
+        The standard version: the im2col matrix (with a column of ones that
+        carries the bias) times the weight matrix, one matmul.
+        """
+        xp = self.xp
+        kernel, c_out = tuple(weight.shape[:-2]), weight.shape[-1]
+        cols = self.im2col(x, kernel, strides, ones=bias is not None)
+        w = xp.reshape(weight, (-1, c_out))
+        if bias is not None:
+            w = xp.concat([w, xp.reshape(bias, (1, c_out))], axis=0)
+        out = output_shape(tuple(x.shape[1:-1]), kernel, strides)
+        return xp.reshape(cols @ w, (x.shape[0], *out, c_out)), cols
+
+    def conv_backward(
+        self,
+        x: Array,
+        weight: Array,
+        delta: Array,
+        strides: tuple[int, ...],
+        saved: Any = None,
+        *,
+        bias: bool = True,
+        input_grad: bool = True,
+        param_grad: bool = True,
+    ) -> tuple[Array | None, Array | None, Array | None]:
+        """Gradients of :meth:`conv` for the output gradient ``delta`` ``(N, *out, C_out)``:
+        ``(input, weight, bias)``, each None when not asked for (``input_grad``,
+        ``param_grad``; the bias gradient only with ``bias``).
+
+        ``saved`` is what :meth:`conv` returned for this ``x`` (None: rebuilt
+        from ``x``). The input gradient has the (padded) shape of ``x``;
+        positions no window reads get exactly zero.
+
+        The standard version: the weight and bias gradients are one
+        contraction of the im2col matrix with ``delta``
+        (:meth:`contract_rows`); the input gradient one matmul followed by an
+        overlap-add (:meth:`overlap_add`).
+        """
+        xp = self.xp
+        kernel, c_in, c_out = tuple(weight.shape[:-2]), weight.shape[-2], weight.shape[-1]
+        d_mat = xp.reshape(delta, (-1, c_out))
+        dx = dw = db = None
+        if param_grad:
+            cols = saved if saved is not None else self.im2col(x, kernel, strides, ones=bias)
+            grad = self.contract_rows(cols, d_mat)
+            width = grad.shape[0] - (1 if bias else 0)
+            if bias:
+                db = grad[width, ...]
+            dw = xp.reshape(grad[:width, ...], tuple(weight.shape))
+        if input_grad:
+            w = xp.reshape(weight, (-1, c_out))
+            dcols = xp.reshape(d_mat @ w.T, (*delta.shape[:-1], *kernel, c_in))
+            dx = self.overlap_add(dcols, tuple(x.shape[1:-1]), strides)
+        return dx, dw, db
 
     def overlap_add(self, cols: Array, spatial: tuple[int, ...], strides: tuple[int, ...]) -> Array:
         """col2im, the adjoint of :meth:`windows`: ``(N, *out, *kernel, C)`` ->

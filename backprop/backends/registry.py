@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._install import install_hint
+from . import threads
 from .base import Backend, BackendUnavailableError
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ def backend_class(name: str) -> type[Backend]:
         raise BackendUnavailableError(
             f"backend {name!r} is not installed ({exc}); install it with: {install}"
         ) from None
+    # BLAS / OpenMP pools no larger than the CPUs this process may use (BACKPROP_NUM_THREADS)
+    threads.apply_limits("torch" if name == "torch" else "numpy")
     _CLASSES[name] = cls
     return cls
 

@@ -98,6 +98,10 @@ class TorchBackend(_strided.OutMaxPool, Backend):
             return target.add_(x, alpha=alpha)  # one fused pass, no temporary
         return super().axpy_(target, alpha, x)
 
+    def flush_(self, target: torch.Tensor) -> torch.Tensor:
+        """Entries below the smallest normal number set to zero, in place."""
+        return target.masked_fill_(target.abs() < torch.finfo(target.dtype).smallest_normal, 0)
+
     def windows(
         self, x: torch.Tensor, kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> torch.Tensor:

@@ -20,14 +20,15 @@ from .loop import (
     batch_bounds,
     evaluate,
 )
-from .rules import Adam, GradientDescent, Momentum, Optimizer, make_optimizer
+from .rules import Adam, AdamW, GradientDescent, Momentum, Optimizer, RMSprop, make_optimizer
 from .schedules import CosineLR, StepLR, make_schedule
 from .step import Optim, validate_targets
 
 __all__ = [
-    "SGD", "Adam", "Callback", "Checkpoint", "CosineLR", "DivergenceError", "DivergenceGuard",
-    "EarlyStopping", "EpochLog", "GradientDescent", "History", "Momentum", "Optim", "Optimizer",
-    "ProgressBar", "StepLR", "Trainer",
+    "SGD", "Adam", "AdamW", "Callback", "Checkpoint", "CosineLR", "DivergenceError",
+    "DivergenceGuard", "EarlyStopping", "EpochLog", "GradientDescent", "History", "Momentum",
+    "Optim", "Optimizer",
+    "ProgressBar", "RMSprop", "StepLR", "Trainer",
     "Validation", "batch_bounds", "evaluate", "load_checkpoint", "make_optimizer", "make_schedule",
     "save_checkpoint", "validate_targets",
 ]  # fmt: skip

@@ -1,4 +1,5 @@
-"""Update rules: plain gradient descent (the assignment's), momentum, Nesterov, Adam.
+"""Update rules: plain gradient descent (the assignment's), momentum, Nesterov, Adam, AdamW,
+RMSprop.
 
 An :class:`Optimizer` reads each parameter and its gradient through the
 module's public accessors and writes the new value with
@@ -7,6 +8,20 @@ backend (:meth:`~backprop.backends.Backend.sub_` and friends), so one code
 path updates in place on NumPy, CuPy and PyTorch and functionally on JAX.
 The state (velocities, moments) lives in the optimizer, in one place, on the
 parameters' own backend and device.
+
+No subnormal numbers
+--------------------
+Adam, AdamW and RMSprop keep running averages that decay geometrically
+where the gradients are small or zero (dead units, rare features, a model
+near convergence). In float32 such entries reach the subnormal range (below
+``1.18e-38``), where CPU arithmetic on them is more than ten times slower: an
+optimizer whose buffers fill with subnormals makes late epochs much slower
+than early ones. These optimizers therefore *flush to zero* every entry of
+their buffers and of the update they subtract whose magnitude is below the
+dtype's smallest normal number (:meth:`~backprop.backends.Backend.flush_`).
+Nothing else changes: for normal values the trajectory is the one of
+``torch.optim``; an entry below ``1.18e-38`` (``2.2e-308`` in float64) is
+replaced by zero, a change far below the optimizer's ``eps``.
 """
 
 from __future__ import annotations
@@ -20,7 +35,9 @@ if TYPE_CHECKING:
     from .._typing import Array
     from ..backends import Backend
 
-__all__ = ["Adam", "GradientDescent", "Momentum", "Optimizer", "make_optimizer"]
+__all__ = [
+    "Adam", "AdamW", "GradientDescent", "Momentum", "Optimizer", "RMSprop", "make_optimizer",
+]  # fmt: skip
 
 
 def _check_rate(owner, name, value, *, allow_zero=False):
@@ -123,6 +140,13 @@ class Optimizer:
         owner = f"{type(self).__name__}.load_state_dict"
         names = [n for n, _ in net.named_parameters()]
         staged = {}
+        known = {f"{name}/{b}" for name in names for b in self.buffers}
+        foreign = sorted(k for k in state if k not in ("steps", "lr") and k not in known)
+        if foreign:
+            raise ValueError(
+                f"{owner}: the state holds {foreign[:3]}{'...' if len(foreign) > 3 else ''}, "
+                f"which this optimizer (buffers {list(self.buffers)}) and network do not have"
+            )
         for name, (m, key) in zip(names, net.parameter_slots()):
             found = {b: state[f"{name}/{b}"] for b in self.buffers if f"{name}/{b}" in state}
             if not found:
@@ -219,11 +243,32 @@ class Momentum(Optimizer):
         return backend.axpy_(p, -lr, g + self.momentum * v if self.nesterov else v)
 
 
+def _betas(owner, betas) -> tuple[float, float]:
+    try:
+        b1, b2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: betas must be two numbers, got {betas!r}") from None
+    return tuple(
+        real_number(owner, name, b, low=0.0, high=1.0, high_open=True)
+        for name, b in (("betas[0]", b1), ("betas[1]", b2))
+    )
+
+
+def _average_(backend: Backend, buffer: Array, decay: float, value: Array) -> Array:
+    """``decay * buffer + value``, written into ``buffer``, subnormal entries flushed to zero."""
+    return backend.flush_(backend.add_(backend.scale_(buffer, decay), value))
+
+
 class Adam(Optimizer):
     """Adam (Kingma and Ba), with bias correction, as in ``torch.optim.Adam``.
 
     ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
     ``p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
+
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2 penalty, as
+    ``torch.optim.Adam``); :class:`AdamW` decouples it. The moments and the
+    update are flushed to zero below the dtype's smallest normal number (see
+    the module's notes): no subnormal float32 value slows the late epochs.
     """
 
     buffers = ("mean", "square")
@@ -236,15 +281,9 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(lr, weight_decay)
-        try:
-            b1, b2 = betas
-        except (TypeError, ValueError):
-            raise ValueError(f"Adam: betas must be two numbers, got {betas!r}") from None
-        self.betas = tuple(
-            real_number("Adam", name, b, low=0.0, high=1.0, high_open=True)
-            for name, b in (("betas[0]", b1), ("betas[1]", b2))
-        )
-        self.eps = _check_rate("Adam", "eps", eps)
+        name = type(self).__name__
+        self.betas = _betas(name, betas)
+        self.eps = _check_rate(name, "eps", eps)
 
     @property
     def t(self) -> int:
@@ -259,17 +298,134 @@ class Adam(Optimizer):
     ) -> Array:
         b1, b2 = self.betas
         c1, c2 = 1 - b1**t, 1 - b2**t
-        mean = state["mean"] = backend.add_(backend.scale_(state["mean"], b1), (1 - b1) * g)
-        sq = state["square"] = backend.add_(backend.scale_(state["square"], b2), (1 - b2) * (g * g))
-        return backend.axpy_(p, -(lr / c1), mean / (backend.xp.sqrt(sq) / c2**0.5 + self.eps))
+        p, state["mean"], state["square"] = backend.adam_update_(
+            p, g, state["mean"], state["square"], self.betas, lr / c1, c2**0.5, self.eps
+        )
+        return p
 
 
-_NAMES = {"sgd": GradientDescent, "gd": GradientDescent, "momentum": Momentum, "adam": Adam}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter), as ``torch.optim.AdamW``.
+
+    ``p <- p (1 - lr * weight_decay)``, then Adam's update of ``p`` from the
+    gradient alone (the decay is not added to the gradient, so it does not
+    pass through the moments).
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 1e-2
+        Decoupled decay rate (PyTorch's default).
+    """
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(lr, betas, eps, weight_decay)
+
+    def _options(self) -> dict:
+        return {"betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def apply(self, net: Module, lr: float | Array, t: int | Array) -> None:
+        decay = self.weight_decay
+        for m, key in net.parameter_slots():
+            b, p = m.backend, m.get_parameter(key)
+            if decay:
+                p = b.scale_(p, 1 - lr * decay)
+            new = self.update(b, p, m.get_gradient(key), self.state_of(m, key), lr, t)
+            m.set_parameter(key, new)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman and Hinton), as ``torch.optim.RMSprop``.
+
+    ``v <- alpha v + (1 - alpha) g^2``; with ``centered=True`` also
+    ``a <- alpha a + (1 - alpha) g`` and the denominator
+    ``sqrt(v - a^2) + eps``, otherwise ``sqrt(v) + eps``. Without momentum
+    ``p <- p - lr g / denominator``; with it ``b <- momentum b + g / denominator``
+    and ``p <- p - lr b``. ``weight_decay`` adds ``weight_decay * p`` to the
+    gradient first. The buffers and the update are flushed to zero below the
+    dtype's smallest normal number (see the module's notes).
+
+    Parameters
+    ----------
+    lr : float, default 1e-2
+    alpha : float, default 0.99
+        Smoothing constant, in [0, 1).
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+    momentum : float, default 0
+        In [0, 1).
+    centered : bool, default False
+    """
+
+    def __init__(
+        self,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None:
+        super().__init__(lr, weight_decay)
+        for name, value in (("alpha", alpha), ("momentum", momentum)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (ok and 0 <= value < 1):
+                raise ValueError(f"RMSprop: {name} must lie in [0, 1), got {value!r}")
+        if not isinstance(centered, bool):
+            raise TypeError(f"RMSprop: centered must be True or False, got {centered!r}")
+        self.alpha, self.momentum, self.centered = float(alpha), float(momentum), centered
+        self.eps = _check_rate("RMSprop", "eps", eps)
+        # the buffers this configuration keeps (a checkpoint must hold the same)
+        self.buffers = (
+            ("square",)
+            + (("grad_mean",) if centered else ())
+            + (("momentum",) if self.momentum else ())
+        )
+
+    def _options(self) -> dict:
+        return {
+            "alpha": self.alpha,
+            "eps": self.eps,
+            **({"momentum": self.momentum} if self.momentum else {}),
+            **({"centered": True} if self.centered else {}),
+            **super()._options(),
+        }
+
+    def update(
+        self, backend: Backend, p: Array, g: Array, state: dict, lr: float | Array, t: int | Array
+    ) -> Array:
+        a, xp = self.alpha, backend.xp
+        sq = state["square"] = _average_(backend, state["square"], a, (1 - a) * (g * g))
+        if self.centered:
+            mean = state["grad_mean"] = _average_(backend, state["grad_mean"], a, (1 - a) * g)
+            # v - a^2 >= 0 in exact arithmetic; rounding may leave -1 ulp, which sqrt turns to NaN
+            denom = xp.sqrt(xp.maximum(sq - mean * mean, xp.zeros((), dtype=sq.dtype))) + self.eps
+        else:
+            denom = xp.sqrt(sq) + self.eps
+        if self.momentum:
+            buf = _average_(backend, state["momentum"], self.momentum, g / denom)
+            state["momentum"] = buf
+            return backend.sub_(p, backend.flush_(lr * buf))
+        return backend.sub_(p, backend.flush_(backend.scale_(g / denom, lr)))
+
+
+_NAMES = {
+    "sgd": GradientDescent, "gd": GradientDescent, "momentum": Momentum, "adam": Adam,
+    "adamw": AdamW, "rmsprop": RMSprop,
+}  # fmt: skip
 
 
 def make_optimizer(spec: str | Optimizer | None, lr: float) -> Optimizer:
-    """An optimizer from a name (``'sgd'``, ``'momentum'``, ``'nesterov'``, ``'adam'``) or an
-    instance.
+    """An optimizer from a name (``'sgd'``, ``'momentum'``, ``'nesterov'``, ``'adam'``,
+    ``'adamw'``, ``'rmsprop'``) or an instance.
     """
     if isinstance(spec, Optimizer):
         return spec
@@ -282,6 +438,6 @@ def make_optimizer(spec: str | Optimizer | None, lr: float) -> Optimizer:
         if name in _NAMES:
             return _NAMES[name](lr)
     raise ValueError(
-        f"unknown optimizer {spec!r}; use one of sgd, momentum, nesterov, adam "
+        f"unknown optimizer {spec!r}; use one of sgd, momentum, nesterov, adam, adamw, rmsprop "
         "or an Optimizer instance"
     )
