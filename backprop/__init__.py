@@ -27,6 +27,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .linear import Linear, TiedLinear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Loss, Module
+from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from .onnx import export_onnx
 from .optim import (
     SGD,
@@ -62,6 +63,8 @@ __all__ = [
     "BCELoss",
     "Backend",
     "BackendUnavailableError",
+    "BatchNorm1D",
+    "BatchNorm2D",
     "CELogSoftmax",
     "Callback",
     "Checkpoint",
@@ -77,6 +80,7 @@ __all__ = [
     "GradcheckError",
     "GradientDescent",
     "History",
+    "LayerNorm",
     "Linear",
     "LogSoftmax",
     "Loss",
