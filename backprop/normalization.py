@@ -65,7 +65,8 @@ def _from_torch_tensor(layer: Module, converter: Any, tensor: Any, what: str):
             f"{type(layer).__name__}.from_torch: {what} has shape {tuple(array.shape)}, "
             f"expected {expected}"
         )
-    return layer._backend.copy(array)
+    # a real copy: JAX's arrays may alias the host memory they were made from
+    return layer._backend.xp.asarray(array, copy=True)
 
 
 class _Normalization(Module):

@@ -93,6 +93,22 @@ class _Graph:
 
     def param(self, module: Module, key: str, axes: tuple | None = None) -> str:
         """The float32 initializer of parameter ``key`` (permuted by ``axes``), made once."""
+        return self._state(module, key, axes, module._parameters)
+
+    def buffer(self, module: Module, key: str, axes: tuple | None = None) -> str:
+        """The float32 initializer of buffer ``key`` (permuted by ``axes``), made once."""
+        return self._state(module, key, axes, module._buffers)
+
+    def floats(self, values: tuple) -> str:
+        """A constant float32 initializer holding ``values`` (one axis)."""
+        self._count += 1
+        name = f"const_{self._count}"
+        self.initializers.append(
+            self.helper.make_tensor(name, self.TensorProto.FLOAT, [len(values)], list(values))
+        )
+        return name
+
+    def _state(self, module: Module, key: str, axes: tuple | None, arrays: dict) -> str:
         cache_key = (id(module), key, axes)
         name = self._params.get(cache_key)
         if name is not None:
@@ -102,7 +118,7 @@ class _Graph:
         name = base if path is not None else f"{base}_{len(self._params)}"
         if axes is not None:
             name += "_onnx_layout"
-        host = to_numpy(module._parameters[key])
+        host = to_numpy(arrays[key])
         xp = namespace_of(host)
         host = xp.astype(host, xp.float32)
         if axes is not None:
@@ -134,6 +150,11 @@ class _Graph:
         )
 
 
+#: the names layers' ``export_onnx(graph, value)`` hooks receive
+OnnxGraph = _Graph
+OnnxValue = _Value
+
+
 def _fail(module: Module, expected: str, shape: tuple):
     raise ValueError(
         f"export_onnx: {module._label()} expects {expected}, "
@@ -155,6 +176,9 @@ def _export(g: _Graph, m: Module, v: _Value) -> _Value:
         return _Value(g.node("Identity", [v.name]), v.shape, v.channels_first)
     if t in _CONVS or t in _POOLS:
         return _windowed(g, m, v)
+    if callable(getattr(m, "export_onnx", None)):
+        # a layer that writes its own nodes (export_onnx(graph, value) -> value)
+        return m.export_onnx(g, v)
     v = g.channels_last(v)
     if t in _ROW_WISE:
         if not v.shape:

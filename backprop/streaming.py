@@ -503,7 +503,7 @@ def _predict_dask(net, X, batch_size, chunk_rows):
         for m, mode in modes:
             m.training = mode
     out = to_numpy(probe)
-    state = {name: to_numpy(p) for name, p in net.named_parameters()}
+    state = {name: to_numpy(p) for name, p in net.state_dict().items()}  # buffers too
     spec = (backend.name, None, backend.dtype_name)  # each worker's default device
     tail = tuple(out.shape[1:])
     return X.map_blocks(
