@@ -29,6 +29,7 @@ from .interop import from_torch, to_torch
 from .linear import Linear, TiedLinear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Loss, Module
+from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from .onnx import export_onnx
 from .optim import (
     SGD,
@@ -67,6 +68,8 @@ __all__ = [
     "BCELoss",
     "Backend",
     "BackendUnavailableError",
+    "BatchNorm1D",
+    "BatchNorm2D",
     "CELogSoftmax",
     "Callback",
     "Checkpoint",
@@ -85,6 +88,7 @@ __all__ = [
     "GradientDescent",
     "History",
     "Identity",
+    "LayerNorm",
     "Linear",
     "LogSoftmax",
     "Loss",

@@ -245,6 +245,15 @@ class DataParallelTrainer(Trainer):
             positive_int("DataParallelTrainer", "n_shards", n_shards)
         positive_int("DataParallelTrainer", "retries", retries, minimum=0)
         super().__init__(net, loss, optimizer, seed=seed, compile=False, **options)
+        stateful = next((m for m in net.unique_modules() if m._buffers), None)
+        if stateful is not None:
+            # each worker's forward would update its own replica's running statistics, and the
+            # network here would keep its initial ones
+            raise ValueError(
+                f"DataParallelTrainer: {stateful._label()} keeps buffers (running statistics) "
+                "that the workers' forward passes would update apart; data-parallel training "
+                "does not gather them: train this network in one process (SGD without trainer=)"
+            )
         self.client, self._owns_client = _client(client)
         self._dead: set[str] = set()  # workers seen dying (the scheduler may list them a while)
         workers = self._workers()

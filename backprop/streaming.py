@@ -526,9 +526,9 @@ def _predict_dask(net, X, batch_size, chunk_rows):
         for m, mode in modes:
             m.training = mode
     out = to_numpy(probe)
-    # copies taken now: the result is the network as it is when predict is called, whatever
-    # training does to it before the graph is computed
-    state = {name: to_numpy(backend.copy(p)) for name, p in net.named_parameters()}
+    # copies taken now (buffers too): the result is the network as it is when predict is called,
+    # whatever training does to it before the graph is computed
+    state = {name: to_numpy(backend.copy(p)) for name, p in net.state_dict().items()}
     spec = (backend.name, None, backend.dtype_name)  # each worker's default device
     tail = tuple(out.shape[1:])
     return X.map_blocks(

@@ -27,6 +27,7 @@ __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = 1
 _RECORD, _PARAM, _OPT, _CB = "__checkpoint__", "param/", "opt/", "cb/"
+_BUFFER = "buffer/"
 
 
 def save_checkpoint(trainer: Trainer, path: FilePath) -> None:
@@ -41,6 +42,8 @@ def save_checkpoint(trainer: Trainer, path: FilePath) -> None:
     scalars = {k: opt_state.pop(k) for k in ("steps", "lr")}
     arrays.update({_OPT + k: v for k, v in opt_state.items()})
     arrays.update({_PARAM + name: p for name, p in trainer.net.named_parameters()})
+    # buffers (running statistics) under their own prefix; load_state_dict takes both
+    arrays.update({_BUFFER + name: b for name, b in trainer.net.named_buffers()})
     record = {
         "format": FORMAT,
         "architecture": architecture(trainer.net),
@@ -67,6 +70,7 @@ def load_checkpoint(trainer: Trainer, path: FilePath) -> None:
     record = _record(arrays, path)
     _check_binding(trainer, record, path)
     params = {k[len(_PARAM) :]: v for k, v in arrays.items() if k.startswith(_PARAM)}
+    params.update((k[len(_BUFFER) :], v) for k, v in arrays.items() if k.startswith(_BUFFER))
     opt = {k[len(_OPT) :]: v for k, v in arrays.items() if k.startswith(_OPT)}
     state = record["trainer"]
     for i, cb_state in enumerate(state["callbacks"]):
