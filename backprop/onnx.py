@@ -345,8 +345,10 @@ def export_onnx(
         A network made of the library's layers: Linear, TiedLinear, TanH,
         Sigmoid, ReLU, Softmax, LogSoftmax, Dropout (exported as the
         identity), Conv1D, Conv2D, MaxPool1D/2D, AvgPool1D/2D, Flatten,
-        Reshape, Transpose, Concat and nested Sequentiel. Any other module
-        (a user's own layer, or a subclass of these) is a ValueError naming it.
+        Reshape, Transpose, Concat and nested Sequentiel, and every layer
+        that writes its own nodes with an ``export_onnx(graph, value)`` method
+        (BatchNorm1D/2D, LayerNorm). Any other module (a user's own layer, or
+        a subclass of these) is a ValueError naming it.
     path : str, path or None
         Where to write the model (atomically); None only returns it.
     input_shape : int or tuple of int, optional

@@ -544,3 +544,16 @@ def test_onnx_export_runs_in_onnx_runtime(case, tmp_path, rng):
             np.testing.assert_allclose(
                 got, bp.to_numpy(net.forward(bp.asarray(x))), rtol=1e-4, atol=1e-5
             )
+
+
+def test_predict_on_a_dask_array_uses_the_running_statistics(rng):
+    da = pytest.importorskip("dask.array", reason="dask is not installed")
+    from backprop.streaming import predict
+
+    with bp.use_backend("numpy", dtype="float64"):
+        net = bp.Sequentiel(bp.Linear(3, 4), bp.BatchNorm1D(4), bp.LayerNorm(4))
+        net.forward(bp.asarray(rng.normal(size=(10, 3)) + 2))
+        x = rng.normal(size=(20, 3))
+        got = predict(net, da.from_array(x, chunks=7)).compute()
+        net.eval()
+        np.testing.assert_allclose(got, bp.to_numpy(net.forward(bp.asarray(x))), rtol=1e-12)
