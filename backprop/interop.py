@@ -78,8 +78,15 @@ class TorchConverter:
             )
         layer = cls.from_torch(module, self)
         if not list(module.children()) and self._sample is not None:
-            with self.torch.no_grad():
-                out = module(self._sample)
+            # in evaluation mode: a training-mode probe would update a batch norm's running
+            # statistics (the user's module) and refuse the batch of one
+            training = module.training
+            module.eval()
+            try:
+                with self.torch.no_grad():
+                    out = module(self._sample)
+            finally:
+                module.train(training)
             self._sample = out if isinstance(out, self.torch.Tensor) else None
         return layer
 

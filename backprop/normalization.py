@@ -347,6 +347,12 @@ class _BatchNorm(_Normalization):
                 f"{label}: {module!r} uses a cumulative average (momentum=None); only an "
                 "exponential one (a momentum in [0, 1]) is supported"
             )
+        if not converter.is_channel_dim(1):
+            raise ValueError(
+                f"{label}: {module!r} normalises PyTorch's axis 1, which here is not the "
+                "channels (the library's last axis): (N, L, C) sequences are (N, C, L) for "
+                "PyTorch's BatchNorm1d"
+            )
         layer = cls(
             module.num_features, eps=module.eps, momentum=module.momentum, affine=module.affine
         )
@@ -363,16 +369,20 @@ class _BatchNorm(_Normalization):
     def to_torch(self, converter: Any) -> Any:
         """A ``torch.nn.BatchNorm1d/2d`` with this layer's parameters, running statistics and
         mode (PyTorch's channels-first layout keeps the per-channel vectors as they are)."""
-        nn = converter.nn
-        module = getattr(nn, self._torch_name)(
+        if not converter.is_channel_dim(1):
+            raise ValueError(
+                f"{type(self).__name__}.to_torch: PyTorch's {self._torch_name} normalises axis "
+                "1, which here would not be the channels (the library's last axis): (N, L, C) "
+                "sequences are (N, C, L) for PyTorch's BatchNorm1d"
+            )
+        module = getattr(converter.nn, self._torch_name)(
             self.num_features, eps=self.eps, momentum=self.momentum, affine=self.affine
         )
-        if self.affine:
-            module.weight = nn.Parameter(converter.tensor(self._parameters["weight"]))
-            module.bias = nn.Parameter(converter.tensor(self._parameters["bias"]))
-        # assigning a tensor to a registered buffer's name replaces the buffer
-        module.running_mean = converter.tensor(self._buffers["running_mean"])
-        module.running_var = converter.tensor(self._buffers["running_var"])
+        for key in ("weight", "bias"):
+            if key in self._parameters:
+                converter.set(module, key, converter.tensor(self._parameters[key]))
+        for key in ("running_mean", "running_var"):
+            converter.set(module, key, converter.tensor(self._buffers[key]))
         module.train(self.training)
         return module
 
@@ -637,8 +647,7 @@ class LayerNorm(_Normalization):
         size = prod(self.normalized_shape)
 
         def constant(fill: float):
-            flat = graph.floats((fill,) * size)
-            return graph.node("Reshape", [flat, graph.int64s(self.normalized_shape)])
+            return graph.floats((fill,) * size, self.normalized_shape)
 
         scale = graph.param(self, "weight") if "weight" in self._parameters else constant(1.0)
         bias = graph.param(self, "bias") if "bias" in self._parameters else constant(0.0)
@@ -649,6 +658,12 @@ class LayerNorm(_Normalization):
     @classmethod
     def from_torch(cls, module: Any, converter: Any) -> LayerNorm:
         """The layer with ``module``'s (a ``torch.nn.LayerNorm``) shape and parameters."""
+        if converter.channel_dim() == 1:
+            raise ValueError(
+                f"LayerNorm.from_torch: {module!r} follows a convolution or a pooling, whose "
+                "output PyTorch lays out channels first: its trailing axes are not the "
+                "library's (channels last)"
+            )
         has_weight = module.weight is not None
         has_bias = getattr(module, "bias", None) is not None
         layer = cls(
@@ -667,8 +682,12 @@ class LayerNorm(_Normalization):
 
     def to_torch(self, converter: Any) -> Any:
         """A ``torch.nn.LayerNorm`` with this layer's shape and parameters."""
-        nn = converter.nn
-        module = nn.LayerNorm(
+        if converter.channel_dim() == 1:
+            raise ValueError(
+                f"{self._label()}.to_torch: it follows a convolution or a pooling, whose output "
+                "PyTorch lays out channels first: the trailing axes would not be the same"
+            )
+        module = converter.nn.LayerNorm(
             self.normalized_shape,
             eps=self.eps,
             elementwise_affine=self.elementwise_affine,
@@ -676,6 +695,6 @@ class LayerNorm(_Normalization):
         )
         for key in ("weight", "bias"):
             if key in self._parameters:
-                setattr(module, key, nn.Parameter(converter.tensor(self._parameters[key])))
+                converter.set(module, key, converter.tensor(self._parameters[key]))
         module.train(self.training)
         return module

@@ -337,6 +337,20 @@ def _constructors():
         ("Concat", st.builds(lambda b: lambda: bp.Concat(b), ANYTHING)),
         ("Sequentiel", st.builds(lambda m: lambda: bp.Sequentiel(m), ANYTHING)),
         ("TiedLinear", st.builds(lambda m: lambda: bp.TiedLinear(m), ANYTHING)),
+        (
+            "BatchNorm1D",
+            st.builds(
+                lambda c, e, m: lambda: bp.BatchNorm1D(c, eps=e, momentum=m),
+                SIZES,
+                ANYTHING,
+                ANYTHING,
+            ),
+        ),
+        (
+            "BatchNorm2D",
+            st.builds(lambda c, a: lambda: bp.BatchNorm2D(c, affine=a), SIZES, ANYTHING),
+        ),
+        ("LayerNorm", st.builds(lambda s, e: lambda: bp.LayerNorm(s, eps=e), ANYTHING, ANYTHING)),
     ]
 
 

@@ -34,18 +34,11 @@ def _randomize(layer, rng):
     return layer
 
 
-class _Converter:
-    """What a layer's torch hooks use from the converter (converter.nn, array, tensor), for
-    checking the hooks themselves."""
+def _converter():
+    """What a layer's torch hooks receive (converter.nn, array, tensor, set, layouts)."""
+    from backprop.interop import TorchConverter
 
-    def __init__(self, torch):
-        self.torch, self.nn = torch, torch.nn
-
-    def array(self, tensor, axes=None):
-        return bp.asarray(tensor.detach().numpy())
-
-    def tensor(self, array, axes=None):
-        return self.torch.tensor(bp.to_numpy(array))
+    return TorchConverter()
 
 
 # ------------------------------------------------------------------ by hand
@@ -169,9 +162,9 @@ def _torch_pair(torch, case, rng, training):
     """A torch module and the library's layer made from it by the layer's own hook."""
     make, shape, perm = CASES[case]
     layer = _randomize(make(), rng)
-    module = layer.to_torch(_Converter(torch))
+    module = layer.to_torch(_converter())
     module.train(training)
-    back = type(layer).from_torch(module, _Converter(torch))
+    back = type(layer).from_torch(module, _converter())
     return module, back, shape, perm
 
 
@@ -211,27 +204,66 @@ def test_torch_parity_through_the_layer_hooks(f64, rng, case, training):
         assert diff <= 1e-10, (what, diff)
 
 
+def _torch_network_parity(torch, f64, module, x_torch, perm, rng):
+    module.zero_grad()
+    net = bp.from_torch(module, tuple(x_torch.shape[1:]))
+    tx = torch.tensor(x_torch, requires_grad=True)
+    ty = module(tx)
+    delta = rng.normal(size=tuple(ty.shape))
+    ty.backward(torch.tensor(delta))
+    X = bp.asarray(np.transpose(x_torch, perm))
+    out_perm = perm if ty.ndim == len(perm) else (0, 1)
+    assert_close(net.forward(X), np.transpose(ty.detach().numpy(), out_perm), f64, **TOL)
+    dX = net.backward(X, bp.asarray(np.transpose(delta, out_perm)))
+    assert_close(dX, np.transpose(tx.grad.numpy(), perm), f64, **TOL)
+    norms = (bp.BatchNorm1D, bp.BatchNorm2D, bp.LayerNorm)
+    for layer, torch_layer in zip(net, module):
+        if isinstance(layer, norms):
+            for key, grad in layer._gradient.items():
+                assert_close(grad, getattr(torch_layer, key).grad.numpy(), f64, **TOL)
+    for name, value in net.named_buffers():
+        assert_close(value, dict(module.named_buffers())[name].numpy(), f64, **TOL)
+    return net
+
+
 def test_torch_parity_through_from_torch(f64, rng):
     torch = try_torch()
-    if not hasattr(bp, "from_torch"):
-        pytest.skip("bp.from_torch (the PyTorch converter) is not on this branch yet")
-    module = torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.LayerNorm(3)).double()
-    net = bp.from_torch(module)
-    x = rng.normal(size=(6, 3))
-    tx = torch.tensor(x, requires_grad=True)
-    ty = module(tx)
-    delta = rng.normal(size=(6, 3))
-    ty.backward(torch.tensor(delta))
-    X = bp.asarray(x)
-    assert_close(net.forward(X), ty.detach().numpy(), f64, **TOL)
-    assert_close(net.backward(X, bp.asarray(delta)), tx.grad.numpy(), f64, **TOL)
-    assert_close(net[0].get_buffer("running_var"), module[0].running_var.numpy(), f64, **TOL)
+    nn = torch.nn
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv1d(2, 3, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Flatten(), nn.Linear(12, 5),
+        nn.BatchNorm1d(5), nn.LayerNorm(5),
+    ).double()  # fmt: skip
+    with torch.no_grad():
+        for m in (module[1], module[5], module[6]):
+            m.weight.normal_()
+            m.bias.normal_()
+    module[1].running_var.uniform_(0.5, 2.0)
+    net = _torch_network_parity(torch, f64, module, rng.normal(size=(4, 2, 6)), (0, 2, 1), rng)
+    assert isinstance(net[1], bp.BatchNorm1D) and isinstance(net[6], bp.LayerNorm)
+    module.eval()
+    net = _torch_network_parity(torch, f64, module, rng.normal(size=(4, 2, 6)), (0, 2, 1), rng)
+    assert not net[1].training
+    image = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).double()
+    _torch_network_parity(torch, f64, image, rng.normal(size=(3, 1, 5, 4)), (0, 2, 3, 1), rng)
+    back = bp.to_torch(net, (6, 2))
+    assert isinstance(back[1], nn.BatchNorm1d) and isinstance(back[6], nn.LayerNorm)
+    np.testing.assert_array_equal(back[1].running_var.numpy(), module[1].running_var.numpy())
+
+
+def test_torch_conversion_refuses_other_axes(f64):
+    torch = try_torch()
+    nn = torch.nn
+    with pytest.raises(ValueError, match="LayerNorm.from_torch.*channels first"):
+        bp.from_torch(nn.Sequential(nn.Conv1d(2, 3, 3), nn.LayerNorm(4)), (2, 6))
+    with pytest.raises(ValueError, match="BatchNorm1D.to_torch.*axis 1"):
+        bp.to_torch(bp.Sequentiel(bp.BatchNorm1D(3)), (5, 3))
 
 
 def test_to_torch_keeps_vectors_and_mode(f64, rng):
     torch = try_torch()
     bn = _randomize(bp.BatchNorm2D(3, eps=1e-3, momentum=0.3), rng).eval()
-    module = bn.to_torch(_Converter(torch))
+    module = bn.to_torch(_converter())
     assert isinstance(module, torch.nn.BatchNorm2d) and not module.training
     assert (module.eps, module.momentum) == (1e-3, 0.3)
     for key in ("weight", "bias"):
@@ -240,7 +272,7 @@ def test_to_torch_keeps_vectors_and_mode(f64, rng):
         assert_close(getattr(module, key).numpy(), bp.to_numpy(bn.get_buffer(key)), f64)
     # PyTorch updates its running statistics in place: the layer made from it owns copies
     module.train()
-    back = bp.BatchNorm2D.from_torch(module, _Converter(torch))
+    back = bp.BatchNorm2D.from_torch(module, _converter())
     before = bp.to_numpy(back.get_buffer("running_mean")).copy()
     module(torch.tensor(rng.normal(size=(2, 3, 2, 2))))
     np.testing.assert_array_equal(bp.to_numpy(back.get_buffer("running_mean")), before)
@@ -248,7 +280,7 @@ def test_to_torch_keeps_vectors_and_mode(f64, rng):
 
 def test_from_torch_refuses_what_it_cannot_represent():
     torch = try_torch()
-    c = _Converter(torch)
+    c = _converter()
     with pytest.raises(ValueError, match="BatchNorm1D.from_torch.*track_running_stats"):
         bp.BatchNorm1D.from_torch(torch.nn.BatchNorm1d(3, track_running_stats=False), c)
     with pytest.raises(ValueError, match="BatchNorm2D.from_torch.*momentum=None"):
@@ -544,3 +576,30 @@ def test_onnx_export_runs_in_onnx_runtime(case, tmp_path, rng):
             np.testing.assert_allclose(
                 got, bp.to_numpy(net.forward(bp.asarray(x))), rtol=1e-4, atol=1e-5
             )
+
+
+def test_predict_on_a_dask_array_uses_the_running_statistics(rng):
+    da = pytest.importorskip("dask.array", reason="dask is not installed")
+    from backprop.streaming import predict
+
+    with bp.use_backend("numpy", dtype="float64"):
+        net = bp.Sequentiel(bp.Linear(3, 4), bp.BatchNorm1D(4), bp.LayerNorm(4))
+        net.forward(bp.asarray(rng.normal(size=(10, 3)) + 2))
+        x = rng.normal(size=(20, 3))
+        got = predict(net, da.from_array(x, chunks=7)).compute()
+        net.eval()
+        np.testing.assert_allclose(got, bp.to_numpy(net.forward(bp.asarray(x))), rtol=1e-12)
+
+
+def test_from_torch_leaves_the_torch_module_as_it_was(f64):
+    """The converter's shape probe runs in evaluation mode: a training-mode BatchNorm keeps its
+    running statistics and its mode, and a batch of one is no problem."""
+    torch = try_torch()
+    nn = torch.nn
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+    module = module.double().train()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    net = bp.from_torch(module, (1, 4, 4))
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert module.training and module[1].training and net[1].training

@@ -80,6 +80,12 @@ def _tied(bias=True):
     return Sequentiel(lin, TanH(), TiedLinear(lin, bias=bias))
 
 
+def _trained_norm(net, sample):
+    """``net`` after one training-mode forward: running statistics other than zeros and ones."""
+    net.forward(bp.asarray(np.random.default_rng(3).normal(size=(6, *sample)) * 2 + 1))
+    return net
+
+
 # (id, factory, sample shape): every layer, alone or with what it needs around it
 LAYERS = [
     ("Linear", lambda: Linear(5, 3), (5,)),
@@ -143,6 +149,15 @@ LAYERS = [
         (8, 8, 1),
     ),
     ("pool-then-linear", lambda: Sequentiel(MaxPool1D(2), Flatten(), Linear(12, 2)), (8, 3)),
+    ("BatchNorm1D", lambda: _trained_norm(bp.BatchNorm1D(3), (3,)), (3,)),
+    (
+        "conv-BatchNorm1D-relu",
+        lambda: _trained_norm(Sequentiel(Conv1D(3, 2, 3), bp.BatchNorm1D(3), ReLU()), (8, 2)),
+        (8, 2),
+    ),
+    ("BatchNorm2D", lambda: _trained_norm(bp.BatchNorm2D(2), (4, 3, 2)), (4, 3, 2)),
+    ("LayerNorm", lambda: bp.LayerNorm(4), (3, 4)),
+    ("conv-LayerNorm", lambda: Sequentiel(Conv1D(3, 2, 3), bp.LayerNorm((6, 3))), (8, 2)),
 ]
 
 
