@@ -534,7 +534,7 @@ class RNN(_Recurrent):
 
 
 class LSTM(_Recurrent):
-    """Long short-term memory layer, PyTorch's equations (gates in the order i, f, g, o)::
+    """Long short-term memory layer, PyTorch's equations (gates in the order i, f, g, o):
 
         i = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)
         f = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)
