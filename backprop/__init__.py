@@ -47,7 +47,7 @@ from .optim import (
     evaluate,
 )
 from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
-from .recurrent import LSTM, RNN
+from .recurrent import GRU, LSTM, RNN
 from .serialization import load, save
 from .shape import Flatten, Reshape, Transpose
 from .summary import summary
@@ -55,6 +55,7 @@ from .summary import summary
 __version__ = "0.1.0"
 
 __all__ = [
+    "GRU",
     "LSTM",
     "RNN",
     "SGD",

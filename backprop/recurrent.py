@@ -1,4 +1,4 @@
-"""Recurrent layers on batch-first sequences: :class:`RNN`, :class:`LSTM`.
+"""Recurrent layers on batch-first sequences: :class:`RNN`, :class:`LSTM`, :class:`GRU`.
 
 Every layer reads ``X`` ``(N, L, C)`` and returns the hidden state of every
 time step, ``(N, L, H)``, with PyTorch's gate equations and parameter names
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ._typing import Array
     from .backends.random import RNG
 
-__all__ = ["LSTM", "RNN"]
+__all__ = ["GRU", "LSTM", "RNN"]
 
 
 def _sigmoid(xp, a):
@@ -599,3 +599,63 @@ class LSTM(_Recurrent):
             axis=1,
         )
         return da, da, (None, dc * f)
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit, PyTorch's equations (gates in the order r, z, n)::
+
+        r = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+        z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+        n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
+        h_t = (1 - z) * n + z * h_{t-1}
+
+    The reset gate multiplies the hidden state's contribution after its
+    matrix product (ONNX's ``linear_before_reset=1``), as in PyTorch.
+
+    Parameters
+    ----------
+    input_size : int
+        Features C of each time step.
+    hidden_size : int
+        Size H of the hidden state.
+    bias : bool, default True
+    rng : None, int or numpy Generator, optional
+
+    Shape
+    -----
+    ``(N, L, input_size)`` -> ``(N, L, hidden_size)``: the hidden state of
+    every step, from ``h_0 = 0`` (see :meth:`forward_with_state`).
+
+    Parameters (``_parameters``)
+    ----------------------------
+    weight_ih ``(3H, C)``, weight_hh ``(3H, H)``, bias_ih and bias_hh
+    ``(3H,)``, the blocks of r, z, n stacked in that order, all U(-k, k)
+    with k = 1/sqrt(H): PyTorch's ``nn.GRU`` layout.
+    """
+
+    torch_names = ("GRU",)
+    _gates = 3
+    _onnx_op = "GRU"
+    _onnx_gate_order = (1, 0, 2)  # ONNX stacks z, r, h
+
+    def _onnx_attributes(self) -> dict:
+        return {"linear_before_reset": 1}
+
+    def _cell(self, xp, xi, hh, states):
+        H = self.hidden_size
+        rz = _sigmoid(xp, xi[:, : 2 * H] + hh[:, : 2 * H])
+        r, z = rz[:, :H], rz[:, H:]
+        hn = hh[:, 2 * H :]
+        n = xp.tanh(xi[:, 2 * H :] + r * hn)
+        h = (1 - z) * n + z * states[0]
+        return (h,), (r, z, n, hn)
+
+    def _cell_backward(self, xp, dh, dstates, states, kept):
+        r, z, n, hn = kept
+        dan = dh * (1 - z) * (1 - n * n)
+        dar = dan * hn * r * (1 - r)
+        daz = dh * (states[0] - n) * z * (1 - z)
+        # the input's part of n is not gated; the hidden state's part is, by r
+        dxi = xp.concat([dar, daz, dan], axis=1)
+        dhh = xp.concat([dar, daz, dan * r], axis=1)
+        return dxi, dhh, (dh * z,)

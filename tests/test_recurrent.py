@@ -1,4 +1,4 @@
-"""Recurrent layers: RNN (tanh, relu), LSTM, on every backend.
+"""Recurrent layers: RNN (tanh, relu), LSTM, GRU, on every backend.
 
 Forward by hand, finite differences (input, initial state, every parameter),
 parity with torch.nn in float64, conversion both ways, save/load, ONNX Runtime,
@@ -22,6 +22,7 @@ LAYERS = {
     "rnn_tanh": (bp.RNN, {}, "RNN"),
     "rnn_relu": (bp.RNN, {"nonlinearity": "relu"}, "RNN"),
     "lstm": (bp.LSTM, {}, "LSTM"),
+    "gru": (bp.GRU, {}, "GRU"),
 }
 
 
@@ -80,8 +81,25 @@ def test_lstm_forward_by_hand(backend):
     assert_close(out, [expected, expected], backend)
 
 
+def test_gru_forward_by_hand(backend):
+    # every weight 0: r = z = sigmoid(0) = 1/2, n = tanh(b_in + r * b_hn): the reset gate scales
+    # the hidden state's bias (PyTorch's order), not the input's
+    gru = bp.GRU(2, 1)
+    for key in ("weight_ih", "weight_hh"):
+        gru.set_parameter(key, bp.asarray(np.zeros(gru.get_parameter(key).shape)))
+    gru.set_parameter("bias_ih", bp.asarray([0.0, 0.0, 0.7]))
+    gru.set_parameter("bias_hh", bp.asarray([0.0, 0.0, 0.4]))
+    out = gru(bp.asarray(np.ones((1, 3, 2))))
+    n, h, expected = math.tanh(0.7 + 0.5 * 0.4), 0.0, []
+    for _ in range(3):
+        h = 0.5 * n + 0.5 * h
+        expected.append([h])
+    assert_like(out, backend, (1, 3, 1))
+    assert_close(out, [expected], backend)
+
+
 def test_parameters_are_pytorchs(backend):
-    for name, gates in (("rnn_tanh", 1), ("lstm", 4)):
+    for name, gates in (("rnn_tanh", 1), ("lstm", 4), ("gru", 3)):
         layer = make(name)
         shapes = {k: tuple(v.shape) for k, v in layer.named_parameters()}
         assert shapes == {
@@ -510,8 +528,9 @@ def test_constructor_errors(args, error, message):
     with pytest.raises(error, match=rf"RNN: {message}"):
         bp.RNN(*args)
     if len(args) < 3:
-        with pytest.raises(error, match=rf"LSTM: {message}"):
-            bp.LSTM(*args)
+        for cls in (bp.LSTM, bp.GRU):
+            with pytest.raises(error, match=rf"{cls.__name__}: {message}"):
+                cls(*args)
 
 
 def test_empty_batch(backend, rng):
