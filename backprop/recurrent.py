@@ -435,10 +435,11 @@ class _Recurrent(Module):
             bias=bool(module.bias),
             **cls._config_from_torch(module),
         )
-        for key in layer._parameters:
-            # from a copy: an array made from a tensor may share its memory (zero-copy on the
-            # CPU), and the converted layer must not follow later changes of the torch module
-            layer.set_parameter(key, converter.array(getattr(module, f"{key}_l0").detach().clone()))
+        # the converter's arrays are copies: the layer never follows later changes of the module
+        layer.load_state_dict(
+            {key: converter.array(getattr(module, f"{key}_l0")) for key in layer._parameters}
+        )
+        converter.sequence()
         return layer
 
     def to_torch(self, converter):
@@ -453,8 +454,8 @@ class _Recurrent(Module):
             **self._torch_kwargs(),
         )
         for key, value in self._parameters.items():
-            # a copy: on the torch backend the tensor may be this layer's own parameter
-            setattr(module, f"{key}_l0", nn.Parameter(converter.tensor(value).clone()))
+            converter.set(module, f"{key}_l0", converter.tensor(value))  # a copy
+        converter.sequence()
         return module
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import backprop as bp
+from backprop.interop import TorchConverter
 from conftest import assert_close, assert_like
 
 N, L, C, H = 3, 5, 4, 3
@@ -244,22 +245,6 @@ def test_compiled_step_equals_eager(f64, rng):
 # ------------------------------------------------------------ PyTorch parity
 
 
-class Converter:
-    """The conversion interface the layers' from_torch/to_torch hooks are written against."""
-
-    def __init__(self, torch):
-        self.nn = torch.nn
-        self._torch = torch
-
-    def array(self, tensor, axes=None):
-        a = tensor.detach().cpu().numpy()
-        return bp.asarray(a if axes is None else a.transpose(axes))
-
-    def tensor(self, array, axes=None):
-        a = bp.to_numpy(array)
-        return self._torch.tensor(a if axes is None else a.transpose(axes))
-
-
 def torch_module(torch, name, length_h=H, **kw):
     _, extra, torch_name = LAYERS[name]
     return getattr(torch.nn, torch_name)(C, length_h, batch_first=True, **extra, **kw).double()
@@ -302,7 +287,7 @@ def test_torch_parity(f64, rng, name, length):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     module = torch_module(torch, name)
-    layer = type(make(name)).from_torch(module, Converter(torch))
+    layer = type(make(name)).from_torch(module, TorchConverter())
     assert_like(layer.get_parameter("weight_ih"), f64)
     k = n_states(layer)
     x = rng.normal(size=(N, length, C))
@@ -334,8 +319,6 @@ def test_torch_parity(f64, rng, name, length):
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_public_conversion(f64, rng, name):
     torch = pytest.importorskip("torch")
-    if not hasattr(bp, "from_torch"):
-        pytest.skip("bp.from_torch / bp.to_torch (backprop.interop) are not on this branch")
     module = torch_module(torch, name)
     net = bp.from_torch(module)
     x = rng.normal(size=(N, L, C))
@@ -348,7 +331,7 @@ def test_public_conversion(f64, rng, name):
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_to_torch_round_trip_shares_nothing(f64, rng, name):
     torch = pytest.importorskip("torch")
-    conv = Converter(torch)
+    conv = TorchConverter()
     layer = make(name, bias=False)
     module = layer.to_torch(conv)
     assert module.batch_first and module.num_layers == 1 and not module.bias
@@ -379,12 +362,12 @@ def test_from_torch_refuses_other_configurations(kw, message):
         options = {"batch_first": True, **extra, **kw}
         module = getattr(torch.nn, torch_name)(C, H, **options)
         with pytest.raises(ValueError, match=rf"{cls.__name__}\.from_torch: .*{message}"):
-            cls.from_torch(module, Converter(torch))
+            cls.from_torch(module, TorchConverter())
     projected = torch.nn.LSTM(C, H, batch_first=True, proj_size=2)
     with pytest.raises(ValueError, match="proj_size=2"):
-        bp.LSTM.from_torch(projected, Converter(torch))
+        bp.LSTM.from_torch(projected, TorchConverter())
     with pytest.raises(TypeError, match=r"RNN\.from_torch: expected torch\.nn\.RNN, got LSTM"):
-        bp.RNN.from_torch(projected, Converter(torch))
+        bp.RNN.from_torch(projected, TorchConverter())
 
 
 # ---------------------------------------------------- saving, summary, ONNX
@@ -418,31 +401,8 @@ def test_summary_rows(backend):
 
 def _onnx_model(layer, shape):
     """The ONNX model of ``Sequential(layer)`` for samples of ``shape``."""
-    onnx = pytest.importorskip("onnx", reason="onnx is not installed")
-    import backprop.onnx as export
-
-    net = bp.Sequential(layer)
-    if hasattr(export, "OnnxGraph"):  # the exporter asks each layer for its nodes
-        return export.export_onnx(net, None, shape)
-    # the exporter does not call the layers' own export hook yet: drive the hook with its graph
-    graph = export._Graph(onnx, net)
-    out = layer.export_onnx(graph, export._Value("input", tuple(shape)))
-    graph.nodes[-1].output[0] = "output"
-    assert out.shape == (shape[0], layer.hidden_size) and not out.channels_first
-    helper, T = onnx.helper, onnx.TensorProto
-    model = helper.make_model(
-        helper.make_graph(
-            graph.nodes,
-            "backprop",
-            [helper.make_tensor_value_info("input", T.FLOAT, ["N", *shape])],
-            [helper.make_tensor_value_info("output", T.FLOAT, ["N", *out.shape])],
-            initializer=graph.initializers,
-        ),
-        opset_imports=[helper.make_opsetid("", export.OPSET)],
-        ir_version=export.IR_VERSION,
-    )
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    return bp.export_onnx(bp.Sequential(layer), None, shape)
 
 
 @pytest.mark.parametrize("name,bias", [(n, True) for n in LAYERS] + [("lstm", False)])
