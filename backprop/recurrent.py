@@ -404,7 +404,11 @@ class _Recurrent(Module):
     @classmethod
     def from_torch(cls, module, converter) -> _Recurrent:
         """The layer equal to a ``torch.nn`` module of :attr:`torch_names` with one layer, one
-        direction and ``batch_first=True`` (anything else is a ValueError naming it)."""
+        direction and ``batch_first=True`` (anything else is a ValueError naming it).
+
+        The module's ``dropout`` is accepted: PyTorch applies it between
+        stacked layers only, so a one-layer module computes without it.
+        """
         kind = type(module).__name__
         if kind not in cls.torch_names:
             raise TypeError(
