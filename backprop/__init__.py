@@ -52,6 +52,7 @@ from .optim import (
     evaluate,
 )
 from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
+from .recurrent import GRU, LSTM, RNN
 from .serialization import load, save
 from .shape import Flatten, Identity, Reshape, Select, Transpose
 from .summary import summary
@@ -59,6 +60,9 @@ from .summary import summary
 __version__ = "0.1.0"
 
 __all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
     "SGD",
     "Adam",
     "AdamW",
