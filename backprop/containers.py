@@ -17,6 +17,7 @@ Inside a container or the training step, the internal ``chain_forward`` /
 
 from __future__ import annotations
 
+import contextvars
 from typing import TYPE_CHECKING
 
 from .backends import backend_of
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from ._typing import Array
 
 __all__ = ["Concat", "Container", "Residual", "Sequential", "Sequentiel", "Sum"]
+
+
+#: where summary() records each call's output shape, by path (None: not recording)
+_CALLS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("backprop_calls", default=None)
 
 
 def _check_module(owner: str, m) -> Module:
@@ -79,6 +84,15 @@ class Container(Module):
     def has_parameters(self) -> bool:
         return bool(self._param_modules())
 
+    @property
+    def backend(self):
+        """The backend of the parameters of the network (its first module with parameters)."""
+        for m in self._param_modules():
+            m._ensure_backend()
+            if m.backend is not None:
+                return m.backend
+        return None
+
     def input_shape(self) -> tuple[int, ...] | None:
         # every container here gives its input to its first child
         return self._children[0].input_shape() if self._children else None
@@ -92,7 +106,11 @@ class Container(Module):
         """
         child = self._children[index]
         child._call_path = (*self._call_path, index)
-        return child.chain_forward(X)
+        Y = child.chain_forward(X)
+        calls = _CALLS.get()
+        if calls is not None:  # summary() is recording the shapes
+            calls[".".join(map(str, child._call_path))] = tuple(Y.shape)
+        return Y
 
     def child_backward(
         self, index: int, input, delta, input_grad: bool = True, param_grad: bool = True

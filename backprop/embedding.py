@@ -87,11 +87,7 @@ class Embedding(Module):
             raise ValueError(
                 self._error(method, f"expected input of shape (N, ...), got {tuple(X.shape)}")
             )
-        if (
-            check_values
-            and prod(X.shape)
-            and (bool(b.xp.any(X < 0)) or bool(b.xp.any(self.num_embeddings <= X)))
-        ):
+        if check_values and prod(X.shape) and self._out_of_range(X):
             low, high = int(b.xp.min(X)), int(b.xp.max(X))
             raise ValueError(
                 self._error(
@@ -102,11 +98,28 @@ class Embedding(Module):
             )
         return X
 
+    def _out_of_range(self, X):
+        """Whether an index is out of range; None when the values cannot be read here (a
+        traced value inside a compiled step)."""
+        xp = self._backend.xp
+        try:
+            return bool(xp.any(X < 0)) or bool(xp.any(self.num_embeddings <= X))
+        except Exception:  # a tracer refuses bool(): the compiled step poisons such rows
+            return None
+
     def forward(self, X: Array) -> Array:
         X = self._indices(X, "forward")
         xp = self._backend.xp
         flat = xp.reshape(X, (prod(X.shape),))
-        rows = xp.take(self._parameters["weight"], flat, axis=0)
+        W = self._parameters["weight"]
+        if prod(X.shape) and self._out_of_range(X) is None:
+            # values unknown until run (a compiled step): an index out of range gives NaN rows,
+            # which stop the training with a DivergenceError, never another row's vector
+            valid = (flat >= 0) & (flat < self.num_embeddings)
+            rows = xp.take(W, xp.where(valid, flat, xp.zeros_like(flat)), axis=0)
+            rows = xp.where(valid[:, None], rows, xp.asarray(float("nan"), dtype=W.dtype))
+        else:
+            rows = xp.take(W, flat, axis=0)
         return xp.reshape(rows, (*X.shape, self.embedding_dim))
 
     def backward_update_gradient(self, input: Array, delta: Array) -> None:

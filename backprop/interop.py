@@ -232,6 +232,8 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | int | None = None) ->
         One sample's shape in PyTorch's layout (``(C, H, W)``), needed when a
         ``Flatten`` follows a convolution or pooling.
 
+    Notes
+    -----
     The returned network takes channels-last input (``x.permute(0, 2, 1)``
     of a ``(N, C, L)`` batch); its training mode is the module's.
     """

@@ -296,11 +296,6 @@ class Module:
     def named_children(self) -> list[tuple[str, Module]]:
         return [(str(i), c) for i, c in enumerate(self.children())]
 
-    def parallel_children(self) -> bool:
-        """Whether every child receives this module's input (Concat) rather than the previous
-        output."""
-        return False
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The output's shape for an input of ``input_shape`` (batch axis first).
 

@@ -12,7 +12,7 @@ activations and one after it, not around every layer. The library's pools
 drop the tail that no window covers, which is ONNX's floor mode without
 padding, so the output sizes agree.
 
-Requires the ``onnx`` package (``pip install 'backprop[onnx]'``, which also
+Requires the ``onnx`` package (``pip install 'backprop-nn[onnx]'``, which also
 brings ONNX Runtime).
 """
 
@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._install import install_hint
 from .backends import namespace_of, to_numpy
 from .module import Module
 
@@ -204,9 +205,7 @@ def _import_onnx():
     try:
         import onnx
     except ImportError:
-        raise ImportError(
-            "export_onnx needs the onnx package: pip install 'backprop[onnx]'"
-        ) from None
+        raise ImportError(f"export_onnx needs the onnx package: {install_hint('onnx')}") from None
     return onnx
 
 

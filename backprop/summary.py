@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._checks import positive_int, prod
+from .containers import _CALLS
 from .module import Module
 from .optim.step import backend_of_net
 
@@ -13,37 +14,34 @@ def _count(m: Module) -> int:
     return sum(prod(p.shape) for p in m._parameters.values())
 
 
-def _trace(m: Module, x, path: str, rows: list, seen: set):
-    """Run ``m`` on ``x`` (one sample), appending ``(path, label, output shape, own
-    parameters)``."""
-    children = m.named_children()
-    shared = id(m) in seen
-    seen.add(id(m))
-    if not children:
-        y = m.forward(x)
-        rows.append(
-            (
-                path,
-                m._label() + (" (shared)" if shared else ""),
-                tuple(y.shape),
-                0 if shared else _count(m),
-            )
+def _rows(net: Module, x) -> list:
+    """``(path, label, output shape, own parameters)`` of every module, from one forward of
+    ``x``: each container records what its children computed (Container.child_forward)."""
+    calls: dict = {}
+    token = _CALLS.set(calls)
+    try:
+        y = net.forward(x)
+    finally:
+        _CALLS.reset(token)
+    rows, seen = [], set()
+    for path, m in net.named_modules():
+        shared = id(m) in seen
+        seen.add(id(m))
+        if not path:
+            label = type(m).__name__ + (f"({m.extra_repr()})" if m.extra_repr() else "")
+            if not m.children():
+                label = m._label()
+            rows.append((path, label, tuple(y.shape), net.n_parameters()))
+            continue
+        out = calls.get(path)
+        label = (
+            m._label()
+            if not m.children()
+            else type(m).__name__ + (f"({m.extra_repr()})" if m.extra_repr() else "")
         )
-        return y
-    rows.append(
-        (path, type(m).__name__ + (f"({m.extra_repr()})" if m.extra_repr() else ""), None, 0)
-    )
-    index = len(rows) - 1
-    if m.parallel_children():
-        for name, c in children:
-            _trace(c, x, f"{path}.{name}" if path else name, rows, seen)
-        y = m.forward(x)
-    else:
-        y = x
-        for name, c in children:
-            y = _trace(c, y, f"{path}.{name}" if path else name, rows, seen)
-    rows[index] = (*rows[index][:2], tuple(y.shape), 0)
-    return y
+        own = 0 if shared or m.children() else _count(m)
+        rows.append((path, label + (" (shared)" if shared else ""), out, own))
+    return rows
 
 
 def summary(net: Module, input_shape: int | tuple[int, ...]) -> str:
@@ -63,9 +61,8 @@ def summary(net: Module, input_shape: int | tuple[int, ...]) -> str:
     x = b.xp.zeros((1, *shape), dtype=b.dtype, device=b.device)
     modes = [(m, m.training) for m in net.unique_modules()]
     net.eval()
-    rows: list = []
     try:
-        _trace(net, x, "", rows, set())
+        rows = _rows(net, x)
     except (ValueError, TypeError) as exc:
         raise ValueError(
             f"summary: the network does not take samples of shape {shape}: {exc}"
@@ -80,7 +77,7 @@ def summary(net: Module, input_shape: int | tuple[int, ...]) -> str:
     lines = [f"{'layer':<28s} {'type':<36s} {'output shape':<18s} {'parameters':>12s}"]
     lines.append("-" * len(lines[0]))
     for path, label, out, count in rows:
-        shown = "(N, " + ", ".join(str(d) for d in out[1:]) + ")" if out is not None else ""
+        shown = "(N, " + ", ".join(str(d) for d in out[1:]) + ")" if out is not None else "-"
         lines.append(f"{path or '(network)':<28s} {label[:36]:<36s} {shown:<18s} {count:>12,d}")
     lines.append("-" * len(lines[0]))
     lines.append(

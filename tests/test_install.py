@@ -14,7 +14,7 @@ tomllib = pytest.importorskip("tomllib", reason="tomllib comes with Python 3.11"
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: hints written before the name changed, in a file rewritten separately (same wording then)
-_ELSEWHERE = {"backprop/onnx.py"}
+_ELSEWHERE: set[str] = set()
 
 
 def _project() -> dict:

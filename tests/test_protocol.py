@@ -12,7 +12,6 @@ from backprop import (
     Concat,
     Conv1D,
     Dropout,
-    Embedding,
     Flatten,
     Identity,
     Linear,
@@ -167,25 +166,6 @@ def test_structural_layers_refuse_bad_shapes(backend):
         Select(0, 1)
     with pytest.raises(ValueError, match="expected at least one branch"):
         Sum()
-
-
-def test_embedding_forward_gradient_and_errors(f64):
-    emb = Embedding(6, 3)
-    idx = bp.asarray(np.array([[0, 2, 2], [5, 0, 1]]))
-    out = emb.forward(idx)
-    np.testing.assert_array_equal(_np(out), _np(emb.get_parameter("weight"))[_np(idx)])
-    delta = _x((2, 3, 3))
-    emb.zero_grad()
-    emb.backward_update_gradient(idx, delta)
-    expected = np.zeros((6, 3))
-    np.add.at(expected, _np(idx).ravel(), _np(delta).reshape(-1, 3))
-    np.testing.assert_allclose(_np(emb.get_gradient("weight")), expected, atol=1e-12)
-    assert emb.backward_delta(idx, delta) is None
-    with pytest.raises(TypeError, match="expected integer indices"):
-        emb.forward(_x((2, 3)))
-    with pytest.raises(ValueError, match=r"indices must lie in \[0, 6\), got values from -1 to 6"):
-        emb.forward(bp.asarray(np.array([[-1, 6]])))
-    assert tuple(emb.forward(bp.asarray(np.zeros((0, 2), dtype=np.int64))).shape) == (0, 2, 3)
 
 
 # ------------------------------------------------------------------ per-call state

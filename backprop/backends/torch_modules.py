@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._install import install_hint
+
 __all__ = ["load_torch"]
 
 
@@ -18,7 +20,6 @@ def load_torch() -> Any:
         import torch
     except ImportError:
         raise ImportError(
-            "converting to or from PyTorch needs the torch package: pip install torch "
-            "(or the project's 'torch' extra)"
+            f"converting to or from PyTorch needs the torch package: {install_hint('torch')}"
         ) from None
     return torch
