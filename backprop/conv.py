@@ -40,6 +40,7 @@ class _ConvNd(_Windowed):
         chan_in: int,
         chan_out: int,
         stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] | str = 0,
         bias: bool = True,
         *,
         rng: RNG = None,
@@ -47,6 +48,7 @@ class _ConvNd(_Windowed):
         super().__init__()
         name = type(self).__name__
         self._set_window(k_size, stride)
+        self._set_padding(padding, same=True)
         self.chan_in = positive_int(name, "chan_in", chan_in)
         self.chan_out = positive_int(name, "chan_out", chan_out)
         shape = parameter_shape(name, (*self.kernel, self.chan_in, self.chan_out))
@@ -79,7 +81,7 @@ class _ConvNd(_Windowed):
     def extra_repr(self) -> str:
         text = (
             f"k={self._shown(self.kernel)}, {self.chan_in} -> {self.chan_out}, "
-            f"stride={self._shown(self.stride)}"
+            f"stride={self._shown(self.stride)}{self._padding_repr()}"
         )
         return text + ("" if "bias" in self._parameters else ", bias=False")
 
@@ -91,8 +93,10 @@ class _ConvNd(_Windowed):
         return (input_shape[0], *self._out_spatial(input_shape), self.chan_out)
 
     def _columns(self, X):
-        """im2col matrix of ``X``, with a ones column when there is a bias."""
-        return self._backend.im2col(X, self.kernel, self.stride, ones="bias" in self._parameters)
+        """im2col matrix of ``X`` (padded), with a ones column when there is a bias."""
+        return self._backend.im2col(
+            self._pad(X), self.kernel, self.stride, ones="bias" in self._parameters
+        )
 
     def _weight_matrix(self):
         return self._backend.xp.reshape(
@@ -139,7 +143,8 @@ class _ConvNd(_Windowed):
         dcols = self._backend.xp.reshape(
             D @ self._weight_matrix().T, (*out[:-1], *self.kernel, self.chan_in)
         )
-        return self._backend.overlap_add(dcols, tuple(input.shape[1:-1]), self.stride)
+        padded = self._padded_spatial(input.shape)
+        return self._crop(self._backend.overlap_add(dcols, padded, self.stride))
 
     def backward_update_gradient(self, input: Array, delta: Array) -> None:
         input = self._input(input, "backward_update_gradient")
@@ -173,11 +178,16 @@ class Conv1D(_ConvNd):
     chan_in, chan_out : int
         Input and output channels.
     stride : int, default 1
+    padding : int or 'same', default 0
+        Zeros added at each end of the sequence. ``'same'`` (stride 1 only)
+        keeps the length: ``K - 1`` zeros in all, the extra one at the end for
+        an even kernel, as PyTorch splits them.
     bias : bool, default True
 
     Shape
     -----
-    ``(N, L, chan_in)`` -> ``(N, L_out, chan_out)`` with ``L_out = (L - K) // stride + 1``.
+    ``(N, L, chan_in)`` -> ``(N, L_out, chan_out)`` with
+    ``L_out = (L + 2 * padding - K) // stride + 1``.
 
     Parameters (``_parameters``)
     ----------------------------
@@ -197,12 +207,15 @@ class Conv2D(_ConvNd):
         Kernel height and width.
     chan_in, chan_out : int
     stride : int or (int, int), default 1
+    padding : int, (int, int) or 'same', default 0
+        Zeros added on each side of each axis (``(ph, pw)``); ``'same'``
+        (stride 1 only) keeps the size, as in PyTorch.
     bias : bool, default True
 
     Shape
     -----
     ``(N, H, W, chan_in)`` -> ``(N, H_out, W_out, chan_out)`` with
-    ``H_out = (H - kh) // sh + 1`` and ``W_out = (W - kw) // sw + 1``.
+    ``H_out = (H + 2 * ph - kh) // sh + 1`` and ``W_out = (W + 2 * pw - kw) // sw + 1``.
 
     Parameters (``_parameters``)
     ----------------------------

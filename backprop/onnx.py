@@ -218,9 +218,19 @@ def _windowed(g: _Graph, m, v: _Value) -> _Value:
     layout = f"(L, {channels})" if d == 1 else f"(H, W, {channels})"
     if len(v.shape) != d + 1 or (conv and v.shape[-1] != m.chan_in):
         _fail(m, f"samples of shape {layout}", v.shape)
-    if any(s < k for s, k in zip(v.shape[:-1], m.kernel)):
-        _fail(m, f"samples of shape {layout} with spatial sizes of at least {m.kernel}", v.shape)
+    padded = m._padded_spatial((None, *v.shape))
+    if any(s < k for s, k in zip(padded, m.kernel)):
+        _fail(
+            m,
+            f"samples of shape {layout} with spatial sizes of at least {m.kernel} once padded",
+            v.shape,
+        )
     attributes = {"kernel_shape": list(m.kernel), "strides": list(m.stride)}
+    if m._padded():
+        # ONNX pads: every axis's start, then every axis's end; the mean counts the padding
+        attributes["pads"] = [lo for lo, _ in m.pads] + [hi for _, hi in m.pads]
+        if type(m) in (AvgPool1D, AvgPool2D):
+            attributes["count_include_pad"] = 1
     v = g.channels_first(v)
     if conv:
         # (*kernel, C_in, C_out) -> ONNX's (C_out, C_in, *kernel)
@@ -229,7 +239,7 @@ def _windowed(g: _Graph, m, v: _Value) -> _Value:
             inputs.append(g.param(m, "bias"))
         out = g.node("Conv", inputs, **attributes)
     else:
-        # no padding and floor mode: the windows that fit, as in the library
+        # floor mode: the windows that fit, as in the library
         out = g.node(_POOLS[type(m)], [v.name], **attributes)
     return _Value(out, tuple(m.output_shape((None, *v.shape))[1:]), True)
 

@@ -8,6 +8,7 @@ an axis (measured several times slower on NumPy).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from ._windowed import _Windowed
@@ -21,10 +22,14 @@ __all__ = ["AvgPool1D", "AvgPool2D", "MaxPool1D", "MaxPool2D"]
 
 class _PoolNd(_Windowed):
     def __init__(
-        self, k_size: int | tuple[int, ...], stride: int | tuple[int, ...] | None = None
+        self,
+        k_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
     ) -> None:
         super().__init__()
         self._set_window(k_size, k_size if stride is None else stride)
+        self._set_padding(padding, at_most_half=True)
 
     @classmethod
     def state_shapes(cls, config: dict) -> dict:
@@ -54,14 +59,17 @@ class _MaxPoolNd(_PoolNd):
     input object) for the backward mask; the public backward recomputes it from its input."""
 
     def __init__(
-        self, k_size: int | tuple[int, ...], stride: int | tuple[int, ...] | None = None
+        self,
+        k_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
     ) -> None:
-        super().__init__(k_size, stride)
+        super().__init__(k_size, stride, padding)
         self._saved = None
 
     def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
-        return backend_of(X).max_pool(X, self.kernel, self.stride)
+        return backend_of(X).max_pool(self._pad(X, -math.inf), self.kernel, self.stride)
 
     def chain_forward(self, X):
         Y = self.forward(X)
@@ -71,15 +79,18 @@ class _MaxPoolNd(_PoolNd):
     def clear_cache(self) -> None:
         self._saved = None
 
-    def _pool_gradient(self, input, delta, Y):
-        return backend_of(input).max_pool_backward(input, Y, delta, self.kernel, self.stride)
+    def _pool_gradient(self, input, delta, Y=None):
+        # padding is -inf: it is never a window's maximum unless the whole window is -inf
+        padded = self._pad(input, -math.inf)
+        b = backend_of(input)
+        if Y is None:
+            Y = b.max_pool(padded, self.kernel, self.stride)
+        return self._crop(b.max_pool_backward(padded, Y, delta, self.kernel, self.stride))
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
-        return self._pool_gradient(
-            input, delta, backend_of(input).max_pool(input, self.kernel, self.stride)
-        )
+        return self._pool_gradient(input, delta)
 
     def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         if not input_grad:
@@ -88,9 +99,7 @@ class _MaxPoolNd(_PoolNd):
         delta = self._delta(input, delta, "backward")
         saved = self._saved
         if saved is None or saved[0] is not input:
-            return self._pool_gradient(
-                input, delta, backend_of(input).max_pool(input, self.kernel, self.stride)
-            )
+            return self._pool_gradient(input, delta)
         return self._pool_gradient(input, delta, saved[1])
 
 
@@ -98,16 +107,18 @@ class _AvgPoolNd(_PoolNd):
     def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
         slices = self._slices(X.shape)
-        total = X[slices[0]]
+        P = self._pad(X)  # zeros, counted in the mean (PyTorch's count_include_pad=True)
+        total = P[slices[0]]
         for index in slices[1:]:
-            total = total + X[index]
+            total = total + P[index]
         return total * (1.0 / len(slices))
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
         part = delta * (1.0 / len(self._slices(input.shape)))
-        return backend_of(input).spread(part, tuple(input.shape), self.kernel, self.stride)
+        padded = (input.shape[0], *self._padded_spatial(input.shape), input.shape[-1])
+        return self._crop(backend_of(input).spread(part, padded, self.kernel, self.stride))
 
 
 class MaxPool1D(_MaxPoolNd):
@@ -118,13 +129,17 @@ class MaxPool1D(_MaxPoolNd):
     k_size : int
     stride : int, optional
         Defaults to ``k_size`` (non-overlapping windows).
+    padding : int, default 0
+        ``-inf`` added at each end (at most ``k_size / 2``, as in PyTorch):
+        padding is never a maximum.
 
     Shape
     -----
-    ``(N, L, C)`` -> ``(N, (L - k_size) // stride + 1, C)``.
+    ``(N, L, C)`` -> ``(N, (L + 2 * padding - k_size) // stride + 1, C)``.
 
     Backward sends each window's gradient to one element, the first maximum
-    (PyTorch's rule on ties), summing where windows overlap.
+    (PyTorch's rule on ties), summing where windows overlap. A window whose
+    values are all ``-inf`` may send it to the padding, where it is dropped.
     """
 
     _d = 1
@@ -133,8 +148,9 @@ class MaxPool1D(_MaxPoolNd):
 class MaxPool2D(_MaxPoolNd):
     """Max over ``kh x kw`` windows, per channel: ``(N, H, W, C)`` -> ``(N, H_out, W_out, C)``.
 
-    ``k_size`` and ``stride`` are ints or pairs; ``stride`` defaults to ``k_size``.
-    Ties go to the first maximum in row-major order within the window.
+    ``k_size``, ``stride`` and ``padding`` (``-inf`` on each side, at most half
+    the kernel) are ints or pairs; ``stride`` defaults to ``k_size``. Ties go to
+    the first maximum in row-major order within the window.
     """
 
     _d = 2
@@ -143,14 +159,19 @@ class MaxPool2D(_MaxPoolNd):
 class AvgPool1D(_AvgPoolNd):
     """Mean over windows of ``k_size`` positions, per channel.
 
-    Shape: ``(N, L, C)`` -> ``(N, (L - k_size) // stride + 1, C)``; ``stride`` defaults to
-    ``k_size``.
+    Shape: ``(N, L, C)`` -> ``(N, (L + 2 * padding - k_size) // stride + 1, C)``; ``stride``
+    defaults to ``k_size``. ``padding`` zeros at each end (at most ``k_size / 2``) count in
+    the mean, as PyTorch's default ``count_include_pad=True``.
     """
 
     _d = 1
 
 
 class AvgPool2D(_AvgPoolNd):
-    """Mean over ``kh x kw`` windows, per channel: ``(N, H, W, C)`` -> ``(N, H_out, W_out, C)``."""
+    """Mean over ``kh x kw`` windows, per channel: ``(N, H, W, C)`` -> ``(N, H_out, W_out, C)``.
+
+    ``padding`` (an int or a pair, at most half the kernel) adds zeros on each
+    side that count in the mean, as PyTorch's default ``count_include_pad=True``.
+    """
 
     _d = 2
