@@ -50,6 +50,7 @@ from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
 from .serialization import load, save
 from .shape import Flatten, Reshape, Transpose
 from .summary import summary
+from .transposed import ConvTranspose1D, ConvTranspose2D, Upsample
 
 __version__ = "0.1.0"
 
@@ -68,6 +69,8 @@ __all__ = [
     "Concat",
     "Conv1D",
     "Conv2D",
+    "ConvTranspose1D",
+    "ConvTranspose2D",
     "CosineLR",
     "CrossEntropyLoss",
     "DivergenceError",
@@ -99,6 +102,7 @@ __all__ = [
     "TiedLinear",
     "Trainer",
     "Transpose",
+    "Upsample",
     "Validation",
     "accuracy",
     "asarray",
