@@ -80,12 +80,13 @@ class _MaxPoolNd(_PoolNd):
         self._saved = None
 
     def _pool_gradient(self, input, delta, Y=None):
-        # padding is -inf: it is never a window's maximum unless the whole window is -inf
-        padded = self._pad(input, -math.inf)
         b = backend_of(input)
         if Y is None:
-            Y = b.max_pool(padded, self.kernel, self.stride)
-        return self._crop(b.max_pool_backward(padded, Y, delta, self.kernel, self.stride))
+            Y = b.max_pool(self._pad(input, -math.inf), self.kernel, self.stride)
+        # the masks compare with NaN padding, equal to no maximum: each window's gradient goes to
+        # its first maximum among the input's own values (PyTorch's rule, -inf windows included)
+        dX = b.max_pool_backward(self._pad(input, math.nan), Y, delta, self.kernel, self.stride)
+        return self._crop(dX)
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         input = self._input(input, "backward_delta")
@@ -138,8 +139,7 @@ class MaxPool1D(_MaxPoolNd):
     ``(N, L, C)`` -> ``(N, (L + 2 * padding - k_size) // stride + 1, C)``.
 
     Backward sends each window's gradient to one element, the first maximum
-    (PyTorch's rule on ties), summing where windows overlap. A window whose
-    values are all ``-inf`` may send it to the padding, where it is dropped.
+    (PyTorch's rule on ties, never the padding), summing where windows overlap.
     """
 
     _d = 1

@@ -193,6 +193,10 @@ class _ConvTransposeNd(_Windowed):
         """The im2col matrix of the output gradient put back to its uncropped size:
         ``(N * input positions, prod(kernel) * chan_out)``, one row per input position."""
         delta = self.check_delta(delta, self.output_shape(input.shape), method)
+        b = self._backend
+        if delta.shape[0] == 0:  # an empty batch (im2col's reshapes cannot size an empty matrix)
+            width = prod(self.kernel) * self.chan_out
+            return b.xp.zeros((0, width), dtype=delta.dtype, device=b.device_of(delta)), delta
         # the cropped padding and output_padding's tail get no gradient: zeros
         full = pad_spatial(delta, self._crop_pads)
         return self._backend.im2col(full, self.kernel, self.stride), delta
