@@ -19,11 +19,13 @@ from .backends import (
     to_numpy,
     use_backend,
 )
-from .containers import Concat, Sequential, Sequentiel
+from .containers import Concat, Container, Residual, Sequential, Sequentiel, Sum
 from .conv import Conv1D, Conv2D
 from .data import accuracy, load_digits, one_hot
 from .dropout import Dropout
+from .embedding import Embedding
 from .gradcheck import GradcheckError, gradcheck
+from .interop import from_torch, to_torch
 from .linear import Linear, TiedLinear
 from .losses import BCELoss, CELogSoftmax, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Loss, Module
@@ -48,7 +50,7 @@ from .optim import (
 )
 from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
 from .serialization import load, save
-from .shape import Flatten, Reshape, Transpose
+from .shape import Flatten, Identity, Reshape, Select, Transpose
 from .summary import summary
 from .transposed import ConvTranspose1D, ConvTranspose2D, Upsample
 
@@ -67,6 +69,7 @@ __all__ = [
     "Callback",
     "Checkpoint",
     "Concat",
+    "Container",
     "Conv1D",
     "Conv2D",
     "ConvTranspose1D",
@@ -76,10 +79,12 @@ __all__ = [
     "DivergenceError",
     "Dropout",
     "EarlyStopping",
+    "Embedding",
     "Flatten",
     "GradcheckError",
     "GradientDescent",
     "History",
+    "Identity",
     "Linear",
     "LogSoftmax",
     "Loss",
@@ -93,11 +98,14 @@ __all__ = [
     "Optimizer",
     "ReLU",
     "Reshape",
+    "Residual",
+    "Select",
     "Sequential",
     "Sequentiel",
     "Sigmoid",
     "Softmax",
     "StepLR",
+    "Sum",
     "TanH",
     "TiedLinear",
     "Trainer",
@@ -110,6 +118,7 @@ __all__ = [
     "build_autoencoder",
     "evaluate",
     "export_onnx",
+    "from_torch",
     "gaussian_noise",
     "get_backend",
     "gradcheck",
@@ -122,5 +131,6 @@ __all__ = [
     "set_backend",
     "summary",
     "to_numpy",
+    "to_torch",
     "use_backend",
 ]

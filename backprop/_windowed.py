@@ -146,6 +146,39 @@ class _Windowed(Module):
         """A gradient w.r.t. the padded input, cropped to the input's shape."""
         return crop_spatial(dX, self.pads)
 
+    #: the ONNX operator of this layer
+    _onnx_op = ""
+
+    def _onnx_inputs(self, graph) -> list:
+        """The initializers the ONNX operator takes after the input (a convolution's weights)."""
+        return []
+
+    def _onnx_layout(self) -> str:
+        channels = str(self.chan_in) if hasattr(self, "chan_in") else "C"
+        return f"(L, {channels})" if self._d == 1 else f"(H, W, {channels})"
+
+    def export_onnx(self, graph, value):
+        d = len(self.kernel)
+        channels = getattr(self, "chan_in", None)
+        if len(value.shape) != d + 1 or (channels is not None and value.shape[-1] != channels):
+            graph.fail(self, f"samples of shape {self._onnx_layout()}", value.shape)
+        if any(s < k for s, k in zip(value.shape[:-1], self.kernel)):
+            graph.fail(
+                self,
+                f"samples of shape {self._onnx_layout()} with spatial sizes of at least "
+                f"{self.kernel}",
+                value.shape,
+            )
+        value = graph.channels_first(value)
+        # no padding and floor mode: the windows that fit, as in the library
+        out = graph.node(
+            self._onnx_op,
+            [value.name, *self._onnx_inputs(graph)],
+            kernel_shape=list(self.kernel),
+            strides=list(self.stride),
+        )
+        return type(value)(out, tuple(self.output_shape((None, *value.shape))[1:]), True)
+
     def _slices(self, input_shape) -> list:
         """The index into the padded input of every kernel offset's strided slice, for an
         (unpadded) input of ``input_shape`` (see

@@ -35,6 +35,37 @@ class _Activation(Module):
     def state_shapes(cls, config: dict) -> dict:
         return {}  # no parameters, no buffers
 
+    #: the ONNX operator computing this activation
+    _onnx_op = ""
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    def export_onnx(self, graph, value):
+        if self._min_ndim:  # along the last axis, the library's layout
+            value = graph.channels_last(value)
+            if not value.shape:
+                graph.fail(self, "samples with at least one axis", value.shape)
+            return type(value)(graph.node(self._onnx_op, [value.name], axis=-1), value.shape)
+        # element-wise: either layout
+        out = graph.node(self._onnx_op, [value.name])
+        return type(value)(out, value.shape, value.channels_first)
+
+    def to_torch(self, converter):
+        layer = getattr(converter.nn, self.torch_names[0])
+        return layer(dim=converter.channel_dim()) if self._min_ndim else layer()
+
+    @classmethod
+    def from_torch(cls, module, converter) -> _Activation:
+        # the library's runs over the last axis, the channels
+        if cls._min_ndim and not converter.is_channel_dim(module.dim):
+            raise ValueError(
+                f"from_torch: {type(module).__name__}(dim={module.dim}) does not run over the "
+                "channels, as the library's does (dim=1 after convolutions, -1 on (N, C) or "
+                "after recurrent layers; pass input_shape when the rank is not known)"
+            )
+        return cls()
+
     def _compute(self, xp, X):
         raise NotImplementedError
 
@@ -90,6 +121,9 @@ class TanH(_Activation):
     Backward: ``delta * (1 - tanh(x)^2)``.
     """
 
+    _onnx_op = "Tanh"
+    torch_names = ("Tanh",)
+
     def _compute(self, xp, X):
         return xp.tanh(X)
 
@@ -103,6 +137,9 @@ class Sigmoid(_Activation):
     Computed from ``e = exp(-|x|)``, which never overflows: no warning at
     +-1000. Backward: ``delta * s * (1 - s)``.
     """
+
+    _onnx_op = "Sigmoid"
+    torch_names = ("Sigmoid",)
 
     def _compute(self, xp, X):
         # s = 1 / (1 + e) for x >= 0 and e / (1 + e) below, with e = exp(-|x|) <= 1:
@@ -125,6 +162,9 @@ class ReLU(_Activation):
 
     The derivative at 0 is taken as 0 (PyTorch's convention).
     """
+
+    _onnx_op = "Relu"
+    torch_names = ("ReLU",)
 
     def _compute(self, xp, X):
         return xp.maximum(X, 0)
@@ -162,6 +202,9 @@ class Softmax(_Activation):
     Backward: ``s * (delta - sum(delta * s))`` per row.
     """
 
+    _onnx_op = "Softmax"
+    torch_names = ("Softmax",)
+
     _min_ndim = 1
 
     def _compute(self, xp, X):
@@ -177,6 +220,9 @@ class LogSoftmax(_Activation):
     Computed as ``z - max - log(sum(exp(z - max)))``, stable for logits of
     any magnitude. Backward: ``delta - softmax(z) * sum(delta)`` per row.
     """
+
+    _onnx_op = "LogSoftmax"
+    torch_names = ("LogSoftmax",)
 
     _min_ndim = 1
 

@@ -79,6 +79,10 @@ class Container(Module):
     def has_parameters(self) -> bool:
         return bool(self._param_modules())
 
+    def input_shape(self) -> tuple[int, ...] | None:
+        # every container here gives its input to its first child
+        return self._children[0].input_shape() if self._children else None
+
     def child_forward(self, index: int, X):
         """``chain_forward`` of child ``index`` on ``X``, as this call's ``index``-th place.
 
@@ -202,6 +206,20 @@ class Sequentiel(Container):
             input_shape = m.output_shape(input_shape)
         return tuple(input_shape)
 
+    def export_onnx(self, graph, value):
+        for m in self._modules:
+            value = graph.export(m, value)
+        return value
+
+    torch_names = ("Sequential",)
+
+    def to_torch(self, converter):
+        return converter.nn.Sequential(*(converter.export(m) for m in self._modules))
+
+    @classmethod
+    def from_torch(cls, module, converter) -> Sequentiel:
+        return cls(*(converter.convert(child) for child in module))
+
     def chain_forward(self, X):
         inputs = []
         for i in range(len(self._modules)):
@@ -300,6 +318,26 @@ class Concat(Container):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return self._joined_shape([b.output_shape(input_shape) for b in self._branches], "forward")
 
+    def export_onnx(self, graph, value):
+        outs = [graph.channels_last(graph.export(b, value)) for b in self._branches]
+        rank = len(outs[0].shape) + 1
+        axis = self.axis % rank if -rank <= self.axis < rank else None
+        shapes = ", ".join("(" + ", ".join(map(str, ("N", *o.shape))) + ")" for o in outs)
+        if axis in (None, 0) or any(len(o.shape) != rank - 1 for o in outs):
+            raise ValueError(
+                f"export_onnx: {self._label()} cannot join branch outputs {shapes} along axis "
+                f"{self.axis}"
+            )
+        for o in outs:
+            if any(o.shape[i - 1] != outs[0].shape[i - 1] for i in range(1, rank) if i != axis):
+                raise ValueError(
+                    f"export_onnx: {self._label()}: branch outputs {shapes} differ outside axis "
+                    f"{self.axis}"
+                )
+        shape = list(outs[0].shape)
+        shape[axis - 1] = sum(o.shape[axis - 1] for o in outs)
+        return type(value)(graph.node("Concat", [o.name for o in outs], axis=axis), tuple(shape))
+
     def chain_forward(self, X):
         outs = [self.child_forward(i, X) for i in range(len(self._branches))]
         self._joined_shape([tuple(o.shape) for o in outs], "forward")
@@ -367,6 +405,14 @@ class Sum(Container):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return self._common_shape([b.output_shape(input_shape) for b in self._children], "forward")
 
+    def export_onnx(self, graph, value):
+        outs = [graph.channels_last(graph.export(b, value)) for b in self._children]
+        self._common_shape([o.shape for o in outs], "export_onnx")
+        total = outs[0]
+        for o in outs[1:]:
+            total = type(value)(graph.node("Add", [total.name, o.name]), o.shape)
+        return total
+
     def chain_forward(self, X):
         outs = [self.child_forward(i, X) for i in range(len(self._children))]
         self._common_shape([o.shape for o in outs], "forward")
@@ -428,6 +474,13 @@ class Residual(Container):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self._same(input_shape, self._children[0].output_shape(input_shape), "forward")
         return tuple(input_shape)
+
+    def export_onnx(self, graph, value):
+        value = graph.channels_last(value)
+        out = graph.channels_last(graph.export(self._children[0], value))
+        if out.shape != value.shape:
+            graph.fail(self, f"a module that keeps the sample shape {value.shape}", out.shape)
+        return type(value)(graph.node("Add", [value.name, out.name]), value.shape)
 
     def chain_forward(self, X):
         out = self.child_forward(0, X)

@@ -92,6 +92,54 @@ class _ConvNd(_Windowed):
         """Shape of the output for an input of ``input_shape``."""
         return (input_shape[0], *self._out_spatial(input_shape), self.chan_out)
 
+    _onnx_op = "Conv"
+
+    def _onnx_inputs(self, graph) -> list:
+        d = self._d
+        # (*kernel, C_in, C_out) -> ONNX's (C_out, C_in, *kernel)
+        inputs = [graph.param(self, "weight", (d + 1, d, *range(d)))]
+        if "bias" in self._parameters:
+            inputs.append(graph.param(self, "bias"))
+        return inputs
+
+    def to_torch(self, converter):
+        d = self._d
+        layer = getattr(converter.nn, f"Conv{d}d")(
+            self.chan_in,
+            self.chan_out,
+            self.kernel,
+            stride=self.stride,
+            bias="bias" in self._parameters,
+        )
+        converter.set(
+            layer, "weight", converter.tensor(self._parameters["weight"], (d + 1, d, *range(d)))
+        )
+        if "bias" in self._parameters:
+            converter.set(layer, "bias", converter.tensor(self._parameters["bias"]))
+        converter.spatial()
+        return layer
+
+    @classmethod
+    def from_torch(cls, module, converter) -> _ConvNd:
+        converter.refuse_unless(
+            module, padding=(0,) * cls._d, dilation=(1,) * cls._d, groups=1, padding_mode="zeros"
+        )
+        d = cls._d
+        c_out, c_in, *kernel = module.weight.shape
+        layer = cls(
+            tuple(kernel) if d > 1 else kernel[0],
+            c_in,
+            c_out,
+            tuple(module.stride) if d > 1 else module.stride[0],
+            bias=module.bias is not None,
+        )
+        state = {"weight": converter.array(module.weight, (*range(2, d + 2), 1, 0))}
+        if module.bias is not None:
+            state["bias"] = converter.array(module.bias)
+        layer.load_state_dict(state)
+        converter.spatial()
+        return layer
+
     def _columns(self, X):
         """im2col matrix of ``X`` (padded), with a ones column when there is a bias."""
         return self._backend.im2col(
@@ -196,6 +244,7 @@ class Conv1D(_ConvNd):
     """
 
     _d = 1
+    torch_names = ("Conv1d",)
 
 
 class Conv2D(_ConvNd):
@@ -224,3 +273,4 @@ class Conv2D(_ConvNd):
     """
 
     _d = 2
+    torch_names = ("Conv2d",)

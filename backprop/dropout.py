@@ -48,20 +48,58 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must lie in [0, 1), got {p!r}")
         self.p = float(p)
         self._rng = host_rng(rng) if rng is not None else None
-        self._masks: list = []  # (input, mask or None), newest last
+        self._masks: list = []  # public calls: (input, mask or None), newest last
+        self._calls: dict = {}  # calls inside a network, by place: (input, mask)
 
     @classmethod
     def state_shapes(cls, config: dict) -> dict:
         return {}  # no parameters, no buffers
 
+    torch_names = ("Dropout",)
+
     def get_config(self) -> dict:
         return {"p": self.p}
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    def export_onnx(self, graph, value):
+        # the exported network is the evaluation-mode one, where dropout is the identity
+        return type(value)(graph.node("Identity", [value.name]), value.shape, value.channels_first)
+
+    def to_torch(self, converter):
+        return converter.nn.Dropout(self.p)
+
+    @classmethod
+    def from_torch(cls, module, converter) -> Dropout:
+        return cls(module.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
     def clear_cache(self) -> None:
         self._masks = []
+        self._calls = {}
+
+    def chain_forward(self, X):
+        # one mask per place in the network: a Dropout used at several places keeps each
+        X = self.check_array(X, "forward")
+        if not self.training or self.p == 0:
+            self._calls.pop(self._call_path, None)
+            return X
+        keep = bernoulli(1 - self.p, tuple(X.shape), rng=self._rng, backend=backend_of(X))
+        mask = keep * (1 / (1 - self.p))
+        self._calls[self._call_path] = (X, mask)
+        return X * mask
+
+    def chain_backward(self, input, delta, input_grad: bool = True, param_grad: bool = True):
+        if not input_grad:
+            return None
+        call = self._calls.get(self._call_path)
+        if call is not None and call[0] is input:
+            input, delta = self.check_delta_like_input(input, delta, "backward")
+            return delta * call[1]
+        return self.backward_delta(input, delta)
 
     def draws_random_numbers(self) -> bool:
         return self.training and self.p > 0

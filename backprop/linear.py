@@ -41,6 +41,23 @@ class _Affine(Module):
         input = self._input(input, method)
         return input, self.check_delta(delta, (input.shape[0], self.out_features), method)
 
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_features,)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (input_shape[0], self.out_features)
+
+    def export_onnx(self, graph, value):
+        value = graph.channels_last(value)
+        if value.shape != (self.in_features,):
+            graph.fail(self, f"samples of shape ({self.in_features},)", value.shape)
+        tied = isinstance(self, TiedLinear)
+        inputs = [value.name, graph.param(self.linear if tied else self, "weight")]
+        if "bias" in self._parameters:
+            inputs.append(graph.param(self, "bias"))
+        # TiedLinear multiplies by the transpose of the shared weight: one initializer serves both
+        return type(value)(graph.node("Gemm", inputs, transB=int(tied)), (self.out_features,))
+
     def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
         Y = X @ self._weight()
@@ -131,6 +148,29 @@ class Linear(_Affine):
 
     def _weight(self):
         return self._parameters["weight"]
+
+    torch_names = ("Linear",)
+
+    def to_torch(self, converter):
+        layer = converter.nn.Linear(
+            self.in_features, self.out_features, bias="bias" in self._parameters
+        )
+        # torch stores (out, in); the rows of ours follow the library's feature order, which the
+        # converter maps to torch's after a Flatten of channels-last values
+        weight = converter.linear_weight_to_torch(self._parameters["weight"])
+        converter.set(layer, "weight", weight)
+        if "bias" in self._parameters:
+            converter.set(layer, "bias", converter.tensor(self._parameters["bias"]))
+        return layer
+
+    @classmethod
+    def from_torch(cls, module, converter) -> Linear:
+        layer = cls(module.in_features, module.out_features, bias=module.bias is not None)
+        state = {"weight": converter.linear_weight_from_torch(module.weight)}
+        if module.bias is not None:
+            state["bias"] = converter.array(module.bias)
+        layer.load_state_dict(state)
+        return layer
 
     def _accumulate_weight(self, input, delta) -> None:
         self.accumulate_gradient("weight", input.T @ delta)

@@ -321,6 +321,43 @@ class Module:
                 m.clear_cache()
         return (input_shape[0], *tuple(y.shape)[1:])
 
+    def input_shape(self) -> tuple[int, ...] | None:
+        """The shape of one input sample (no batch axis) when this module fixes it (a Linear's
+        ``(in_features,)``), else None. Containers answer for their first child."""
+        return None
+
+    def export_onnx(self, graph, value):
+        """Append this module's ONNX nodes to ``graph`` (a :class:`backprop.onnx.OnnxGraph`) after
+        ``value`` (a :class:`backprop.onnx.OnnxValue`); return the output value.
+
+        The library's layers each write theirs; a module without one cannot be
+        exported (a ValueError that names it).
+        """
+        raise ValueError(
+            f"export_onnx: cannot export {self._label()} (type {type(self).__module__}."
+            f"{type(self).__qualname__}): it has no export_onnx method"
+        )
+
+    #: the ``torch.nn`` class names that :func:`backprop.from_torch` converts into this class
+    torch_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_torch(cls, module: Any, converter: Any) -> Module:
+        """This class's layer with the weights and buffers of the ``torch.nn`` ``module`` (one of
+        :attr:`torch_names`); ``converter`` is the :class:`backprop.interop.TorchConverter`
+        doing the conversion (``converter.array(tensor)`` makes an array of the current
+        backend; ``converter.convert(child)`` converts a child)."""
+        raise ValueError(f"from_torch: {cls.__name__} cannot be made from a torch module")
+
+    def to_torch(self, converter: Any) -> Any:
+        """The ``torch.nn`` module computing what this one computes, with copies of its
+        parameters and buffers (``converter.nn`` is ``torch.nn``; ``converter.tensor(array)``
+        makes a tensor; ``converter.export(child)`` converts a child)."""
+        raise ValueError(
+            f"to_torch: {self._label()} (type {type(self).__module__}."
+            f"{type(self).__qualname__}) has no PyTorch counterpart"
+        )
+
     def summary(self, input_shape: int | tuple[int, ...]) -> str:
         """A table of the layers with their output shapes for samples of ``input_shape`` (no batch
         axis), parameter counts and the total memory of the parameters; see
@@ -401,13 +438,18 @@ class Module:
     def _defines_at_least_as_late(cls, hook: str, *implementation: str) -> bool:
         """Whether the class that provides ``hook`` is ``cls`` or a subclass of every class that
         provides one of ``implementation``: a hook written for a base class says nothing of a
-        subclass that computes something else."""
+        subclass that computes something else. (The library's own classes keep their hooks
+        and their maths in step; the suite checks them.)"""
         mro = cls.__mro__
 
-        def definer(name: str) -> int:
-            return next(i for i, c in enumerate(mro) if name in c.__dict__)
+        def definer(name: str, library_ok: bool) -> int:
+            for i, c in enumerate(mro):
+                if name in c.__dict__ and not (library_ok and c.__module__.startswith("backprop.")):
+                    return i
+            return len(mro)
 
-        return all(definer(hook) <= definer(name) for name in implementation)
+        hook_at = definer(hook, False)
+        return all(hook_at <= definer(name, True) for name in implementation)
 
     def get_references(self) -> dict:
         """Modules this one uses without owning them (e.g. a tied weight's layer), by name."""

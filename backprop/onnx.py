@@ -23,52 +23,38 @@ import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._checks import prod
-from .activations import LogSoftmax, ReLU, Sigmoid, Softmax, TanH
 from .backends import namespace_of, to_numpy
-from .containers import Concat, Sequentiel
-from .conv import Conv1D, Conv2D
-from .dropout import Dropout
-from .linear import Linear, TiedLinear
 from .module import Module
-from .pooling import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
-from .shape import Flatten, Reshape, Transpose
 
 if TYPE_CHECKING:
     import onnx
 
     from ._typing import FilePath
 
-__all__ = ["OPSET", "export_onnx", "infer_input_shape"]
+__all__ = ["OPSET", "OnnxGraph", "OnnxValue", "export_onnx", "infer_input_shape"]
 
 #: the ONNX operator set the graph is written for (ONNX Runtime >= 1.13 runs it)
 OPSET = 17
 #: IR version 8 goes with opset 17: older runtimes refuse files that claim a newer one
 IR_VERSION = 8
 
-_ELEMENTWISE = {ReLU: "Relu", TanH: "Tanh", Sigmoid: "Sigmoid"}
-_ROW_WISE = {Softmax: "Softmax", LogSoftmax: "LogSoftmax"}
-_CONVS = (Conv1D, Conv2D)
-_POOLS = {
-    MaxPool1D: "MaxPool",
-    MaxPool2D: "MaxPool",
-    AvgPool1D: "AveragePool",
-    AvgPool2D: "AveragePool",
-}
-
 
 @dataclass(frozen=True)
-class _Value:
+class OnnxValue:
     """A tensor of the graph: its name, the shape of one sample in the library's (channels-last)
-    terms, and whether it is physically stored channels-first (``(N, C, *spatial)``)."""
+    terms, and whether it is physically stored channels-first (``(N, C, *spatial)``).
+
+    What a layer's ``export_onnx(graph, value)`` receives and returns.
+    """
 
     name: str
     shape: tuple
     channels_first: bool = False
 
 
-class _Graph:
-    """Nodes and initializers under construction.
+class OnnxGraph:
+    """Nodes and initializers under construction: what a layer's ``export_onnx(graph, value)``
+    appends its nodes to.
 
     Names are deterministic: the file must not depend on the run.
     """
@@ -92,7 +78,15 @@ class _Graph:
         return output
 
     def param(self, module: Module, key: str, axes: tuple | None = None) -> str:
-        """The float32 initializer of parameter ``key`` (permuted by ``axes``), made once."""
+        """The float32 initializer of parameter ``key`` of ``module`` (permuted by ``axes``),
+        made once."""
+        return self._initializer(module, key, module._parameters[key], axes)
+
+    def buffer(self, module: Module, key: str, axes: tuple | None = None) -> str:
+        """The float32 initializer of buffer ``key`` of ``module`` (permuted by ``axes``)."""
+        return self._initializer(module, key, module._buffers[key], axes)
+
+    def _initializer(self, module: Module, key: str, array, axes) -> str:
         cache_key = (id(module), key, axes)
         name = self._params.get(cache_key)
         if name is not None:
@@ -102,7 +96,7 @@ class _Graph:
         name = base if path is not None else f"{base}_{len(self._params)}"
         if axes is not None:
             name += "_onnx_layout"
-        host = to_numpy(module._parameters[key])
+        host = to_numpy(array)
         xp = namespace_of(host)
         host = xp.astype(host, xp.float32)
         if axes is not None:
@@ -110,6 +104,41 @@ class _Graph:
         self.initializers.append(self.numpy_helper.from_array(host, name))
         self._params[cache_key] = name
         return name
+
+    def floats(self, values: tuple, shape: tuple | None = None) -> str:
+        """A float32 constant initializer holding ``values`` (shaped ``shape``, 1-D by default)."""
+        self._count += 1
+        name = f"const_{self._count}"
+        values = list(values)
+        self.initializers.append(
+            self.helper.make_tensor(
+                name, self.TensorProto.FLOAT, list(shape or (len(values),)), values
+            )
+        )
+        return name
+
+    def export(self, module: Module, value: OnnxValue) -> OnnxValue:
+        """Append ``module``'s nodes after ``value`` (its ``export_onnx``); returns the output.
+
+        A module whose class computes its forward pass in a class below the one
+        that wrote its ``export_onnx`` (a subclass that changed forward but not
+        the export) is refused: the file would compute something else.
+        """
+        cls = type(module)
+        if not cls._defines_at_least_as_late("export_onnx", "forward", "chain_forward"):
+            raise ValueError(
+                f"export_onnx: cannot export {module._label()} (type {cls.__module__}."
+                f"{cls.__qualname__}): it defines its own forward but not export_onnx"
+            )
+        return module.export_onnx(self, value)
+
+    def fail(self, module: Module, expected: str, shape: tuple):
+        """Raise the ValueError that says ``module`` expects ``expected`` but got samples of
+        ``shape``."""
+        raise ValueError(
+            f"export_onnx: {module._label()} expects {expected}, "
+            f"but its input samples have shape {shape}"
+        )
 
     def int64s(self, values: tuple) -> str:
         self._count += 1
@@ -119,158 +148,24 @@ class _Graph:
         )
         return name
 
-    def channels_last(self, v: _Value) -> _Value:
+    def channels_last(self, v: OnnxValue) -> OnnxValue:
         if not v.channels_first:
             return v
         rank = len(v.shape) + 1
-        return _Value(self.node("Transpose", [v.name], perm=[0, *range(2, rank), 1]), v.shape)
+        return OnnxValue(self.node("Transpose", [v.name], perm=[0, *range(2, rank), 1]), v.shape)
 
-    def channels_first(self, v: _Value) -> _Value:
+    def channels_first(self, v: OnnxValue) -> OnnxValue:
         if v.channels_first:
             return v
         rank = len(v.shape) + 1
-        return _Value(
+        return OnnxValue(
             self.node("Transpose", [v.name], perm=[0, rank - 1, *range(1, rank - 1)]), v.shape, True
         )
 
 
-def _fail(module: Module, expected: str, shape: tuple):
-    raise ValueError(
-        f"export_onnx: {module._label()} expects {expected}, "
-        f"but its input samples have shape {shape}"
-    )
-
-
-def _export(g: _Graph, m: Module, v: _Value) -> _Value:
-    """Append ``m``'s nodes after ``v``; returns the output value."""
-    t = type(m)  # the exact type: a subclass may compute something else
-    if t is Sequentiel:
-        for child in m.children():
-            v = _export(g, child, v)
-        return v
-    if t in _ELEMENTWISE:
-        return _Value(g.node(_ELEMENTWISE[t], [v.name]), v.shape, v.channels_first)
-    if t is Dropout:
-        # the exported network is the evaluation-mode one, where dropout is the identity
-        return _Value(g.node("Identity", [v.name]), v.shape, v.channels_first)
-    if t in _CONVS or t in _POOLS:
-        return _windowed(g, m, v)
-    v = g.channels_last(v)
-    if t in _ROW_WISE:
-        if not v.shape:
-            _fail(m, "samples with at least one axis", v.shape)
-        return _Value(g.node(_ROW_WISE[t], [v.name], axis=-1), v.shape)
-    if t is Linear or t is TiedLinear:
-        return _gemm(g, m, v)
-    if t is Flatten or t is Reshape or t is Transpose:
-        return _reshaped(g, m, v)
-    if t is Concat:
-        return _concat(g, m, v)
-    names = sorted(c.__name__ for c in (*_ELEMENTWISE, *_ROW_WISE, *_CONVS, *_POOLS))
-    names += [
-        "Concat",
-        "Dropout",
-        "Flatten",
-        "Linear",
-        "Reshape",
-        "Sequentiel",
-        "TiedLinear",
-        "Transpose",
-    ]
-    raise ValueError(
-        f"export_onnx: cannot export {m._label()} (type {t.__module__}.{t.__qualname__}): "
-        f"ONNX export knows the library's own layers only: {', '.join(sorted(names))}"
-    )
-
-
-def _reshaped(g: _Graph, m, v: _Value) -> _Value:
-    t = type(m)
-    if t is Flatten:
-        if not v.shape:
-            _fail(m, "samples with at least one axis", v.shape)
-        return _Value(g.node("Flatten", [v.name], axis=1), (prod(v.shape),))
-    if t is Reshape:
-        if prod(v.shape) != prod(m.shape):
-            _fail(m, f"samples of {prod(m.shape)} values", v.shape)
-        # 0 copies the batch size from the input: the batch axis stays dynamic
-        return _Value(g.node("Reshape", [v.name, g.int64s((0, *m.shape))]), tuple(m.shape))
-    if len(v.shape) != len(m.axes):
-        _fail(m, f"samples with {len(m.axes)} axes", v.shape)
-    shape = tuple(v.shape[a] for a in m.axes)
-    return _Value(g.node("Transpose", [v.name], perm=[0, *(a + 1 for a in m.axes)]), shape)
-
-
-def _gemm(g: _Graph, m, v: _Value) -> _Value:
-    t = type(m)
-    if v.shape != (m.in_features,):
-        _fail(m, f"samples of shape ({m.in_features},)", v.shape)
-    inputs = [v.name, g.param(m.linear, "weight") if t is TiedLinear else g.param(m, "weight")]
-    if "bias" in m._parameters:
-        inputs.append(g.param(m, "bias"))
-    # TiedLinear multiplies by the transpose of the shared weight: one initializer serves both
-    return _Value(g.node("Gemm", inputs, transB=int(t is TiedLinear)), (m.out_features,))
-
-
-def _windowed(g: _Graph, m, v: _Value) -> _Value:
-    d = len(m.kernel)
-    conv = type(m) in _CONVS
-    channels = str(m.chan_in) if conv else "C"
-    layout = f"(L, {channels})" if d == 1 else f"(H, W, {channels})"
-    if len(v.shape) != d + 1 or (conv and v.shape[-1] != m.chan_in):
-        _fail(m, f"samples of shape {layout}", v.shape)
-    padded = m._padded_spatial((None, *v.shape))
-    if any(s < k for s, k in zip(padded, m.kernel)):
-        _fail(
-            m,
-            f"samples of shape {layout} with spatial sizes of at least {m.kernel} once padded",
-            v.shape,
-        )
-    attributes = {"kernel_shape": list(m.kernel), "strides": list(m.stride)}
-    if m._padded():
-        # ONNX pads: every axis's start, then every axis's end; the mean counts the padding
-        attributes["pads"] = [lo for lo, _ in m.pads] + [hi for _, hi in m.pads]
-        if type(m) in (AvgPool1D, AvgPool2D):
-            attributes["count_include_pad"] = 1
-    v = g.channels_first(v)
-    if conv:
-        # (*kernel, C_in, C_out) -> ONNX's (C_out, C_in, *kernel)
-        inputs = [v.name, g.param(m, "weight", (d + 1, d, *range(d)))]
-        if "bias" in m._parameters:
-            inputs.append(g.param(m, "bias"))
-        out = g.node("Conv", inputs, **attributes)
-    else:
-        # floor mode: the windows that fit, as in the library
-        out = g.node(_POOLS[type(m)], [v.name], **attributes)
-    return _Value(out, tuple(m.output_shape((None, *v.shape))[1:]), True)
-
-
-def _batch_shape(shape: tuple) -> str:
-    return "(" + ", ".join(map(str, ("N", *shape))) + ")"
-
-
-def _concat(g: _Graph, m: Concat, v: _Value) -> _Value:
-    outs = [g.channels_last(_export(g, b, v)) for b in m.children()]
-    rank = len(outs[0].shape) + 1
-    axis = m.axis % rank if -rank <= m.axis < rank else None
-    if axis in (None, 0) or any(len(o.shape) != rank - 1 for o in outs):
-        shapes = ", ".join(_batch_shape(o.shape) for o in outs)
-        raise ValueError(
-            f"export_onnx: {m._label()} cannot join branch outputs {shapes} along axis {m.axis}"
-        )
-    for o in outs:
-        if any(o.shape[i - 1] != outs[0].shape[i - 1] for i in range(1, rank) if i != axis):
-            shapes = ", ".join(_batch_shape(o.shape) for o in outs)
-            raise ValueError(
-                f"export_onnx: {m._label()}: branch outputs {shapes} differ outside axis {m.axis}"
-            )
-    shape = list(outs[0].shape)
-    shape[axis - 1] = sum(o.shape[axis - 1] for o in outs)
-    return _Value(g.node("Concat", [o.name for o in outs], axis=axis), tuple(shape))
-
-
 def _first_layer(net: Module) -> Module:
     m = net
-    while type(m) in (Sequentiel, Concat) and m.children():
+    while m.children():
         m = m.children()[0]
     return m
 
@@ -281,12 +176,7 @@ def infer_input_shape(net: Module) -> tuple | None:
     A network that starts with a convolution or a pooling accepts any length
     (or image size) large enough for its kernels: there is no single answer.
     """
-    m = _first_layer(net)
-    if type(m) in (Linear, TiedLinear):
-        return (m.in_features,)
-    if type(m) is Reshape:
-        return (prod(m.shape),)
-    return None
+    return net.input_shape()
 
 
 def _sample_shape(net: Module, input_shape) -> tuple:
@@ -359,8 +249,8 @@ def export_onnx(
     onnx = _import_onnx()
     from . import __version__
 
-    g = _Graph(onnx, net)
-    out = g.channels_last(_export(g, net, _Value("input", shape)))
+    g = OnnxGraph(onnx, net)
+    out = g.channels_last(g.export(net, OnnxValue("input", shape)))
     if (
         not g.nodes or g.nodes[-1].output[0] != out.name
     ):  # an empty network: the output must come from a node

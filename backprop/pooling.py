@@ -47,6 +47,25 @@ class _PoolNd(_Windowed):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple:
         return (input_shape[0], *self._out_spatial(input_shape), input_shape[-1])
 
+    def to_torch(self, converter):
+        layer = getattr(converter.nn, self.torch_names[0])
+        converter.spatial()
+        return layer(self._shown(self.kernel), stride=self._shown(self.stride))
+
+    @classmethod
+    def from_torch(cls, module, converter) -> _PoolNd:
+        converter.refuse_unless(
+            module,
+            padding=0,
+            dilation=1,
+            ceil_mode=False,
+            return_indices=False,
+            count_include_pad=True,
+            divisor_override=None,
+        )
+        converter.spatial()
+        return cls(module.kernel_size, module.stride)
+
     def _delta(self, input, delta, method):
         return self.check_delta(delta, self.output_shape(input.shape), method, input=input)
 
@@ -142,6 +161,9 @@ class MaxPool1D(_MaxPoolNd):
     (PyTorch's rule on ties, never the padding), summing where windows overlap.
     """
 
+    _onnx_op = "MaxPool"
+    torch_names = ("MaxPool1d",)
+
     _d = 1
 
 
@@ -152,6 +174,9 @@ class MaxPool2D(_MaxPoolNd):
     the kernel) are ints or pairs; ``stride`` defaults to ``k_size``. Ties go to
     the first maximum in row-major order within the window.
     """
+
+    _onnx_op = "MaxPool"
+    torch_names = ("MaxPool2d",)
 
     _d = 2
 
@@ -164,6 +189,9 @@ class AvgPool1D(_AvgPoolNd):
     the mean, as PyTorch's default ``count_include_pad=True``.
     """
 
+    _onnx_op = "AveragePool"
+    torch_names = ("AvgPool1d",)
+
     _d = 1
 
 
@@ -173,5 +201,8 @@ class AvgPool2D(_AvgPoolNd):
     ``padding`` (an int or a pair, at most half the kernel) adds zeros on each
     side that count in the mean, as PyTorch's default ``count_include_pad=True``.
     """
+
+    _onnx_op = "AveragePool"
+    torch_names = ("AvgPool2d",)
 
     _d = 2

@@ -19,8 +19,10 @@ EXAMPLES = ROOT / "examples"
 pytest.importorskip("sklearn", reason="the examples read the bundled digits through scikit-learn")
 
 
-def run_example(name: str) -> str:
+def run_example(name: str, backend: str | None = None) -> str:
     env = dict(os.environ)
+    if backend is not None:
+        env["BACKPROP_BACKEND"] = backend
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     out = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
@@ -44,7 +46,7 @@ def numbers(label: str, text: str) -> list[float]:
 def test_every_example_is_tested():
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
     tested = sorted(n for n in globals() if n.startswith("test_0"))
-    assert len(scripts) == len(tested) == 7, (scripts, tested)
+    assert len(scripts) == len(tested) == 8, (scripts, tested)
 
 
 def test_01_linear_regression():
@@ -96,3 +98,13 @@ def test_07_two_branch_and_2d_cnn():
     out = run_example("07_two_branch_and_2d_cnn.py")
     accuracies = numbers("test accuracy:", out)
     assert len(accuracies) == 2 and min(accuracies) >= 0.9, accuracies
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict", "torch", "jax"])
+def test_08_custom_layer(backend):
+    pytest.importorskip(backend, reason=f"{backend} is not installed")
+    out = run_example("08_custom_layer.py", backend)
+    assert "gradcheck: True" in out
+    assert numbers("test accuracy:", out)[0] >= 0.9
+    assert "reloaded network gives the same scores: True" in out
+    assert numbers("training forwards counted by the buffer:", out)[0] > 0

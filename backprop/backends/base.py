@@ -288,6 +288,17 @@ class Backend:
         target[index] = value
         return target
 
+    def index_add_rows(self, target: Array, index: Array, values: Array) -> Array:
+        """``target[index[i]] += values[i]`` for every ``i`` (repeated indices add up), with
+        ``target`` ``(R, D)``, ``index`` ``(M,)`` integers in ``[0, R)``, ``values`` ``(M, D)``.
+
+        The standard has no scatter-add: a one-hot matrix times ``values``.
+        """
+        xp = self.xp
+        rows = xp.arange(target.shape[0], dtype=index.dtype, device=self.device_of(index))
+        onehot = xp.astype(index[:, None] == rows[None, :], values.dtype)
+        return self.add_(target, onehot.T @ values)
+
     def copy(self, x: Array) -> Array:
         """A copy of ``x`` that no one else holds (``x`` itself for immutable libraries)."""
         return x if not self.mutable else self.xp.asarray(x, copy=True)

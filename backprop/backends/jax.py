@@ -115,6 +115,9 @@ class JaxBackend(Backend):
 
     compiles = True
 
+    def index_add_rows(self, target: Array, index: Array, values: Array) -> Array:
+        return target.at[index].add(values)
+
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return jax.jit(fn)
 

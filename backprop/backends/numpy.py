@@ -66,6 +66,10 @@ class NumPyBackend(_strided.Strided, _strided.OutMaxPool, Backend):
     def device_of(cls, x: Array) -> str:
         return "cpu"
 
+    def index_add_rows(self, target: Array, index: Array, values: Array) -> Array:
+        np.add.at(target, index, values)
+        return target
+
     @classmethod
     def devices(cls) -> list:
         return ["cpu"]

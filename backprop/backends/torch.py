@@ -32,6 +32,9 @@ class TorchBackend(_strided.OutMaxPool, Backend):
     array_type = torch.Tensor
     out_ops = _OUT_OPS
 
+    def index_add_rows(self, target: Array, index: Array, values: Array) -> Array:
+        return target.index_add_(0, index, values)
+
     @classmethod
     def devices(cls) -> list:
         return [torch.device("cpu")] + [

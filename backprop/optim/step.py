@@ -127,25 +127,34 @@ class Optim:
 
     def _compiled_step(self, b, batch_x, batch_y):
         net, opt = self.net, self.optimizer
-        if self._compiled is None or self._compiled[0] != list(net.parameter_slots()):
+        state_slots = _buffer_slots(net)
+        if (
+            self._compiled is None
+            or self._compiled[0] != list(net.parameter_slots())
+            or self._compiled[2] != state_slots
+        ):
             slots = list(net.parameter_slots())
-            self._compiled = (slots, b.compile(self._pure_step(slots)))
-        slots, fn = self._compiled
+            self._compiled = (slots, b.compile(self._pure_step(slots, state_slots)), state_slots)
+        slots, fn, _ = self._compiled
         batch_x = asarray(batch_x, backend=b)
         batch_y = asarray(batch_y, backend=b) if not b.owns(batch_y) else batch_y
         if not _TARGETS_CHECKED.get():
             self._validate_targets(batch_x, batch_y)
         params = [m.get_parameter(k) for m, k in slots]
         buffers = [dict(opt.state_of(m, k)) for m, k in slots]
+        states = [m._buffers[k] for m, k in state_slots]
         opt.steps += 1
         # Python numbers: the compiled function takes them as traced scalars of the parameters'
         # precision (no new trace when they change), without the cost of making arrays here
         lr, t = float(opt.lr), float(opt.steps)
         try:
-            new_params, grads, new_buffers, cost = fn(params, buffers, lr, t, batch_x, batch_y)
+            new_params, grads, new_buffers, new_states, cost = fn(
+                params, buffers, states, lr, t, batch_x, batch_y
+            )
         except BaseException:
             opt.steps -= 1
             new_params, new_buffers, grads = params, buffers, [m.get_gradient(k) for m, k in slots]
+            new_states = states
             raise
         finally:
             for m in net.unique_modules():
@@ -153,19 +162,23 @@ class Optim:
             for (m, k), p, bufs in zip(slots, new_params, new_buffers):
                 m._parameters[k] = p
                 opt.state_of(m, k).update(bufs)
+            for (m, k), value in zip(state_slots, new_states):
+                m._buffers[k] = value
         for (m, k), p, g in zip(slots, new_params, grads):
             m.set_parameter(k, p)
             m._gradient[k] = g
             m._zero_keys.discard(k)
         return cost
 
-    def _pure_step(self, slots):
+    def _pure_step(self, slots, state_slots):
         net, loss, opt = self.net, self.loss, self.optimizer
 
-        def step(params, buffers, lr, t, x, y):
+        def step(params, buffers, states, lr, t, x, y):
             for (m, k), p, bufs in zip(slots, params, buffers):
                 m._parameters[k] = p
                 opt.state_of(m, k).update(bufs)
+            for (m, k), value in zip(state_slots, states):
+                m._buffers[k] = value
             with Loss.targets_checked():
                 net.zero_grad()
                 yhat = net.chain_forward(x)
@@ -175,8 +188,10 @@ class Optim:
             new_params = [m.get_parameter(k) for m, k in slots]
             grads = [m.get_gradient(k) for m, k in slots]
             new_buffers = [dict(opt.state_of(m, k)) for m, k in slots]
+            new_states = [m._buffers[k] for m, k in state_slots]
             xp = backend_of(per_row).xp
-            return new_params, grads, new_buffers, xp.sum(per_row) * (1.0 / per_row.shape[0])
+            cost = xp.sum(per_row) * (1.0 / per_row.shape[0])
+            return new_params, grads, new_buffers, new_states, cost
 
         return step
 
@@ -187,6 +202,12 @@ class Optim:
     def __repr__(self) -> str:
         compiled = f", compile={self.compile!r}" if self.compile else ""
         return f"Optim(loss={self.loss!r}, optimizer={self.optimizer!r}{compiled})"
+
+
+def _buffer_slots(net: Module) -> list:
+    """``(module, key)`` of every buffer (running statistics): the compiled step threads them
+    through as inputs and outputs, like the parameters."""
+    return [(m, k) for m in net.unique_modules() for k in m._buffers]
 
 
 def validate_targets(net: Module, loss: Loss, X: Array, Y: Array) -> None:
