@@ -162,21 +162,24 @@ class _Windowed(Module):
         channels = getattr(self, "chan_in", None)
         if len(value.shape) != d + 1 or (channels is not None and value.shape[-1] != channels):
             graph.fail(self, f"samples of shape {self._onnx_layout()}", value.shape)
-        if any(s < k for s, k in zip(value.shape[:-1], self.kernel)):
+        padded = self._padded_spatial((None, *value.shape))
+        if any(s < k for s, k in zip(padded, self.kernel)):
             graph.fail(
                 self,
                 f"samples of shape {self._onnx_layout()} with spatial sizes of at least "
-                f"{self.kernel}",
+                f"{self.kernel}" + (" once padded" if self._padded() else ""),
                 value.shape,
             )
         value = graph.channels_first(value)
-        # no padding and floor mode: the windows that fit, as in the library
-        out = graph.node(
-            self._onnx_op,
-            [value.name, *self._onnx_inputs(graph)],
-            kernel_shape=list(self.kernel),
-            strides=list(self.stride),
-        )
+        attributes = {"kernel_shape": list(self.kernel), "strides": list(self.stride)}
+        if self._padded():
+            # every axis's start, then every axis's end; the mean counts the padding (ONNX's
+            # AveragePool does not by default)
+            attributes["pads"] = [lo for lo, _ in self.pads] + [hi for _, hi in self.pads]
+            if self._onnx_op == "AveragePool":
+                attributes["count_include_pad"] = 1
+        # floor mode: the windows that fit, as in the library
+        out = graph.node(self._onnx_op, [value.name, *self._onnx_inputs(graph)], **attributes)
         return type(value)(out, tuple(self.output_shape((None, *value.shape))[1:]), True)
 
     def _slices(self, input_shape) -> list:

@@ -109,6 +109,7 @@ class _ConvNd(_Windowed):
             self.chan_out,
             self.kernel,
             stride=self.stride,
+            padding=self.padding,
             bias="bias" in self._parameters,
         )
         converter.set(
@@ -121,16 +122,20 @@ class _ConvNd(_Windowed):
 
     @classmethod
     def from_torch(cls, module, converter) -> _ConvNd:
-        converter.refuse_unless(
-            module, padding=(0,) * cls._d, dilation=(1,) * cls._d, groups=1, padding_mode="zeros"
-        )
+        converter.refuse_unless(module, dilation=(1,) * cls._d, groups=1, padding_mode="zeros")
         d = cls._d
+        padding = module.padding
+        if padding == "valid":
+            padding = 0
+        elif not isinstance(padding, str):
+            padding = tuple(padding) if d > 1 else padding[0]
         c_out, c_in, *kernel = module.weight.shape
         layer = cls(
             tuple(kernel) if d > 1 else kernel[0],
             c_in,
             c_out,
             tuple(module.stride) if d > 1 else module.stride[0],
+            padding,
             bias=module.bias is not None,
         )
         state = {"weight": converter.array(module.weight, (*range(2, d + 2), 1, 0))}

@@ -50,13 +50,16 @@ class _PoolNd(_Windowed):
     def to_torch(self, converter):
         layer = getattr(converter.nn, self.torch_names[0])
         converter.spatial()
-        return layer(self._shown(self.kernel), stride=self._shown(self.stride))
+        return layer(
+            self._shown(self.kernel),
+            stride=self._shown(self.stride),
+            padding=self._shown(self.padding),
+        )
 
     @classmethod
     def from_torch(cls, module, converter) -> _PoolNd:
         converter.refuse_unless(
             module,
-            padding=0,
             dilation=1,
             ceil_mode=False,
             return_indices=False,
@@ -64,7 +67,7 @@ class _PoolNd(_Windowed):
             divisor_override=None,
         )
         converter.spatial()
-        return cls(module.kernel_size, module.stride)
+        return cls(module.kernel_size, module.stride, module.padding)
 
     def _delta(self, input, delta, method):
         return self.check_delta(delta, self.output_shape(input.shape), method, input=input)

@@ -240,15 +240,11 @@ class _ConvTransposeNd(_Windowed):
         d = self._d
         layout = f"(L, {self.chan_in})" if d == 1 else f"(H, W, {self.chan_in})"
         if len(value.shape) != d + 1 or value.shape[-1] != self.chan_in:
-            raise ValueError(
-                f"export_onnx: {self._label()} expects samples of shape {layout}, but its input "
-                f"samples have shape {value.shape}"
-            )
+            graph.fail(self, f"samples of shape {layout}", value.shape)
         out = self.output_shape((None, *value.shape))[1:]
         if any(o < 1 for o in out[:-1]):
-            raise ValueError(
-                f"export_onnx: {self._label()} gives an empty output for samples of shape "
-                f"{value.shape}"
+            graph.fail(
+                self, f"samples of shape {layout} that its padding leaves non-empty", value.shape
             )
         v = graph.channels_first(value)
         inputs = [v.name, graph.param(self, "weight", (d, d + 1, *range(d)))]
@@ -267,41 +263,34 @@ class _ConvTransposeNd(_Windowed):
     # ------------------------------------------------------------- PyTorch
 
     @classmethod
-    def from_torch(cls, module, converter):
+    def from_torch(cls, module, converter) -> _ConvTransposeNd:
         """The layer of a ``torch.nn.ConvTranspose1d/2d`` (zero padding, no groups, no
-        dilation), with its weights."""
+        dilation), with copies of its weights."""
         d = cls._d
-        where = f"{cls.__name__}.from_torch"
-        if module.groups != 1 or tuple(module.dilation) != (1,) * d:
-            raise ValueError(
-                f"{where}: groups={module.groups} and dilation={tuple(module.dilation)} are not "
-                f"supported (only groups=1, dilation=1)"
-            )
-        if module.padding_mode != "zeros":
-            raise ValueError(
-                f"{where}: padding_mode={module.padding_mode!r} is not supported (only 'zeros')"
-            )
+        converter.refuse_unless(module, dilation=(1,) * d, groups=1, padding_mode="zeros")
+        c_in, c_out, *kernel = module.weight.shape
+        shown = (lambda v: tuple(v)) if d > 1 else (lambda v: v[0])
         layer = cls(
-            tuple(module.kernel_size) if d > 1 else module.kernel_size[0],
-            module.in_channels,
-            module.out_channels,
-            stride=tuple(module.stride) if d > 1 else module.stride[0],
-            padding=tuple(module.padding) if d > 1 else module.padding[0],
-            output_padding=tuple(module.output_padding) if d > 1 else module.output_padding[0],
+            shown(kernel),
+            c_in,
+            c_out,
+            stride=shown(module.stride),
+            padding=shown(module.padding),
+            output_padding=shown(module.output_padding),
             bias=module.bias is not None,
         )
         # (C_in, C_out, *kernel) -> (*kernel, C_in, C_out)
-        layer.set_parameter("weight", converter.array(module.weight, (*range(2, d + 2), 0, 1)))
+        state = {"weight": converter.array(module.weight, (*range(2, d + 2), 0, 1))}
         if module.bias is not None:
-            layer.set_parameter("bias", converter.array(module.bias))
+            state["bias"] = converter.array(module.bias)
+        layer.load_state_dict(state)
+        converter.spatial()
         return layer
 
     def to_torch(self, converter):
-        """A ``torch.nn.ConvTranspose1d/2d`` with this layer's weights."""
-        nn = converter.nn
+        """A ``torch.nn.ConvTranspose1d/2d`` with copies of this layer's weights."""
         d = self._d
-        cls = nn.ConvTranspose1d if d == 1 else nn.ConvTranspose2d
-        module = cls(
+        layer = getattr(converter.nn, f"ConvTranspose{d}d")(
             self.chan_in,
             self.chan_out,
             self.kernel,
@@ -312,10 +301,11 @@ class _ConvTransposeNd(_Windowed):
         )
         # (*kernel, C_in, C_out) -> (C_in, C_out, *kernel)
         weight = converter.tensor(self._parameters["weight"], (d, d + 1, *range(d)))
-        module.weight = nn.Parameter(weight)
+        converter.set(layer, "weight", weight)
         if "bias" in self._parameters:
-            module.bias = nn.Parameter(converter.tensor(self._parameters["bias"]))
-        return module
+            converter.set(layer, "bias", converter.tensor(self._parameters["bias"]))
+        converter.spatial()
+        return layer
 
 
 class ConvTranspose1D(_ConvTransposeNd):
@@ -489,6 +479,10 @@ class Upsample(Module):
         """``Resize`` (nearest, floor of ``i / s``): channels-last or -first alike, the channel
         axis and the batch get factor 1."""
         rank = len(value.shape) + 1
+        ranks = (3, 4) if isinstance(self.scale, int) else (len(self.scale) + 2,)
+        if rank not in ranks:
+            expected = " or ".join({3: "(L, C)", 4: "(H, W, C)"}[r] for r in ranks)
+            graph.fail(self, f"samples of shape {expected}", value.shape)
         s = self._factors(rank, "export_onnx", ("N", *value.shape))
         spatial = (*(1.0 * f for f in s),)
         scales = (1.0, 1.0, *spatial) if value.channels_first else (1.0, *spatial, 1.0)
@@ -503,21 +497,25 @@ class Upsample(Module):
         return type(value)(name, tuple(shape), value.channels_first)
 
     @classmethod
-    def from_torch(cls, module, converter):
-        """The layer of a ``torch.nn.Upsample(scale_factor=..., mode='nearest')`` with integer
-        factors."""
-        where = f"{cls.__name__}.from_torch"
+    def from_torch(cls, module, converter) -> Upsample:
+        """The layer of a ``torch.nn.Upsample(scale_factor=..., mode='nearest')`` (or
+        ``UpsamplingNearest2d``) with whole factors."""
+        where = f"from_torch: {type(module).__name__}"
         if module.mode != "nearest" or getattr(module, "size", None) is not None:
             raise ValueError(
-                f"{where}: only mode='nearest' with a scale_factor is supported, got "
-                f"mode={module.mode!r}, size={module.size!r}"
+                f"{where} with mode={module.mode!r}, size={module.size!r} is not supported (only "
+                "mode='nearest' with a scale_factor)"
             )
         factors = module.scale_factor
         many = isinstance(factors, (tuple, list))
         values = tuple(factors) if many else (factors,)
         if any(float(f) != int(f) or int(f) < 1 for f in values):
-            raise ValueError(f"{where}: scale_factor must be whole numbers, got {factors!r}")
+            raise ValueError(
+                f"{where} with scale_factor={factors!r} is not supported (scale_factor must be "
+                "whole numbers)"
+            )
         ints = tuple(int(f) for f in values)
+        converter.spatial()
         return cls(ints if many else ints[0])
 
     def to_torch(self, converter):
@@ -527,4 +525,5 @@ class Upsample(Module):
             if isinstance(self.scale, tuple)
             else float(self.scale)
         )
+        converter.spatial()
         return converter.nn.Upsample(scale_factor=scale, mode="nearest")

@@ -268,3 +268,46 @@ def test_nan_passes_through_padding(backend):
         np.testing.assert_array_equal(np.isnan(out), [True, True, False, False])
     out = bp.to_numpy(bp.MaxPool1D(3, 1, padding=1)(bp.asarray(x)))[0, :, 0]
     np.testing.assert_array_equal(np.isnan(out), [True, True, False, False])
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_from_torch_and_back_with_padding(f64, rng):
+    """Padded torch convolutions and pools through bp.from_torch (forward, input and parameter
+    gradients in float64) and back through bp.to_torch."""
+    torch = try_torch()
+    nn = torch.nn
+    torch.manual_seed(0)
+    tnet = nn.Sequential(
+        nn.Conv1d(2, 3, 4, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool1d(3, stride=2, padding=1),
+        nn.Conv1d(3, 3, 3, stride=2, padding=2),
+        nn.AvgPool1d(2, padding=1),
+        nn.Conv1d(3, 2, 2, padding="valid"),
+    ).double()
+    net = bp.from_torch(tnet)
+    assert net[0].padding == "same" and net[2].padding == (1,) and net[5].padding == (0,)
+    x = -np.abs(rng.normal(size=(3, 9, 2)))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = tnet(tx.permute(0, 2, 1)).permute(0, 2, 1)
+    delta = rng.normal(size=tuple(ty.shape))
+    ty.backward(torch.tensor(delta))
+    X = bp.asarray(x)
+    assert_close(net(X), ty.detach().numpy(), f64, **TIGHT)
+    assert_close(net.backward(X, bp.asarray(delta)), tx.grad.numpy(), f64, **TIGHT)
+    for i in (0, 3):
+        w = tnet[i].weight.grad.permute(2, 1, 0).numpy()
+        assert_close(net[i].get_gradient("weight"), w, f64, **TIGHT)
+        assert_close(net[i].get_gradient("bias"), tnet[i].bias.grad.numpy(), f64, **TIGHT)
+    back = bp.to_torch(net)
+    assert back[0].padding == "same" and back[2].padding == 1 and back[3].padding == (2,)
+    got = back(torch.tensor(x).permute(0, 2, 1)).permute(0, 2, 1).detach().numpy()
+    np.testing.assert_allclose(got, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    two_d = nn.Sequential(nn.Conv2d(1, 2, (3, 2), padding=(1, 0)), nn.MaxPool2d(2, padding=(1, 0)))
+    net2 = bp.from_torch(two_d.double())
+    x2 = rng.normal(size=(2, 5, 4, 1))
+    expected = two_d(torch.tensor(x2).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).detach().numpy()
+    assert_close(net2(bp.asarray(x2)), expected, f64, **TIGHT)
+    assert bp.to_torch(net2)[1].padding == (1, 0)
+    with pytest.raises(ValueError, match="count_include_pad=False is not supported"):
+        bp.from_torch(nn.AvgPool1d(3, padding=1, count_include_pad=False))
