@@ -498,3 +498,31 @@ def test_output_length_formula(length, k, stride, data):
                 layer(x)
             return
         assert layer(x).shape == (1, expected, 1) == layer.output_shape((1, length, 1))
+
+
+def test_compiled_jax_step_equals_eager(rng):
+    """Padded convolutions and pools, a transposed convolution and Upsample inside one compiled
+    JAX training step: the same losses and parameters as the eager step."""
+    pytest.importorskip("jax")
+    x, y = rng.normal(size=(4, 6, 5, 1)), rng.normal(size=(4, 8, 12, 1))
+    results = []
+    for compile_ in (False, True):
+        with bp.use_backend("jax", dtype="float64"):
+            bp.manual_seed(1)
+            net = bp.Sequential(
+                bp.Conv2D(3, 1, 2, stride=2, padding=1),
+                bp.MaxPool2D(2, 1, padding=1),
+                bp.AvgPool2D(3, 1, padding=1),
+                bp.ConvTranspose2D(3, 2, 2, stride=2, padding=(1, 2), output_padding=1),
+                bp.TanH(),
+                bp.Upsample((1, 2)),
+                bp.Conv2D(2, 2, 1, padding="same"),
+            )
+            opt = bp.Optim(net, bp.MSELoss(), 0.05, compile=compile_)
+            X, Y = bp.asarray(x), bp.asarray(y)
+            losses = [bp.to_numpy(opt.step(X, Y)) for _ in range(3)]
+            results.append((losses, [bp.to_numpy(p) for p in net.parameters()]))
+    (eager, eager_params), (compiled, compiled_params) = results
+    np.testing.assert_allclose(compiled, eager, rtol=1e-12, atol=1e-12)
+    for a, b in zip(compiled_params, eager_params):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
