@@ -96,8 +96,8 @@ class _Windowed(Module):
     def _padding_repr(self) -> str:
         if not self._padded():
             return ""
-        shown = self.padding if isinstance(self.padding, str) else self._shown(self.padding)
-        return f", padding={shown!r}" if isinstance(shown, str) else f", padding={shown}"
+        same = isinstance(self.padding, str)
+        return f", padding={self.padding!r}" if same else f", padding={self._shown(self.padding)}"
 
     def _window_repr(self) -> str:
         return f"k={self._shown(self.kernel)}, stride={self._shown(self.stride)}" + (
