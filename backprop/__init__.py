@@ -56,6 +56,7 @@ from .recurrent import GRU, LSTM, RNN
 from .serialization import load, save
 from .shape import Flatten, Identity, Reshape, Select, Transpose
 from .summary import summary
+from .transposed import ConvTranspose1D, ConvTranspose2D, Upsample
 
 __version__ = "0.1.0"
 
@@ -81,6 +82,8 @@ __all__ = [
     "Container",
     "Conv1D",
     "Conv2D",
+    "ConvTranspose1D",
+    "ConvTranspose2D",
     "CosineLR",
     "CrossEntropyLoss",
     "DivergenceError",
@@ -119,6 +122,7 @@ __all__ = [
     "TiedLinear",
     "Trainer",
     "Transpose",
+    "Upsample",
     "Validation",
     "accuracy",
     "asarray",

@@ -83,13 +83,13 @@ def parameter_shape(owner: str, shape: tuple) -> tuple:
     return shape
 
 
-def int_tuple(owner: str, name: str, value: object, d: int) -> tuple[int, ...]:
-    """An int or a d-tuple of positive ints, as a d-tuple."""
+def int_tuple(owner: str, name: str, value: object, d: int, minimum: int = 1) -> tuple[int, ...]:
+    """An int or a d-tuple of ints of at least ``minimum`` (positive by default), as a d-tuple."""
     if isinstance(value, (tuple, list)):
         if len(value) != d:
             raise ValueError(f"{owner}: {name} must be an int or {d} ints, got {value!r}")
-        return tuple(positive_int(owner, name, v) for v in value)
-    return (positive_int(owner, name, value),) * d
+        return tuple(positive_int(owner, name, v, minimum) for v in value)
+    return (positive_int(owner, name, value, minimum),) * d
 
 
 def prod(values: Iterable[int]) -> int:

@@ -43,6 +43,7 @@ class _ConvNd(_Windowed):
         chan_in: int,
         chan_out: int,
         stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] | str = 0,
         bias: bool = True,
         *,
         rng: RNG = None,
@@ -50,6 +51,7 @@ class _ConvNd(_Windowed):
         super().__init__()
         name = type(self).__name__
         self._set_window(k_size, stride)
+        self._set_padding(padding, same=True)
         self.chan_in = positive_int(name, "chan_in", chan_in)
         self.chan_out = positive_int(name, "chan_out", chan_out)
         shape = parameter_shape(name, (*self.kernel, self.chan_in, self.chan_out))
@@ -82,7 +84,7 @@ class _ConvNd(_Windowed):
     def extra_repr(self) -> str:
         text = (
             f"k={self._shown(self.kernel)}, {self.chan_in} -> {self.chan_out}, "
-            f"stride={self._shown(self.stride)}"
+            f"stride={self._shown(self.stride)}{self._padding_repr()}"
         )
         return text + ("" if "bias" in self._parameters else ", bias=False")
 
@@ -110,6 +112,7 @@ class _ConvNd(_Windowed):
             self.chan_out,
             self.kernel,
             stride=self.stride,
+            padding=self.padding,
             bias="bias" in self._parameters,
         )
         converter.set(
@@ -122,16 +125,20 @@ class _ConvNd(_Windowed):
 
     @classmethod
     def from_torch(cls, module, converter) -> _ConvNd:
-        converter.refuse_unless(
-            module, padding=(0,) * cls._d, dilation=(1,) * cls._d, groups=1, padding_mode="zeros"
-        )
+        converter.refuse_unless(module, dilation=(1,) * cls._d, groups=1, padding_mode="zeros")
         d = cls._d
+        padding = module.padding
+        if padding == "valid":
+            padding = 0
+        elif not isinstance(padding, str):
+            padding = tuple(padding) if d > 1 else padding[0]
         c_out, c_in, *kernel = module.weight.shape
         layer = cls(
             tuple(kernel) if d > 1 else kernel[0],
             c_in,
             c_out,
             tuple(module.stride) if d > 1 else module.stride[0],
+            padding,
             bias=module.bias is not None,
         )
         state = {"weight": converter.array(module.weight, (*range(2, d + 2), 1, 0))}
@@ -145,9 +152,10 @@ class _ConvNd(_Windowed):
         return self._parameters.get("bias")
 
     def _conv(self, X):
-        """``(output, saved)`` from the backend's convolution (``X`` checked, and padded once
-        a layer pads)."""
-        return self._backend.conv(X, self._parameters["weight"], self._bias(), self.stride)
+        """``(output, saved)`` from the backend's convolution of ``X`` (checked) padded."""
+        return self._backend.conv(
+            self._pad(X), self._parameters["weight"], self._bias(), self.stride
+        )
 
     def forward(self, X: Array) -> Array:
         return self._conv(self._input(X, "forward"))[0]
@@ -165,15 +173,16 @@ class _ConvNd(_Windowed):
         """The backend's convolution gradients; accumulates the parameter gradients, returns the
         input gradient (or None)."""
         delta = self.check_delta(delta, self.output_shape(input.shape), method)
+        # the backend works on the padded input; its input gradient is cropped back
         dx, dw, db = self._backend.conv_backward(
-            input, self._parameters["weight"], delta, self.stride, saved,
+            self._pad(input), self._parameters["weight"], delta, self.stride, saved,
             bias="bias" in self._parameters, input_grad=input_grad, param_grad=param_grad,
         )  # fmt: skip
         if param_grad:
             self.accumulate_gradient("weight", dw)
             if db is not None:
                 self.accumulate_gradient("bias", db)
-        return dx
+        return self._crop(dx) if dx is not None else None
 
     def backward_update_gradient(self, input: Array, delta: Array) -> None:
         input = self._input(input, "backward_update_gradient")
@@ -204,11 +213,16 @@ class Conv1D(_ConvNd):
     chan_in, chan_out : int
         Input and output channels.
     stride : int, default 1
+    padding : int or 'same', default 0
+        Zeros added at each end of the sequence. ``'same'`` (stride 1 only)
+        keeps the length: ``K - 1`` zeros in all, the extra one at the end for
+        an even kernel, as PyTorch splits them.
     bias : bool, default True
 
     Shape
     -----
-    ``(N, L, chan_in)`` -> ``(N, L_out, chan_out)`` with ``L_out = (L - K) // stride + 1``.
+    ``(N, L, chan_in)`` -> ``(N, L_out, chan_out)`` with
+    ``L_out = (L + 2 * padding - K) // stride + 1``.
 
     Parameters (``_parameters``)
     ----------------------------
@@ -229,12 +243,15 @@ class Conv2D(_ConvNd):
         Kernel height and width.
     chan_in, chan_out : int
     stride : int or (int, int), default 1
+    padding : int, (int, int) or 'same', default 0
+        Zeros added on each side of each axis (``(ph, pw)``); ``'same'``
+        (stride 1 only) keeps the size, as in PyTorch.
     bias : bool, default True
 
     Shape
     -----
     ``(N, H, W, chan_in)`` -> ``(N, H_out, W_out, chan_out)`` with
-    ``H_out = (H - kh) // sh + 1`` and ``W_out = (W - kw) // sw + 1``.
+    ``H_out = (H + 2 * ph - kh) // sh + 1`` and ``W_out = (W + 2 * pw - kw) // sw + 1``.
 
     Parameters (``_parameters``)
     ----------------------------

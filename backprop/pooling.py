@@ -8,6 +8,7 @@ an axis (measured several times slower on NumPy).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from ._windowed import _Windowed
@@ -21,10 +22,14 @@ __all__ = ["AvgPool1D", "AvgPool2D", "MaxPool1D", "MaxPool2D"]
 
 class _PoolNd(_Windowed):
     def __init__(
-        self, k_size: int | tuple[int, ...], stride: int | tuple[int, ...] | None = None
+        self,
+        k_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
     ) -> None:
         super().__init__()
         self._set_window(k_size, k_size if stride is None else stride)
+        self._set_padding(padding, at_most_half=True)
 
     @classmethod
     def state_shapes(cls, config: dict) -> dict:
@@ -45,13 +50,16 @@ class _PoolNd(_Windowed):
     def to_torch(self, converter):
         layer = getattr(converter.nn, self.torch_names[0])
         converter.spatial()
-        return layer(self._shown(self.kernel), stride=self._shown(self.stride))
+        return layer(
+            self._shown(self.kernel),
+            stride=self._shown(self.stride),
+            padding=self._shown(self.padding),
+        )
 
     @classmethod
     def from_torch(cls, module, converter) -> _PoolNd:
         converter.refuse_unless(
             module,
-            padding=0,
             dilation=1,
             ceil_mode=False,
             return_indices=False,
@@ -59,7 +67,7 @@ class _PoolNd(_Windowed):
             divisor_override=None,
         )
         converter.spatial()
-        return cls(module.kernel_size, module.stride)
+        return cls(module.kernel_size, module.stride, module.padding)
 
     def _delta(self, input, delta, method):
         return self.check_delta(delta, self.output_shape(input.shape), method, input=input)
@@ -73,14 +81,17 @@ class _MaxPoolNd(_PoolNd):
     input object) for the backward mask; the public backward recomputes it from its input."""
 
     def __init__(
-        self, k_size: int | tuple[int, ...], stride: int | tuple[int, ...] | None = None
+        self,
+        k_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
     ) -> None:
-        super().__init__(k_size, stride)
+        super().__init__(k_size, stride, padding)
         self._saved = None
 
     def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
-        return backend_of(X).max_pool(X, self.kernel, self.stride)
+        return backend_of(X).max_pool(self._pad(X, -math.inf), self.kernel, self.stride)
 
     def chain_forward(self, X):
         Y = self.forward(X)
@@ -90,15 +101,19 @@ class _MaxPoolNd(_PoolNd):
     def clear_cache(self) -> None:
         self._saved = None
 
-    def _pool_gradient(self, input, delta, Y):
-        return backend_of(input).max_pool_backward(input, Y, delta, self.kernel, self.stride)
+    def _pool_gradient(self, input, delta, Y=None):
+        b = backend_of(input)
+        if Y is None:
+            Y = b.max_pool(self._pad(input, -math.inf), self.kernel, self.stride)
+        # the masks compare with NaN padding, equal to no maximum: each window's gradient goes to
+        # its first maximum among the input's own values (PyTorch's rule, -inf windows included)
+        dX = b.max_pool_backward(self._pad(input, math.nan), Y, delta, self.kernel, self.stride)
+        return self._crop(dX)
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
-        return self._pool_gradient(
-            input, delta, backend_of(input).max_pool(input, self.kernel, self.stride)
-        )
+        return self._pool_gradient(input, delta)
 
     def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         if not input_grad:
@@ -107,9 +122,7 @@ class _MaxPoolNd(_PoolNd):
         delta = self._delta(input, delta, "backward")
         saved = self._saved
         if saved is None or saved[0] is not input:
-            return self._pool_gradient(
-                input, delta, backend_of(input).max_pool(input, self.kernel, self.stride)
-            )
+            return self._pool_gradient(input, delta)
         return self._pool_gradient(input, delta, saved[1])
 
 
@@ -117,16 +130,18 @@ class _AvgPoolNd(_PoolNd):
     def forward(self, X: Array) -> Array:
         X = self._input(X, "forward")
         slices = self._slices(X.shape)
-        total = X[slices[0]]
+        P = self._pad(X)  # zeros, counted in the mean (PyTorch's count_include_pad=True)
+        total = P[slices[0]]
         for index in slices[1:]:
-            total = total + X[index]
+            total = total + P[index]
         return total * (1.0 / len(slices))
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         input = self._input(input, "backward_delta")
         delta = self._delta(input, delta, "backward_delta")
         part = delta * (1.0 / len(self._slices(input.shape)))
-        return backend_of(input).spread(part, tuple(input.shape), self.kernel, self.stride)
+        padded = (input.shape[0], *self._padded_spatial(input.shape), input.shape[-1])
+        return self._crop(backend_of(input).spread(part, padded, self.kernel, self.stride))
 
 
 class MaxPool1D(_MaxPoolNd):
@@ -137,13 +152,16 @@ class MaxPool1D(_MaxPoolNd):
     k_size : int
     stride : int, optional
         Defaults to ``k_size`` (non-overlapping windows).
+    padding : int, default 0
+        ``-inf`` added at each end (at most ``k_size / 2``, as in PyTorch):
+        padding is never a maximum.
 
     Shape
     -----
-    ``(N, L, C)`` -> ``(N, (L - k_size) // stride + 1, C)``.
+    ``(N, L, C)`` -> ``(N, (L + 2 * padding - k_size) // stride + 1, C)``.
 
     Backward sends each window's gradient to one element, the first maximum
-    (PyTorch's rule on ties), summing where windows overlap.
+    (PyTorch's rule on ties, never the padding), summing where windows overlap.
     """
 
     _onnx_op = "MaxPool"
@@ -155,8 +173,9 @@ class MaxPool1D(_MaxPoolNd):
 class MaxPool2D(_MaxPoolNd):
     """Max over ``kh x kw`` windows, per channel: ``(N, H, W, C)`` -> ``(N, H_out, W_out, C)``.
 
-    ``k_size`` and ``stride`` are ints or pairs; ``stride`` defaults to ``k_size``.
-    Ties go to the first maximum in row-major order within the window.
+    ``k_size``, ``stride`` and ``padding`` (``-inf`` on each side, at most half
+    the kernel) are ints or pairs; ``stride`` defaults to ``k_size``. Ties go to
+    the first maximum in row-major order within the window.
     """
 
     _onnx_op = "MaxPool"
@@ -168,8 +187,9 @@ class MaxPool2D(_MaxPoolNd):
 class AvgPool1D(_AvgPoolNd):
     """Mean over windows of ``k_size`` positions, per channel.
 
-    Shape: ``(N, L, C)`` -> ``(N, (L - k_size) // stride + 1, C)``; ``stride`` defaults to
-    ``k_size``.
+    Shape: ``(N, L, C)`` -> ``(N, (L + 2 * padding - k_size) // stride + 1, C)``; ``stride``
+    defaults to ``k_size``. ``padding`` zeros at each end (at most ``k_size / 2``) count in
+    the mean, as PyTorch's default ``count_include_pad=True``.
     """
 
     _onnx_op = "AveragePool"
@@ -179,7 +199,11 @@ class AvgPool1D(_AvgPoolNd):
 
 
 class AvgPool2D(_AvgPoolNd):
-    """Mean over ``kh x kw`` windows, per channel: ``(N, H, W, C)`` -> ``(N, H_out, W_out, C)``."""
+    """Mean over ``kh x kw`` windows, per channel: ``(N, H, W, C)`` -> ``(N, H_out, W_out, C)``.
+
+    ``padding`` (an int or a pair, at most half the kernel) adds zeros on each
+    side that count in the mean, as PyTorch's default ``count_include_pad=True``.
+    """
 
     _onnx_op = "AveragePool"
     torch_names = ("AvgPool2d",)

@@ -326,6 +326,34 @@ def _constructors():
             "Conv2D",
             st.builds(lambda k, i, o, s: lambda: bp.Conv2D(k, i, o, s), SIZES, small, SIZES, SIZES),
         ),
+        ("Conv1D", st.builds(lambda k, p: lambda: bp.Conv1D(k, 2, 2, padding=p), small, ANYTHING)),
+        ("Conv2D", st.builds(lambda s, p: lambda: bp.Conv2D(3, 1, 1, s, p), ANYTHING, ANYTHING)),
+        (
+            "ConvTranspose1D",
+            st.builds(
+                lambda k, i, o, s, p, op: lambda: bp.ConvTranspose1D(k, i, o, s, p, op),
+                SIZES,
+                small,
+                SIZES,
+                SIZES,
+                ANYTHING,
+                ANYTHING,
+            ),
+        ),  # fmt: skip
+        (
+            "ConvTranspose2D",
+            st.builds(
+                lambda k, s, p, op: lambda: bp.ConvTranspose2D(k, 1, 2, s, p, op),
+                ANYTHING,
+                ANYTHING,
+                ANYTHING,
+                ANYTHING,
+            ),
+        ),  # fmt: skip
+        ("Upsample", st.builds(lambda s, m: lambda: bp.Upsample(s, m), ANYTHING, ANYTHING)),
+        ("Upsample", st.builds(lambda s: lambda: bp.Upsample(s), ANYTHING)),
+        ("MaxPool1D", st.builds(lambda k, p: lambda: bp.MaxPool1D(k, 1, p), SIZES, ANYTHING)),
+        ("AvgPool2D", st.builds(lambda k, p: lambda: bp.AvgPool2D(k, None, p), SIZES, ANYTHING)),
         ("MaxPool1D", st.builds(lambda k, s: lambda: bp.MaxPool1D(k, s), ANYTHING, ANYTHING)),
         ("AvgPool1D", st.builds(lambda k, s: lambda: bp.AvgPool1D(k, s), ANYTHING, ANYTHING)),
         ("MaxPool2D", st.builds(lambda k, s: lambda: bp.MaxPool2D(k, s), ANYTHING, ANYTHING)),
