@@ -46,7 +46,7 @@ def numbers(label: str, text: str) -> list[float]:
 def test_every_example_is_tested():
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
     tested = sorted(n for n in globals() if n.startswith("test_0"))
-    assert len(scripts) == len(tested) == 8, (scripts, tested)
+    assert len(scripts) == len(tested) == 11, (scripts, tested)
 
 
 def test_01_linear_regression():
@@ -108,3 +108,20 @@ def test_08_custom_layer(backend):
     assert numbers("test accuracy:", out)[0] >= 0.9
     assert "reloaded network gives the same scores: True" in out
     assert numbers("training forwards counted by the buffer:", out)[0] > 0
+
+
+def test_09_residual_cnn_1d():
+    out = run_example("09_residual_cnn_1d.py")
+    assert numbers("test accuracy:", out)[0] >= 0.95
+
+
+def test_10_gru_digits():
+    out = run_example("10_gru_digits.py")
+    assert numbers("test accuracy:", out)[0] >= 0.93
+
+
+def test_11_conv_autoencoder():
+    out = run_example("11_conv_autoencoder.py")
+    error = numbers("test reconstruction MSE per pixel:", out)[0]
+    baseline = numbers("mean-image baseline MSE per pixel:", out)[0]
+    assert error <= 0.25 * baseline, (error, baseline)
