@@ -389,7 +389,7 @@ def evaluate(
     metric must be a mean over rows (accuracy is): each chunk's value is
     weighted by its row count.
     """
-    positive_int("streaming.evaluate", "batch_size", batch_size)
+    batch_size = positive_int("streaming.evaluate", "batch_size", batch_size)
     X, Y = _pair(X, Y, chunk_rows, rows)
     backend = backend_of_net(net)
     cost = score = 0.0
@@ -458,7 +458,7 @@ def predict(
     -----
     ``(n, ...)`` -> ``(n, ...)``, the network's output for each row.
     """
-    positive_int("streaming.predict", "batch_size", batch_size)
+    batch_size = positive_int("streaming.predict", "batch_size", batch_size)
     if _is_dask(X) and rows is None:
         return _predict_dask(net, X, batch_size, chunk_rows)
     X = as_chunks(X, chunk_rows, rows=rows)
