@@ -45,7 +45,16 @@ from ._checks import positive_int
 from .backends import asarray, backend_of, kind_of, namespace_of, to_numpy, use_backend
 from .backends.ondisk import is_memmap, open_npy, read_rows
 from .module import Loss, Module
-from .optim.loop import SGD, Callback, History, Trainer, Validation, batch_bounds
+from .optim.loop import (
+    SGD,
+    Callback,
+    History,
+    Trainer,
+    Validation,
+    batch_bounds,
+    data_identity,
+    run_once,
+)
 from .optim.loop import evaluate as evaluate_in_memory
 from .optim.step import backend_of_net, validate_targets
 from .serialization import architecture, build
@@ -343,7 +352,23 @@ class StreamingTrainer(Trainer):
         for k in range(len(Y)):
             validate_targets(self.net, self.loss, first, asarray(Y.read(k), backend=self.backend))
         count = sum(len(batch_bounds(m, self.batch_size)) for m in X.lengths)
-        return self.run_epochs(epochs, X.n, count, lambda: self._stream_epoch(X, Y))
+        self.data_identity = run_once(lambda: self._identity(X, Y))
+        try:
+            return self.run_epochs(epochs, X.n, count, lambda: self._stream_epoch(X, Y))
+        finally:
+            self.data_identity = None
+
+    def _identity(self, X: RowChunks, Y: RowChunks) -> dict:
+        """What a checkpoint records of data read chunk by chunk: the row count and shapes, and
+        the sums of :func:`~backprop.optim.loop.data_identity` over the first and last chunks
+        (the whole data would be one more pass over the disk)."""
+        b = self.backend
+        picked = sorted({0, len(X) - 1})
+        x = b.xp.concat([asarray(X.read(k), backend=b) for k in picked], axis=0)
+        y = b.xp.concat([asarray(Y.read(k), backend=b) for k in picked], axis=0)
+        record = data_identity(b, x, y)
+        record["rows"] = X.n
+        return record
 
     def _stream_epoch(self, X: RowChunks, Y: RowChunks):
         b, xp = self.backend, self.backend.xp

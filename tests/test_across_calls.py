@@ -126,6 +126,28 @@ def test_resume_on_other_data_is_refused(tmp_path):
     _fit(X, y, path, resume=True, epochs=4, patience=None)  # the same data resumes
 
 
+def test_a_streamed_resume_on_another_file_is_refused(tmp_path):
+    X, y = _data()
+    np.save(tmp_path / "X.npy", X.astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    X2, _ = _data(seed=4)
+    np.save(tmp_path / "X2.npy", X2.astype(np.float32))
+    path = tmp_path / "run.npz"
+
+    def fit(x_file, epochs):
+        with bp.use_backend("numpy"):
+            bp.manual_seed(1)
+            return bp.streaming.fit(
+                _net(), bp.CELogSoftmax(), str(tmp_path / x_file), str(tmp_path / "y.npy"),
+                epochs=epochs, checkpoint=path, resume=True, chunk_rows=16,
+            )  # fmt: skip
+
+    fit("X.npy", 2)
+    with pytest.raises(ValueError, match="other data"):
+        fit("X2.npy", 4)
+    assert len(fit("X.npy", 4)) == 4
+
+
 def test_resume_without_the_validation_it_was_written_with_is_refused(tmp_path):
     X, y = _data()
     path = tmp_path / "run.npz"

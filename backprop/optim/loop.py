@@ -511,7 +511,7 @@ class Trainer:
         n = X.shape[0]
         bounds = batch_bounds(n, self.batch_size)
         sizes = [float(b - a) for a, b in bounds]
-        self.data_identity = _lazy(lambda: data_identity(self.backend, X, Y))
+        self.data_identity = run_once(lambda: data_identity(self.backend, X, Y))
         try:
             return self.run_epochs(
                 epochs, n, len(bounds), lambda: (self._run_epoch(X, Y, bounds), sizes)
@@ -654,7 +654,7 @@ class Trainer:
         return pairs
 
 
-def _lazy(compute: Callable[[], dict]) -> Callable[[], dict]:
+def run_once(compute: Callable[[], dict]) -> Callable[[], dict]:
     """``compute`` run once, on the first call."""
     done: list = []
 
