@@ -334,8 +334,11 @@ class StreamingTrainer(Trainer):
         compile: bool | Literal["auto"] = False,
         **options: Any,
     ) -> None:
+        if chunk_rows is not None:
+            chunk_rows = positive_int("StreamingTrainer", "chunk_rows", chunk_rows)
         super().__init__(net, loss, optimizer, compile=compile, **options)
         self.chunk_rows = chunk_rows
+        self.hyperparameters["chunk_rows"] = chunk_rows  # bound by a checkpoint (the shuffles)
         self.prefetch = bool(prefetch)
 
     loop_name = "streaming.fit"

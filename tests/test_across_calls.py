@@ -134,17 +134,19 @@ def test_a_streamed_resume_on_another_file_is_refused(tmp_path):
     np.save(tmp_path / "X2.npy", X2.astype(np.float32))
     path = tmp_path / "run.npz"
 
-    def fit(x_file, epochs):
+    def fit(x_file, epochs, chunk_rows=16):
         with bp.use_backend("numpy"):
             bp.manual_seed(1)
             return bp.streaming.fit(
                 _net(), bp.CELogSoftmax(), str(tmp_path / x_file), str(tmp_path / "y.npy"),
-                epochs=epochs, checkpoint=path, resume=True, chunk_rows=16,
+                epochs=epochs, checkpoint=path, resume=True, chunk_rows=chunk_rows,
             )  # fmt: skip
 
     fit("X.npy", 2)
     with pytest.raises(ValueError, match="other data"):
         fit("X2.npy", 4)
+    with pytest.raises(ValueError, match="other settings.*chunk_rows"):
+        fit("X.npy", 4, chunk_rows=np.int64(8))
     assert len(fit("X.npy", 4)) == 4
 
 
