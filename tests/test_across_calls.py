@@ -651,9 +651,16 @@ def test_float64_asked_of_a_float32_jax_backend_is_refused():
         "        print('got', x.dtype)\n"
         "    except ValueError as e:\n"
         "        print('refused', e)\n"
+        "    from backprop.data import one_hot\n"
+        "    try:\n"
+        "        print('got', one_hot(bp.asarray(np.arange(3)), 3, dtype='float64').dtype)\n"
+        "    except ValueError as e:\n"
+        "        print('refused', e)\n"
     )
     env = {**os.environ, "JAX_ENABLE_X64": "0", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
     )
-    assert done.stdout.startswith("refused") and "jax_enable_x64" in done.stdout, done
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done
+    assert all(line.startswith("refused") and "jax_enable_x64" in line for line in lines), done
