@@ -546,13 +546,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         c = scores.shape[1]
         pred = predict_classes(scores)
-        # rows: true class, columns: predicted class
-        matrix = to_numpy(
-            xp.matmul(
-                xp.matrix_transpose(one_hot(y_te, c, dtype="float64")),
-                one_hot(pred, c, dtype="float64"),
-            )
-        )
+        # rows: true class, columns: predicted class; counted in the backend's float dtype
+        # (exact up to 2**24 samples a cell in float32; JAX may have no float64)
+        matrix = to_numpy(xp.matmul(xp.matrix_transpose(one_hot(y_te, c)), one_hot(pred, c)))
         print(f"{args.path}: test accuracy {accuracy(scores, y_te):.4f} on {X_te.shape[0]} samples")
         width = max(4, len(str(int(matrix.max()))) + 1)
         print("confusion matrix (rows: true class, columns: predicted)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import warnings
 from typing import TYPE_CHECKING
 
 from ._install import install_hint
@@ -108,7 +109,15 @@ def one_hot(y: Array, n_classes: int, *, dtype: DType | None = None) -> Array:
             f"got [{int(xp.min(y))}, {int(xp.max(y))}]"
         )
     classes = xp.arange(n_classes, dtype=kind.wide_int(), device=kind.device_of(y))
-    return xp.astype(xp.expand_dims(y, axis=1) == classes, getattr(xp, target))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # JAX warns, then narrows: refused below
+        out = xp.astype(xp.expand_dims(y, axis=1) == classes, getattr(xp, target))
+    if out.dtype != getattr(xp, target):
+        raise ValueError(
+            f"one_hot: {kind.name} gives {out.dtype} for dtype {target!r} here (JAX without "
+            "jax_enable_x64: use a float64 backend or set JAX_ENABLE_X64=1)"
+        )
+    return out
 
 
 def predict_classes(scores: Array) -> Array:

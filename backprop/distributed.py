@@ -263,6 +263,7 @@ class DataParallelTrainer(Trainer):
         if n_shards is None:
             n_shards = self.n_workers
         self.n_shards = positive_int("DataParallelTrainer", "n_shards", n_shards)
+        self.hyperparameters["n_shards"] = self.n_shards  # bound by a checkpoint (the shuffles)
         self.retries = positive_int("DataParallelTrainer", "retries", retries, minimum=0)
         self.worker_timeout = worker_timeout
         if worker_backend is None:

@@ -45,7 +45,16 @@ from ._checks import positive_int
 from .backends import asarray, backend_of, kind_of, namespace_of, to_numpy, use_backend
 from .backends.ondisk import is_memmap, open_npy, read_rows
 from .module import Loss, Module
-from .optim.loop import SGD, Callback, History, Trainer, Validation, batch_bounds
+from .optim.loop import (
+    SGD,
+    Callback,
+    History,
+    Trainer,
+    Validation,
+    batch_bounds,
+    data_identity,
+    run_once,
+)
 from .optim.loop import evaluate as evaluate_in_memory
 from .optim.step import backend_of_net, validate_targets
 from .serialization import architecture, build
@@ -325,8 +334,11 @@ class StreamingTrainer(Trainer):
         compile: bool | Literal["auto"] = False,
         **options: Any,
     ) -> None:
+        if chunk_rows is not None:
+            chunk_rows = positive_int("StreamingTrainer", "chunk_rows", chunk_rows)
         super().__init__(net, loss, optimizer, compile=compile, **options)
         self.chunk_rows = chunk_rows
+        self.hyperparameters["chunk_rows"] = chunk_rows  # bound by a checkpoint (the shuffles)
         self.prefetch = bool(prefetch)
 
     loop_name = "streaming.fit"
@@ -343,7 +355,23 @@ class StreamingTrainer(Trainer):
         for k in range(len(Y)):
             validate_targets(self.net, self.loss, first, asarray(Y.read(k), backend=self.backend))
         count = sum(len(batch_bounds(m, self.batch_size)) for m in X.lengths)
-        return self.run_epochs(epochs, X.n, count, lambda: self._stream_epoch(X, Y))
+        self.data_identity = run_once(lambda: self._identity(X, Y))
+        try:
+            return self.run_epochs(epochs, X.n, count, lambda: self._stream_epoch(X, Y))
+        finally:
+            self.data_identity = None
+
+    def _identity(self, X: RowChunks, Y: RowChunks) -> dict:
+        """What a checkpoint records of data read chunk by chunk: the row count and shapes, and
+        the sums of :func:`~backprop.optim.loop.data_identity` over the first and last chunks
+        (the whole data would be one more pass over the disk)."""
+        b = self.backend
+        picked = sorted({0, len(X) - 1})
+        x = b.xp.concat([asarray(X.read(k), backend=b) for k in picked], axis=0)
+        y = b.xp.concat([asarray(Y.read(k), backend=b) for k in picked], axis=0)
+        record = data_identity(b, x, y)
+        record["rows"] = X.n
+        return record
 
     def _stream_epoch(self, X: RowChunks, Y: RowChunks):
         b, xp = self.backend, self.backend.xp
@@ -389,7 +417,7 @@ def evaluate(
     metric must be a mean over rows (accuracy is): each chunk's value is
     weighted by its row count.
     """
-    positive_int("streaming.evaluate", "batch_size", batch_size)
+    batch_size = positive_int("streaming.evaluate", "batch_size", batch_size)
     X, Y = _pair(X, Y, chunk_rows, rows)
     backend = backend_of_net(net)
     cost = score = 0.0
@@ -458,7 +486,7 @@ def predict(
     -----
     ``(n, ...)`` -> ``(n, ...)``, the network's output for each row.
     """
-    positive_int("streaming.predict", "batch_size", batch_size)
+    batch_size = positive_int("streaming.predict", "batch_size", batch_size)
     if _is_dask(X) and rows is None:
         return _predict_dask(net, X, batch_size, chunk_rows)
     X = as_chunks(X, chunk_rows, rows=rows)

@@ -126,6 +126,30 @@ def test_resume_on_other_data_is_refused(tmp_path):
     _fit(X, y, path, resume=True, epochs=4, patience=None)  # the same data resumes
 
 
+def test_a_streamed_resume_on_another_file_is_refused(tmp_path):
+    X, y = _data()
+    np.save(tmp_path / "X.npy", X.astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    X2, _ = _data(seed=4)
+    np.save(tmp_path / "X2.npy", X2.astype(np.float32))
+    path = tmp_path / "run.npz"
+
+    def fit(x_file, epochs, chunk_rows=16):
+        with bp.use_backend("numpy"):
+            bp.manual_seed(1)
+            return bp.streaming.fit(
+                _net(), bp.CELogSoftmax(), str(tmp_path / x_file), str(tmp_path / "y.npy"),
+                epochs=epochs, checkpoint=path, resume=True, chunk_rows=chunk_rows,
+            )  # fmt: skip
+
+    fit("X.npy", 2)
+    with pytest.raises(ValueError, match="other data"):
+        fit("X2.npy", 4)
+    with pytest.raises(ValueError, match="other settings.*chunk_rows"):
+        fit("X.npy", 4, chunk_rows=np.int64(8))
+    assert len(fit("X.npy", 4)) == 4
+
+
 def test_resume_without_the_validation_it_was_written_with_is_refused(tmp_path):
     X, y = _data()
     path = tmp_path / "run.npz"
@@ -627,9 +651,16 @@ def test_float64_asked_of_a_float32_jax_backend_is_refused():
         "        print('got', x.dtype)\n"
         "    except ValueError as e:\n"
         "        print('refused', e)\n"
+        "    from backprop.data import one_hot\n"
+        "    try:\n"
+        "        print('got', one_hot(bp.asarray(np.arange(3)), 3, dtype='float64').dtype)\n"
+        "    except ValueError as e:\n"
+        "        print('refused', e)\n"
     )
     env = {**os.environ, "JAX_ENABLE_X64": "0", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
     )
-    assert done.stdout.startswith("refused") and "jax_enable_x64" in done.stdout, done
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done
+    assert all(line.startswith("refused") and "jax_enable_x64" in line for line in lines), done

@@ -86,7 +86,7 @@ def set_generator_state(state: dict, rng: RNG = None) -> None:
     gen = host_rng(rng)
     try:
         gen.bit_generator.state = state
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ValueError(f"set_generator_state: not a generator state ({exc})") from None
 
 

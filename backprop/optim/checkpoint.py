@@ -86,7 +86,7 @@ def load_checkpoint(trainer: Trainer, path: FilePath) -> None:
             {**opt, "steps": record["optimizer"]["steps"], "lr": record["optimizer"]["lr"]},
         )
         trainer.load_state_dict(state)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
         _restore(trainer, before)
         message = " ".join(str(exc).split()) or type(exc).__name__
         raise ValueError(

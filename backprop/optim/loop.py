@@ -150,7 +150,7 @@ def evaluate(
 
     Returns ``(cost, metric_value)``; ``metric_value`` is None without a metric.
     """
-    positive_int("evaluate", "batch_size", batch_size)
+    batch_size = positive_int("evaluate", "batch_size", batch_size)
     backend = backend_of_net(net)
     X, Y = _check_data(backend, X, Y, "evaluate")
     xp = backend.xp
@@ -198,6 +198,10 @@ class Callback:
 
     def state_dict(self) -> dict:
         return {}
+
+    def check_state(self, trainer: Trainer, state: dict) -> None:
+        """ValueError when ``state`` (from a checkpoint) cannot be this callback's in
+        ``trainer``; called before anything is loaded."""
 
     def load_state_dict(self, state: dict) -> None: ...
 
@@ -338,6 +342,22 @@ class EarlyStopping(Callback):
 
     def state_dict(self) -> dict:
         return {"best": self.best, "waited": self.waited, "arrays": self.best_state or {}}
+
+    def check_state(self, trainer: Trainer, state: dict) -> None:
+        best, waited = state.get("best"), state.get("waited", 0)
+        if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+            raise ValueError(f"EarlyStopping: the best score {best!r} is not a number")
+        positive_int("EarlyStopping", "waited", waited, minimum=0)
+        arrays = state.get("arrays") or {}
+        if arrays:
+            # the best weights must fit this network: they are put back at the end
+            shapes = {n: tuple(p.shape) for n, p in trainer.net.named_parameters()}
+            got = {n: tuple(getattr(a, "shape", ())) for n, a in arrays.items()}
+            if got != shapes:
+                wrong = sorted(set(got.items()) ^ set(shapes.items()))[:2]
+                raise ValueError(
+                    f"EarlyStopping: the best weights do not fit this network ({wrong})"
+                )
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.waited = state.get("best"), int(state.get("waited", 0))
@@ -482,7 +502,7 @@ class Trainer:
         callbacks: Iterable[Callback] = (),
         compile: bool | Literal["auto"] = "auto",
     ) -> None:
-        _positive_int("batch_size", batch_size)
+        batch_size = _positive_int("batch_size", batch_size)
         rate = _rate(default_rate(optimizer) if eps is None else eps)
         if isinstance(optimizer, Optimizer) and eps is not None and rate != optimizer.lr:
             raise ValueError(
@@ -541,13 +561,13 @@ class Trainer:
     def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int) -> History:
         """Train until ``epochs`` epochs are complete (counting those already done); returns the
         history."""
-        _positive_int("epochs", epochs, minimum=0)
+        epochs = _positive_int("epochs", epochs, minimum=0)
         X, Y = _check_data(self.backend, X, Y)
         validate_targets(self.net, self.loss, X, Y)
         n = X.shape[0]
         bounds = batch_bounds(n, self.batch_size)
         sizes = [float(b - a) for a, b in bounds]
-        self.data_identity = _lazy(lambda: data_identity(self.backend, X, Y))
+        self.data_identity = run_once(lambda: data_identity(self.backend, X, Y))
         try:
             return self.run_epochs(
                 epochs, n, len(bounds), lambda: (self._run_epoch(X, Y, bounds), sizes)
@@ -647,7 +667,10 @@ class Trainer:
                 self.scheduler = make_schedule("cosine", self.optim.optimizer, max(self.epochs, 1))
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
-        for c, s in self.pair_callback_states(state):
+        pairs = self.pair_callback_states(state)
+        for c, s in pairs:
+            c.check_state(self, s)
+        for c, s in pairs:
             c.load_state_dict(s)
         if self.history.stopped_early:
             self.stop = True  # a finished run: nothing more to train
@@ -689,7 +712,7 @@ class Trainer:
         return pairs
 
 
-def _lazy(compute: Callable[[], dict]) -> Callable[[], dict]:
+def run_once(compute: Callable[[], dict]) -> Callable[[], dict]:
     """``compute`` run once, on the first call."""
     done: list = []
 
@@ -893,9 +916,9 @@ def SGD(
         eps = lr
     elif isinstance(optimizer, Optimizer) and eps == _SGD_EPS:
         eps = None  # the default rate: the instance's own lr rules
-    _positive_int("epochs", epochs, minimum=0)
+    epochs = _positive_int("epochs", epochs, minimum=0)
     if patience is not None:
-        _positive_int("patience", patience)
+        patience = _positive_int("patience", patience)
     trainer = Trainer if trainer is None else trainer
     if not (isinstance(trainer, type) and issubclass(trainer, Trainer)):
         raise TypeError(f"SGD: trainer must be a Trainer subclass, got {trainer!r}")
