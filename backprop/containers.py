@@ -150,7 +150,10 @@ class Container(Module):
 
     def forward(self, X: Array) -> Array:
         try:
-            own = backend_of(X).copy(X)  # the children may keep it; the caller may change X
+            b = backend_of(X)
+            # the children may keep it; the caller may change X (a tensor's autograd graph stays
+            # with the caller)
+            own = b.copy(b.detached(X))
         except TypeError as exc:
             raise TypeError(self._error("forward", f"input: {exc}")) from None
         self._call_path = ()

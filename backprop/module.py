@@ -729,7 +729,9 @@ class Module:
             and X.dtype == b.dtype
             and (not b.has_devices or b.on_device(X))
         ):
-            return X  # the common case, checked in a few attribute reads
+            # the common case, checked in a few attribute reads (a PyTorch tensor that requires
+            # grad is detached: its graph would pass into every parameter it updates)
+            return b.detached(X)
         cls = _floating(X, what, lambda message: self._error(method, message))
         ref = b if b is not None else (backend_of(like) if like is not None else None)
         if ref is not None:
@@ -756,8 +758,8 @@ class Module:
                     )
                 )
         if b is not None and X.dtype != b.dtype:
-            return b.xp.astype(X, b.dtype)
-        return X
+            return b.detached(b.xp.astype(X, b.dtype))
+        return b.detached(X) if b is not None else X
 
     def check_shape(self, X, expected: tuple, method: str = "forward", what: str = "input") -> None:
         """ValueError unless ``X`` matches ``expected`` (``None`` entries match any size)."""

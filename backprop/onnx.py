@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ._install import install_hint
 from .backends import namespace_of, to_numpy
+from .backends.npz import _short_name
 from .module import Module
 
 if TYPE_CHECKING:
@@ -279,7 +280,9 @@ def export_onnx(
 def _write_atomic(path, data: bytes) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    # the temporary name is cut to the file system's limit: a legal long name must not fail
+    prefix = f".{_short_name(os.path.basename(path), directory)}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -285,3 +285,18 @@ def test_new_layers_export_to_onnx(tmp_path):
     X = np.random.default_rng(0).normal(size=(7, 6)).astype(np.float32)
     got = ort.InferenceSession(str(tmp_path / "n.onnx")).run(None, {"input": X})[0]
     np.testing.assert_allclose(got, _np(net.forward(bp.asarray(X))), atol=1e-5)
+
+
+def test_a_tensor_that_requires_grad_leaves_no_graph_in_the_parameters():
+    with bp.use_backend("torch"):
+        net = Sequentiel(Linear(3, 2), TanH())
+        x = torch.randn(4, 3, requires_grad=True)
+        net.forward(x)
+        net.backward(x, torch.ones(4, 2))
+        net.update_parameters(0.1)
+        layer = Linear(3, 2)
+        layer.backward_update_gradient(x, torch.ones(4, 2))
+        layer.update_parameters(0.1)
+        for m in (net[0], layer):
+            assert m.get_parameter("weight").grad_fn is None
+            assert not m.get_parameter("weight").requires_grad
