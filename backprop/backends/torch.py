@@ -94,6 +94,41 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         """Entries below the smallest normal number set to zero, in place."""
         return target.masked_fill_(target.abs() < torch.finfo(target.dtype).smallest_normal, 0)
 
+    # ------------------------------------------------------------ convolution
+    # PyTorch's own convolution (oneDNN on the CPU, cuDNN on CUDA). A channels-last tensor
+    # moved to channels first is a view in PyTorch's channels_last memory format, which these
+    # kernels take without a copy; the results come back as channels-last views.
+
+    def conv(self, x, weight, bias, strides):
+        d = x.ndim - 2
+        if d not in (1, 2):
+            return super().conv(x, weight, bias, strides)
+        conv = torch.nn.functional.conv2d if d == 2 else torch.nn.functional.conv1d
+        y = conv(x.movedim(-1, 1), _torch_weight(weight), bias, stride=tuple(strides))
+        return y.movedim(1, -1), None
+
+    def conv_backward(
+        self, x, weight, delta, strides, saved=None, *, bias=True, input_grad=True, param_grad=True
+    ):
+        d = x.ndim - 2
+        if d not in (1, 2):
+            return super().conv_backward(
+                x, weight, delta, strides, saved,
+                bias=bias, input_grad=input_grad, param_grad=param_grad,
+            )  # fmt: skip
+        if not (input_grad or param_grad):
+            return None, None, None
+        dx, dw, db = torch.ops.aten.convolution_backward(
+            delta.movedim(-1, 1), x.movedim(-1, 1), _torch_weight(weight),
+            [weight.shape[-1]] if bias else None, list(strides), [0] * d, [1] * d, False,
+            [0] * d, 1, [input_grad, param_grad, param_grad and bias],
+        )  # fmt: skip
+        if dx is not None:
+            dx = dx.movedim(1, -1)
+        if dw is not None:  # (C_out, C_in, *kernel) -> (*kernel, C_in, C_out)
+            dw = dw.permute(*range(2, d + 2), 1, 0)
+        return dx, dw, db if (param_grad and bias) else None
+
     def windows(
         self, x: torch.Tensor, kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> torch.Tensor:
@@ -123,3 +158,9 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         cols[:, width] = 1
         cols.view(*lead, width + 1)[..., :width].unflatten(-1, tuple(w.shape[1 + d :])).copy_(w)
         return cols
+
+
+def _torch_weight(weight: torch.Tensor) -> torch.Tensor:
+    """backprop's ``(*kernel, C_in, C_out)`` weight as PyTorch's ``(C_out, C_in, *kernel)``."""
+    d = weight.ndim - 2
+    return weight.permute(d + 1, d, *range(d)).contiguous()  # small; some kernels need it
