@@ -129,6 +129,29 @@ class TorchBackend(_strided.OutMaxPool, Backend):
             dw = dw.permute(*range(2, d + 2), 1, 0)
         return dx, dw, db if (param_grad and bias) else None
 
+    # ---------------------------------------------------------------- pooling
+    # PyTorch's own max pooling: the same rule on ties (the first maximum in row-major order
+    # takes the window's gradient); a window holding NaN sends its gradient to its last NaN.
+
+    def max_pool(self, x, kernel, strides):
+        if x.ndim - 2 not in (1, 2) or not x.is_floating_point():
+            return super().max_pool(x, kernel, strides)
+        pool = torch.nn.functional.max_pool2d if x.ndim == 4 else torch.nn.functional.max_pool1d
+        return pool(x.movedim(-1, 1), tuple(kernel), tuple(strides)).movedim(1, -1)
+
+    def max_pool_backward(self, x, y, delta, kernel, strides):
+        d = x.ndim - 2
+        if d not in (1, 2) or not x.is_floating_point():
+            return super().max_pool_backward(x, y, delta, kernel, strides)
+        xc, dc = x.movedim(-1, 1), delta.movedim(-1, 1)
+        if d == 1:  # as a 2-D pooling of height 1
+            xc, dc = xc.unsqueeze(2), dc.unsqueeze(2)
+            kernel, strides = (1, *kernel), (1, *strides)
+        args = (list(kernel), list(strides), [0, 0], [1, 1], False)
+        _, index = torch.ops.aten.max_pool2d_with_indices(xc, *args)
+        dx = torch.ops.aten.max_pool2d_with_indices_backward(dc, xc, *args, index)
+        return (dx.squeeze(2) if d == 1 else dx).movedim(1, -1)
+
     def windows(
         self, x: torch.Tensor, kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> torch.Tensor:
