@@ -95,23 +95,26 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         return target.masked_fill_(target.abs() < torch.finfo(target.dtype).smallest_normal, 0)
 
     # ------------------------------------------------------------ convolution
-    # PyTorch's own convolution (oneDNN on the CPU, cuDNN on CUDA). A channels-last tensor
+    # PyTorch's own 2-D convolution (oneDNN on the CPU, cuDNN on CUDA). A channels-last image
     # moved to channels first is a view in PyTorch's channels_last memory format, which these
-    # kernels take without a copy; the results come back as channels-last views.
+    # kernels take without a copy; the results come back as channels-last views. 1-D inputs
+    # have no channels-last format (each call copies both ways): on the 1-D CNN the native
+    # 1-D convolution and pooling measured slower than the unfolded matrix and the out= max
+    # pool, so 1-D layers keep those.
 
     def conv(self, x, weight, bias, strides):
-        d = x.ndim - 2
-        if d not in (1, 2):
+        if x.ndim != 4:
             return super().conv(x, weight, bias, strides)
-        conv = torch.nn.functional.conv2d if d == 2 else torch.nn.functional.conv1d
-        y = conv(x.movedim(-1, 1), _torch_weight(weight), bias, stride=tuple(strides))
+        y = torch.nn.functional.conv2d(
+            x.movedim(-1, 1), _torch_weight(weight), bias, stride=tuple(strides)
+        )
         return y.movedim(1, -1), None
 
     def conv_backward(
         self, x, weight, delta, strides, saved=None, *, bias=True, input_grad=True, param_grad=True
     ):
         d = x.ndim - 2
-        if d not in (1, 2):
+        if d != 2:
             return super().conv_backward(
                 x, weight, delta, strides, saved,
                 bias=bias, input_grad=input_grad, param_grad=param_grad,
@@ -130,27 +133,24 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         return dx, dw, db if (param_grad and bias) else None
 
     # ---------------------------------------------------------------- pooling
-    # PyTorch's own max pooling: the same rule on ties (the first maximum in row-major order
-    # takes the window's gradient); a window holding NaN sends its gradient to its last NaN.
+    # PyTorch's own 2-D max pooling (channels_last views, as the convolution): the same rule on
+    # ties (the first maximum in row-major order takes the window's gradient); a window
+    # holding NaN sends its gradient to its last NaN. 1-D pooling keeps the out= version.
 
     def max_pool(self, x, kernel, strides):
-        if x.ndim - 2 not in (1, 2) or not x.is_floating_point():
+        if x.ndim != 4 or not x.is_floating_point():
             return super().max_pool(x, kernel, strides)
-        pool = torch.nn.functional.max_pool2d if x.ndim == 4 else torch.nn.functional.max_pool1d
-        return pool(x.movedim(-1, 1), tuple(kernel), tuple(strides)).movedim(1, -1)
+        y = torch.nn.functional.max_pool2d(x.movedim(-1, 1), tuple(kernel), tuple(strides))
+        return y.movedim(1, -1)
 
     def max_pool_backward(self, x, y, delta, kernel, strides):
-        d = x.ndim - 2
-        if d not in (1, 2) or not x.is_floating_point():
+        if x.ndim != 4 or not x.is_floating_point():
             return super().max_pool_backward(x, y, delta, kernel, strides)
         xc, dc = x.movedim(-1, 1), delta.movedim(-1, 1)
-        if d == 1:  # as a 2-D pooling of height 1
-            xc, dc = xc.unsqueeze(2), dc.unsqueeze(2)
-            kernel, strides = (1, *kernel), (1, *strides)
         args = (list(kernel), list(strides), [0, 0], [1, 1], False)
         _, index = torch.ops.aten.max_pool2d_with_indices(xc, *args)
         dx = torch.ops.aten.max_pool2d_with_indices_backward(dc, xc, *args, index)
-        return (dx.squeeze(2) if d == 1 else dx).movedim(1, -1)
+        return dx.movedim(1, -1)
 
     def windows(
         self, x: torch.Tensor, kernel: tuple[int, ...], strides: tuple[int, ...]
