@@ -19,7 +19,7 @@ import backprop as bp
 from backprop.backends import BackendUnavailableError
 from backprop.optim import validate_targets
 
-from . import memory, roofline
+from . import late, memory, roofline
 from .workloads import (
     LR,
     WORKLOADS,
@@ -274,6 +274,38 @@ def summarise(samples, batch):
     }
 
 
+def _run_workload(w, args, results, rss):
+    """Every batch size of workload ``w``: train and infer timings, peak memory, shares."""
+    model = roofline.step_model(backprop_network(w), w.n_features)
+    results["workloads"][w.name] = {"description": w.description, "model": model, "batches": {}}
+    for batch in batch_sizes_for(w, args):
+        cs = contenders_for(w, batch, args, results["skipped"])
+        for mode in ("train", "infer"):
+            measure(cs, mode, args.repeats, args.min_block, args.gap)
+        for c in cs:
+            if c.memory == "tracemalloc" or rss:
+                c.peak_bytes = memory.peak(c.train, c.memory, c.sync)
+        work = roofline.for_batch(model, batch)
+        entry = {}
+        for c in cs:
+            train = summarise(c.times["train"], batch)
+            entry[c.name] = {
+                "kind": c.kind,
+                "train": train,
+                "infer": summarise(c.times["infer"], batch),
+                "memory": {"method": c.memory, "peak_bytes": c.peak_bytes},
+                "shares": roofline.shares(
+                    work, train["median_s"], results["gemm_gflops"], results["bandwidth_gbs"]
+                ),
+            }
+        results["workloads"][w.name]["batches"][str(batch)] = {"work": work, "contenders": entry}
+        print(
+            f"  {w.name:12s} batch {batch:5d}: "
+            + ", ".join(f"{n} {e['train']['samples_per_s']:,.0f}/s" for n, e in entry.items()),
+            flush=True,
+        )
+
+
 def run(args):
     threads = args.threads
     try:
@@ -305,47 +337,13 @@ def run(args):
     )
     with bp.Loss.targets_checked():  # targets are validated once per contender, as the Trainer does
         for wname in args.models:
-            w = WORKLOADS[wname]
-            model = roofline.step_model(backprop_network(w), w.n_features)
-            results["workloads"][wname] = {
-                "description": w.description,
-                "model": model,
-                "batches": {},
-            }
-            for batch in batch_sizes_for(w, args):
-                cs = contenders_for(w, batch, args, results["skipped"])
-                for mode in ("train", "infer"):
-                    measure(cs, mode, args.repeats, args.min_block, args.gap)
-                for c in cs:
-                    if c.memory == "tracemalloc" or rss:
-                        c.peak_bytes = memory.peak(c.train, c.memory, c.sync)
-                work = roofline.for_batch(model, batch)
-                entry = {}
-                for c in cs:
-                    train = summarise(c.times["train"], batch)
-                    entry[c.name] = {
-                        "kind": c.kind,
-                        "train": train,
-                        "infer": summarise(c.times["infer"], batch),
-                        "memory": {"method": c.memory, "peak_bytes": c.peak_bytes},
-                        "shares": roofline.shares(
-                            work,
-                            train["median_s"],
-                            results["gemm_gflops"],
-                            results["bandwidth_gbs"],
-                        ),
-                    }
-                results["workloads"][wname]["batches"][str(batch)] = {
-                    "work": work,
-                    "contenders": entry,
-                }
-                print(
-                    f"  {wname:12s} batch {batch:5d}: "
-                    + ", ".join(
-                        f"{n} {e['train']['samples_per_s']:,.0f}/s" for n, e in entry.items()
-                    ),
-                    flush=True,
-                )
+            if wname != late.NAME:
+                _run_workload(WORKLOADS[wname], args, results, rss)
+    if late.NAME in args.models:
+        results["long_training"] = late.run(
+            args.backends, args.peers, args.quick, results["skipped"], gap=args.gap
+        )
+        print(late.table(results["long_training"]), flush=True)
     # the machine's rates again at the end: the roofline uses the best of both measurements
     rates = {"gemm_gflops": roofline.gemm_rate(), "bandwidth_gbs": roofline.bandwidth()}
     results["rates_measured"] = {k: [results[k], v] for k, v in rates.items()}
@@ -449,6 +447,23 @@ def check_goals(results):
                 f"{wname} batch {batch}: {name} reaches {share:.0%} of the GEMM roofline "
                 f"(goal >= {minimum:.0%}) {_met(share, minimum)}"
             )
+    for batch, bdata in results["workloads"].get("lenet5", {}).get("batches", {}).items():
+        entry = bdata["contenders"]
+        name, sps = best_backprop(entry)
+        torch = _sps(entry, TORCH)
+        if name and torch:
+            lines.append(
+                f"lenet5 batch {batch}: best backprop ({name}) / torch = {sps / torch:.2f}x "
+                f"(goal >= 1.0) {_met(sps / torch, 1.0)}"
+            )
+        r = _ratio(entry, "backprop[numpy]", TORCH)
+        if r is not None:
+            lines.append(
+                f"lenet5 batch {batch}: backprop[numpy] / torch = {r:.2f}x (goal >= 0.8) "
+                f"{_met(r, 0.8)}"
+            )
+    if "long_training" in results:
+        lines += late.goals(results["long_training"])
     bdata = results["workloads"].get("seed_cnn", {}).get("batches", {}).get("2048")
     if bdata is not None:
         live = bdata["work"]["live_bytes"]
@@ -596,6 +611,11 @@ def markdown(results) -> str:
         "### Peak memory (training step)",
         memory_table(results),
         "",
+        *(
+            ["### Late in training (Adam)", late.table(results["long_training"]), ""]
+            if "long_training" in results
+            else []
+        ),
         "### Goals (training step)",
         "",
         *[f"- {line}" for line in check_goals(results)],
@@ -664,7 +684,14 @@ def parse_args(argv=None):
         default=["numpy", "torch", "jax", "torch:cuda", "sklearn"],
         help="native contenders: numpy (hand-written), torch, jax (jit, hand-written), torch:cuda, sklearn",
     )
-    p.add_argument("--models", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    models = [*WORKLOADS, late.NAME]
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=models,
+        choices=models,
+        help=f"workloads ({late.NAME}: epoch times late and early in a long Adam run)",
+    )
     p.add_argument("--batch-sizes", nargs="+", type=int, default=None)
     p.add_argument(
         "--repeats", type=int, default=None, help="timed blocks per contender (median reported)"
@@ -713,6 +740,8 @@ def main(argv=None):
     print(table(results, "infer"))
     print(roofline_table(results))
     print(memory_table(results))
+    if "long_training" in results:
+        print(late.table(results["long_training"]))
     if results["skipped"]:
         print("\nskipped:\n  " + "\n  ".join(results["skipped"]))
     print("\ngoals (training step):\n  " + "\n  ".join(check_goals(results)))

@@ -48,7 +48,17 @@ def test_quick_run_writes_results(tmp_path):
     assert out.returncode == 0, out.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     assert (tmp_path / "throughput.png").stat().st_size > 10_000
-    assert set(results["workloads"]) == {"seed_mlp", "digits_mlp", "seed_cnn", "autoencoder"}
+    assert set(results["workloads"]) == {
+        "seed_mlp", "digits_mlp", "seed_cnn", "autoencoder", "lenet5",
+    }  # fmt: skip
+    lenet = results["workloads"]["lenet5"]["batches"]["32"]["contenders"]
+    assert "backprop[numpy]" in lenet and "numpy (hand-written)" not in lenet
+    assert any("no hand-written step for lenet5" in s for s in results["skipped"])
+    late = results["long_training"]
+    entry = late["contenders"]["backprop[numpy]"]
+    assert len(entry["epoch_s"]) == late["epochs"] and all(t > 0 for t in entry["epoch_s"])
+    assert entry["ratio"] == pytest.approx(entry["late_s"] / entry["early_s"])
+    assert entry["subnormal_share"] == 0.0  # Adam flushes them
     assert results["gemm_gflops"] > 0 and results["bandwidth_gbs"] > 0
     batch = results["workloads"]["seed_cnn"]["batches"]["32"]
     entry = batch["contenders"]
@@ -65,8 +75,10 @@ def test_quick_run_writes_results(tmp_path):
         "### Share of the hardware",
         "### Peak memory",
         "### Goals",
+        "### Late in training (Adam)",
     ):
         assert section in report
+    assert "adam_late: backprop[numpy] late / early epoch time" in report
     assert "targets (training step)" in out.stdout and "goals (training step)" in out.stdout
 
 
@@ -223,3 +235,49 @@ def test_each_peer_gets_its_own_batches(name, monkeypatch):
     for label, kinds in seen.items():
         assert kinds <= expected[label], (label, kinds)
     assert set(seen) == set(peers)
+
+
+def test_lenet_twins_compute_the_same_step():
+    """The 28x28 LeNet-5: native PyTorch and the hand-written JAX step start from backprop's
+    weights (convolution kernels and the flattening order converted) and agree with it."""
+    from benchmarks.workloads import WORKLOADS, JaxStep, TorchStep, make_batches
+
+    w = WORKLOADS["lenet5"]
+    (X, y), (X2, y2) = make_batches(w, 8, count=2)
+    assert X.shape == (8, 784) and X.dtype == np.float32 and X.min() >= 0 and X.max() <= 1
+    assert X.max() > 0.5 and set(np.unique(y)) <= set(range(10))  # digits, not noise
+    weights, loss, after = _contenders(w, X, y)
+    ref = _numpy_out(w, weights, X2)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        t = TorchStep(w, weights)
+        out = t.infer(t.prepare(X2, y2)[0]).numpy()
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+        assert abs(float(t.step(*t.prepare(X, y))) - loss) < 1e-4 * max(1, abs(loss))
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return
+    j = JaxStep(w, weights)
+    np.testing.assert_allclose(np.asarray(j.infer(j.prepare(X2, y2)[0])), ref, rtol=1e-4, atol=1e-5)
+    assert abs(float(j.step(*j.prepare(X, y))) - loss) < 1e-4 * max(1, abs(loss))
+    for a, b in zip(j.params, after):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-4, atol=1e-5)
+
+
+def test_digits_28x28_are_the_bundled_digits_upsampled():
+    from benchmarks.workloads import digits_28x28
+
+    X, y = digits_28x28()
+    assert X.shape == (1797, 784) and y.shape == (1797,)
+    images = X.reshape(-1, 28, 28)
+    assert not images[:, :4].any() and not images[:, 24:].any()  # a frame of zeros, as MNIST's
+    from sklearn.datasets import load_digits
+
+    small = load_digits().images / 16.0
+    # the corners of the 20x20 digit are the 8x8 corners (bilinear resizing keeps them)
+    np.testing.assert_allclose(images[:, 4, 4], small[:, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(images[:, 23, 23], small[:, 7, 7], atol=1e-6)

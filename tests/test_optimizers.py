@@ -352,3 +352,20 @@ def test_fused_adam_update_is_the_standard_one_bit_for_bit(backend, rng):
         for a, b in zip(own, std):
             np.testing.assert_array_equal(bp.to_numpy(a), bp.to_numpy(b))
             assert _subnormal_count(a) == 0
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop"])
+def test_flushing_optimizers_stay_on_a_second_device(rng, name):
+    """The buffers, the flush and the centered denominator stay on the parameters' device
+    (array-api-strict refuses to mix devices)."""
+    pytest.importorskip("array_api_strict")
+    with bp.use_backend("array_api_strict", device="device1", dtype="float64") as b:
+        lin = one_layer(rng)
+        opt = _FLUSHING[name]()
+        opt.step(lin)
+        opt.step(lin)
+        for _, buffers in opt._state.values():
+            for value in buffers.values():
+                assert str(value.device) == str(b.device)
+        for value in lin._parameters.values():
+            assert str(value.device) == str(b.device)

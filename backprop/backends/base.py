@@ -284,7 +284,8 @@ class Backend:
         """
         xp = self.xp
         tiny = xp.finfo(target.dtype).smallest_normal
-        flushed = xp.where(xp.abs(target) < tiny, xp.zeros((), dtype=target.dtype), target)
+        zero = xp.zeros((), dtype=target.dtype, device=self.device_of(target))
+        flushed = xp.where(xp.abs(target) < tiny, zero, target)
         if not self.mutable:
             return flushed
         target[...] = flushed

@@ -15,6 +15,7 @@ arrays, and have no device, so device checks pass them through.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -25,6 +26,22 @@ from .base import Backend, BackendUnavailableError, first_max_masks, offset_slic
 
 if TYPE_CHECKING:
     from .._typing import Array, DType
+
+
+_DIMENSIONS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
+
+
+def _conv(x, weight, strides):
+    return jax.lax.conv_general_dilated(
+        x, weight, strides, "VALID", dimension_numbers=_DIMENSIONS[x.ndim - 2]
+    )
+
+
+@partial(jax.jit, static_argnums=(3, 4, 5))
+def _conv_grads(x, weight, delta, strides, input_grad, param_grad):
+    _, vjp = jax.vjp(lambda a, w: _conv(a, w, strides), x, weight)
+    dx, dw = vjp(delta)
+    return (dx if input_grad else None), (dw if param_grad else None)
 
 
 class JaxBackend(Backend):
@@ -128,6 +145,34 @@ class JaxBackend(Backend):
 
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return jax.jit(fn)
+
+    # ------------------------------------------------------------ convolution
+    # XLA's own 2-D convolution (lax.conv_general_dilated, channels last as backprop's layout)
+    # and its gradients from jax.vjp, compiled once per shape (inlined inside a compiled step).
+    # 1-D layers keep the standard path: on the 1-D CNN (one input channel, kernel 3) the
+    # native convolution measured slower in the compiled step at batch 256.
+
+    def conv(self, x, weight, bias, strides):
+        d = x.ndim - 2
+        if d != 2:
+            return super().conv(x, weight, bias, strides)
+        y = _conv(x, weight, tuple(strides))
+        return (y if bias is None else y + bias), None
+
+    def conv_backward(
+        self, x, weight, delta, strides, saved=None, *, bias=True, input_grad=True, param_grad=True
+    ):
+        d = x.ndim - 2
+        if d != 2:
+            return super().conv_backward(
+                x, weight, delta, strides, saved,
+                bias=bias, input_grad=input_grad, param_grad=param_grad,
+            )  # fmt: skip
+        if not (input_grad or param_grad):
+            return None, None, None
+        dx, dw = _conv_grads(x, weight, delta, tuple(strides), input_grad, param_grad)
+        db = jnp.sum(delta, axis=tuple(range(d + 1))) if (param_grad and bias) else None
+        return dx, dw, db
 
     def overlap_add(
         self, cols: jax.Array, spatial: tuple[int, ...], strides: tuple[int, ...]

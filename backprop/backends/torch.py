@@ -102,6 +102,64 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         """Entries below the smallest normal number set to zero, in place."""
         return target.masked_fill_(target.abs() < torch.finfo(target.dtype).smallest_normal, 0)
 
+    # ------------------------------------------------------------ convolution
+    # PyTorch's own 2-D convolution (oneDNN on the CPU, cuDNN on CUDA). A channels-last image
+    # moved to channels first is a view in PyTorch's channels_last memory format, which these
+    # kernels take without a copy; the results come back as channels-last views. 1-D inputs
+    # have no channels-last format (each call copies both ways): on the 1-D CNN the native
+    # 1-D convolution and pooling measured slower than the unfolded matrix and the out= max
+    # pool, so 1-D layers keep those.
+
+    def conv(self, x, weight, bias, strides):
+        if x.ndim != 4:
+            return super().conv(x, weight, bias, strides)
+        y = torch.nn.functional.conv2d(
+            x.movedim(-1, 1), _torch_weight(weight), bias, stride=tuple(strides)
+        )
+        return y.movedim(1, -1), None
+
+    def conv_backward(
+        self, x, weight, delta, strides, saved=None, *, bias=True, input_grad=True, param_grad=True
+    ):
+        d = x.ndim - 2
+        if d != 2:
+            return super().conv_backward(
+                x, weight, delta, strides, saved,
+                bias=bias, input_grad=input_grad, param_grad=param_grad,
+            )  # fmt: skip
+        if not (input_grad or param_grad):
+            return None, None, None
+        dx, dw, db = torch.ops.aten.convolution_backward(
+            delta.movedim(-1, 1), x.movedim(-1, 1), _torch_weight(weight),
+            [weight.shape[-1]] if bias else None, list(strides), [0] * d, [1] * d, False,
+            [0] * d, 1, [input_grad, param_grad, param_grad and bias],
+        )  # fmt: skip
+        if dx is not None:
+            dx = dx.movedim(1, -1)
+        if dw is not None:  # (C_out, C_in, *kernel) -> (*kernel, C_in, C_out)
+            dw = dw.permute(*range(2, d + 2), 1, 0)
+        return dx, dw, db if (param_grad and bias) else None
+
+    # ---------------------------------------------------------------- pooling
+    # PyTorch's own 2-D max pooling (channels_last views, as the convolution): the same rule on
+    # ties (the first maximum in row-major order takes the window's gradient); a window
+    # holding NaN sends its gradient to its last NaN. 1-D pooling keeps the out= version.
+
+    def max_pool(self, x, kernel, strides):
+        if x.ndim != 4 or not x.is_floating_point():
+            return super().max_pool(x, kernel, strides)
+        y = torch.nn.functional.max_pool2d(x.movedim(-1, 1), tuple(kernel), tuple(strides))
+        return y.movedim(1, -1)
+
+    def max_pool_backward(self, x, y, delta, kernel, strides):
+        if x.ndim != 4 or not x.is_floating_point():
+            return super().max_pool_backward(x, y, delta, kernel, strides)
+        xc, dc = x.movedim(-1, 1), delta.movedim(-1, 1)
+        args = (list(kernel), list(strides), [0, 0], [1, 1], False)
+        _, index = torch.ops.aten.max_pool2d_with_indices(xc, *args)
+        dx = torch.ops.aten.max_pool2d_with_indices_backward(dc, xc, *args, index)
+        return dx.movedim(1, -1)
+
     def windows(
         self, x: torch.Tensor, kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> torch.Tensor:
@@ -131,3 +189,9 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         cols[:, width] = 1
         cols.view(*lead, width + 1)[..., :width].unflatten(-1, tuple(w.shape[1 + d :])).copy_(w)
         return cols
+
+
+def _torch_weight(weight: torch.Tensor) -> torch.Tensor:
+    """backprop's ``(*kernel, C_in, C_out)`` weight as PyTorch's ``(C_out, C_in, *kernel)``."""
+    d = weight.ndim - 2
+    return weight.permute(d + 1, d, *range(d)).contiguous()  # small; some kernels need it

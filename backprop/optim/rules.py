@@ -407,7 +407,8 @@ class RMSprop(Optimizer):
         if self.centered:
             mean = state["grad_mean"] = _average_(backend, state["grad_mean"], a, (1 - a) * g)
             # v - a^2 >= 0 in exact arithmetic; rounding may leave -1 ulp, which sqrt turns to NaN
-            denom = xp.sqrt(xp.maximum(sq - mean * mean, xp.zeros((), dtype=sq.dtype))) + self.eps
+            zero = xp.zeros((), dtype=sq.dtype, device=backend.device_of(sq))
+            denom = xp.sqrt(xp.maximum(sq - mean * mean, zero)) + self.eps
         else:
             denom = xp.sqrt(sq) + self.eps
         if self.momentum:
