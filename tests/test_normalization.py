@@ -553,7 +553,7 @@ ONNX_CASES = {
 
 @pytest.mark.parametrize("case", list(ONNX_CASES))
 def test_onnx_export_runs_in_onnx_runtime(case, tmp_path, rng):
-    pytest.importorskip("onnx", reason="onnx is not installed (pip install 'backprop[onnx]')")
+    pytest.importorskip("onnx", reason="onnx is not installed")
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     make, sample = ONNX_CASES[case]
     with bp.use_backend("numpy", dtype="float32"):
