@@ -205,6 +205,8 @@ def _finite(xp, X, what: str) -> None:
 
 
 def _starts_with(path, magic: bytes) -> bool:
+    if not os.path.isfile(path):
+        return False  # a FIFO or a device is never opened here: the reader refuses it
     try:
         with open(path, "rb") as f:
             return f.read(len(magic)) == magic
@@ -216,6 +218,8 @@ def _is_csv(path) -> bool:
     """Whether the first line of a text file (gzip or not) holds a comma."""
     import gzip
 
+    if not os.path.isfile(path):
+        return False  # the reader refuses what is not a regular file
     try:
         opener = gzip.open if _starts_with(path, b"\x1f\x8b") else open
         with opener(path, "rb") as f:
