@@ -561,7 +561,9 @@ class Module:
         target = make_backend(backend, device, dtype)
         for m in self.unique_modules():
             m._ensure_backend()
-            if (m._parameters or m._buffers or m._gradient) and m._backend != target:
+            # every array is moved, even when the module's backend already says target: a tied
+            # layer takes its backend from its owner, which may have moved first
+            if m._parameters or m._buffers or m._gradient:
                 for key, p in m._parameters.items():
                     m.set_parameter(key, _fresh_copy(asarray(p, backend=target)))
                 m._gradient = {

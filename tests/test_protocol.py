@@ -300,3 +300,18 @@ def test_a_tensor_that_requires_grad_leaves_no_graph_in_the_parameters():
         for m in (net[0], layer):
             assert m.get_parameter("weight").grad_fn is None
             assert not m.get_parameter("weight").requires_grad
+
+
+def test_moving_a_tied_autoencoder_moves_every_array(backend):
+    ae = bp.build_autoencoder((6, 4, 2), tied=True).network
+    ae.to(dtype="float64")
+    for m, k in ae.parameter_slots():
+        assert m.get_parameter(k).dtype == m.backend.xp.float64, (m, k)
+        assert m.get_gradient(k).dtype == m.backend.xp.float64, (m, k)
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    ae.to("torch")
+    for m, k in ae.parameter_slots():
+        assert isinstance(m.get_parameter(k), torch.Tensor), (m, k)
+    ae.zero_grad()  # no AttributeError from an array left behind
+    X = bp.asarray(np.random.default_rng(0).random((3, 6)), backend=ae[0][0].backend)
+    ae.forward(X)
