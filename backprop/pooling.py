@@ -107,7 +107,12 @@ class _MaxPoolNd(_PoolNd):
             Y = b.max_pool(self._pad(input, -math.inf), self.kernel, self.stride)
         # the masks compare with NaN padding, equal to no maximum: each window's gradient goes to
         # its first maximum among the input's own values (PyTorch's rule, -inf windows included)
-        dX = b.max_pool_backward(self._pad(input, math.nan), Y, delta, self.kernel, self.stride)
+        if any(lo or hi for lo, hi in self.pads):
+            dX = b.max_pool_backward_nan_padded(
+                self._pad(input, math.nan), Y, delta, self.kernel, self.stride
+            )
+        else:
+            dX = b.max_pool_backward(input, Y, delta, self.kernel, self.stride)
         return self._crop(dX)
 
     def backward_delta(self, input: Array, delta: Array) -> Array:

@@ -45,7 +45,7 @@ def numbers(label: str, text: str) -> list[float]:
 
 def test_every_example_is_tested():
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
-    tested = sorted(n for n in globals() if n.startswith("test_0"))
+    tested = sorted(n for n in globals() if re.match(r"test_\d\d_", n))
     assert len(scripts) == len(tested) == 11, (scripts, tested)
 
 

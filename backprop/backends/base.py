@@ -512,6 +512,14 @@ class Backend:
             y = xp.maximum(y, x[index])
         return y
 
+    def max_pool_backward_nan_padded(
+        self, x: Array, y: Array, delta: Array, kernel: tuple[int, ...], strides: tuple[int, ...]
+    ) -> Array:
+        """:meth:`max_pool_backward` for an ``x`` padded with NaN, which is never a window's
+        maximum: the path that compares ``x`` with ``y`` (a library's own max-pool gradient,
+        which recomputes the maxima from ``x``, would send them to the NaN)."""
+        return self.max_pool_backward(x, y, delta, kernel, strides)
+
     def max_pool_backward(
         self, x: Array, y: Array, delta: Array, kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> Array:

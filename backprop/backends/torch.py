@@ -151,6 +151,10 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         y = torch.nn.functional.max_pool2d(x.movedim(-1, 1), tuple(kernel), tuple(strides))
         return y.movedim(1, -1)
 
+    def max_pool_backward_nan_padded(self, x, y, delta, kernel, strides):
+        # the comparison path (not the native one, which takes NaN for a maximum)
+        return _strided.OutMaxPool.max_pool_backward(self, x, y, delta, kernel, strides)
+
     def max_pool_backward(self, x, y, delta, kernel, strides):
         if x.ndim != 4 or not x.is_floating_point():
             return super().max_pool_backward(x, y, delta, kernel, strides)
