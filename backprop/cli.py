@@ -645,8 +645,7 @@ def _printable(value) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .backends import available_backends, backend_class
-    from .backends.base import _device_label
+    from .backends import available_backends, backend_class, device_label
 
     if getattr(args, "model", None):
         from . import load
@@ -671,7 +670,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"python {sys.version.split()[0]}")
     for name, reason in available_backends().items():
         if reason is None:
-            devices = [_device_label(d) for d in backend_class(name).devices()]
+            devices = [device_label(d) for d in backend_class(name).devices()]
             print(
                 f"  {name:17s} usable   devices: {', '.join(devices)}   dtypes: {', '.join(DTYPES)}"
             )

@@ -54,12 +54,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._checks import positive_int, real_number
 from ._install import install_hint
+from ._network import backend_of_net
 from .backends import asarray, host_rng, to_numpy, use_backend
 from .backends.ondisk import host_arange
 from .backends.random import generator_state, set_generator_state
 from .module import Loss, Module
 from .optim.loop import SGD, History, Trainer
-from .optim.step import backend_of_net, validate_targets
+from .optim.step import validate_targets
 from .serialization import architecture, build
 
 if TYPE_CHECKING:

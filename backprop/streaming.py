@@ -42,12 +42,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from ._checks import positive_int
+from ._network import backend_of_net
 from .backends import asarray, backend_of, kind_of, namespace_of, to_numpy, use_backend
 from .backends.ondisk import is_memmap, open_npy, read_rows
 from .module import Loss, Module
 from .optim.loop import SGD, Callback, History, Trainer, Validation, batch_bounds
 from .optim.loop import evaluate as evaluate_in_memory
-from .optim.step import backend_of_net, validate_targets
+from .optim.step import validate_targets
 from .serialization import architecture, build
 
 if TYPE_CHECKING:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ._checks import positive_int, prod
+from ._network import backend_of_net
 from .module import Module
-from .optim.step import backend_of_net
 
 __all__ = ["summary"]
 

@@ -58,7 +58,9 @@ def profile(wname: str, batch: int, backend: str = "numpy", steps: int = 40) -> 
                 per_row, delta = timed("cost and its gradient", loss.forward_backward, y, acts[-1])
                 for j in range(len(layers) - 1, -1, -1):
                     m = layers[j]
-                    delta = timed(f"{j} {m!r} backward", m.chain_backward, acts[j], delta, j > first)
+                    delta = timed(
+                        f"{j} {m!r} backward", m.chain_backward, acts[j], delta, j > first
+                    )
                 timed("update", optim.optimizer.step, net)
             for i in range(steps):
                 timed("whole Optim.step", optim.step, *data[i % len(data)])
