@@ -129,34 +129,48 @@ def test_dropout_runs_are_reproducible(client, digits, f64_numpy):
 
     (a, trainer), (b, _) = run(), run()
     assert max_error(a, b) == 0.0
-    assert len(trainer.state_dict()["shard_streams"]) == 2
+    assert trainer.state_dict()["replicas"]["n_shards"] == 2
 
 
-class KillingTrainer(distributed.DataParallelTrainer):
-    """Kills the worker process of shard 1 just before the step ``kill_at`` = (epoch, batch)."""
+class KillerLoss(bp.CELogSoftmax):
+    """Kills the worker process of the first replica that reaches its ``kill_at``-th step (a
+    marker file makes it happen once: the replacement replica trains on)."""
 
-    kill_at = (1, 10)
+    def __init__(self, marker, kill_at):
+        super().__init__()
+        self.marker, self.kill_at, self.calls = str(marker), kill_at, 0
 
-    def _step(self, rows):
-        if self._where == self.kill_at:
-            worker = self._replicas[1][2]
-            pid = self.client.run(os.getpid, workers=[worker])[worker]
-            os.kill(pid, signal.SIGKILL)
-        return super()._step(rows)
+    def forward_backward(self, y, yhat):
+        self.calls += 1
+        if self.calls == self.kill_at:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().forward_backward(y, yhat)
 
 
-def test_a_killed_worker_is_replaced_and_the_step_retried(client, digits, f64_numpy):
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_a_killed_worker_is_replaced_and_the_epoch_goes_on(
+    client, digits, f64_numpy, tmp_path, optimizer
+):
+    """A worker process killed mid-epoch: the survivor's all-reduce fails, a replacement joins,
+    copies the survivor's parameters and optimizer state, and the epoch continues."""
     X, _, y, _ = digits
     net = models.mlp(64, 10, hidden=32)
     ref = clone(net)
-    trainer = KillingTrainer(
-        net, bp.CELogSoftmax(), "adam", client=client, eps=1e-3, seed=0, batch_size=32
+    lr = 1e-3 if optimizer == "adam" else 0.05
+    loss = KillerLoss(tmp_path / "killed", kill_at=10)
+    trainer = distributed.DataParallelTrainer(
+        net, loss, optimizer, client=client, eps=lr, seed=0, batch_size=32
     )
     trainer.fit(X, y, 2)
     bp.SGD(
-        ref, bp.CELogSoftmax(), X, y, epochs=2, eps=1e-3, optimizer="adam", seed=0, batch_size=32
+        ref, bp.CELogSoftmax(), X, y, epochs=2, eps=lr, optimizer=optimizer, seed=0, batch_size=32
     )
-    assert [(r["epoch"], r["batch"], r["shard"]) for r in trainer.recoveries] == [(1, 10, 1)]
+    assert [(r["epoch"], r["batch"]) for r in trainer.recoveries] == [(1, 10)]
     assert max_error(net, ref) < 1e-10  # nothing skipped, nothing counted twice
 
 
@@ -169,11 +183,10 @@ def test_a_lost_worker_stops_the_run_which_resumes_from_its_checkpoint(
     path = tmp_path / "run.npz"
     from backprop.optim import Checkpoint
 
-    trainer = KillingTrainer(
-        net, bp.CELogSoftmax(), "adam", client=client, eps=1e-3, seed=0, batch_size=32, retries=0,
-        callbacks=[Checkpoint(path)],
+    trainer = distributed.DataParallelTrainer(
+        net, KillerLoss(tmp_path / "killed", kill_at=43 + 5), "adam", client=client, eps=1e-3,
+        seed=0, batch_size=32, retries=0, callbacks=[Checkpoint(path)],
     )  # fmt: skip
-    trainer.kill_at = (2, 5)
     with pytest.raises(distributed.WorkerLostError, match=r"epoch 2, batch 5 of 43.*resume=True"):
         trainer.fit(X, y, 3)
     assert trainer.epoch == 1
@@ -210,7 +223,7 @@ def test_argument_errors(client):
         distributed.DataParallelTrainer(net, bp.MSELoss(), client=42)
     trainer = distributed.DataParallelTrainer(net, bp.MSELoss(), client=client, n_shards=3)
     with pytest.raises(ValueError, match="written with 2 shards.*n_shards=2"):
-        trainer.load_state_dict({"shard_streams": [{}, {}]})
+        trainer.load_state_dict({"replicas": {"n_shards": 2, "entropy": "1"}})
     with pytest.raises(ValueError, match="same number of rows"):
         trainer.fit(np.zeros((5, 4)), np.zeros((4, 2)), 1)
 

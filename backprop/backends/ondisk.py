@@ -22,7 +22,7 @@ from .readers import existing_file, file_identity, open_regular
 if TYPE_CHECKING:
     from .._typing import FilePath
 
-__all__ = ["host_arange", "is_memmap", "open_npy", "read_rows", "save_npy"]
+__all__ = ["host_aligned", "host_arange", "is_memmap", "open_npy", "read_rows", "save_npy"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _NUMERIC_KINDS = "biuf"
@@ -112,6 +112,15 @@ def read_rows(x: np.ndarray, start: int, stop: int) -> np.ndarray:
     if not block.dtype.isnative:  # a big-endian file: the libraries take native numbers
         block = block.astype(block.dtype.newbyteorder("="))
     return block.reshape((stop - start, *x.shape[1:]))
+
+
+def host_aligned(x: Any) -> Any:
+    """``x``, or a contiguous copy of it made once when it is a NumPy array that is not aligned
+    in memory or not C-contiguous (an array unpickled from a message buffer may be either;
+    ``numpy.take`` would copy such an array whole at every call)."""
+    if isinstance(x, np.ndarray) and not (x.flags.aligned and x.flags.c_contiguous):
+        return np.array(x, order="C", copy=True)
+    return x
 
 
 def host_arange(start: int, stop: int) -> np.ndarray:
