@@ -259,11 +259,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.workers is not None and args.scheduler is not None:
         raise UsageError("--workers starts a local cluster, --scheduler joins one: give one")
     if args.data and _npy_files(args.data):
-        if clustered:
-            raise UsageError(
-                "--data X.npy y.npy streams the files on one process; --workers and --scheduler "
-                "train from data in memory: give one or the other"
-            )
         with _backend_context(args) as backend:
             return _train_npy(args, backend, verbose, progress)
     with _backend_context(args) as backend:
@@ -461,9 +456,15 @@ def _train_npy(args, backend, verbose, progress) -> int:
             flush=True,
         )
     t0 = time.perf_counter()
-    history = streaming.fit(
-        net, loss, *train, **_fit_options(args, lr, test, autoencoder, progress, verbose)
-    )
+    options = _fit_options(args, lr, test, autoencoder, progress, verbose)
+    if args.workers is not None or args.scheduler is not None:
+        # each worker reads its own rows of the files; the driver reads the test rows
+        with _cluster(args) as client:
+            from . import distributed
+
+            history = distributed.fit(net, loss, *train, client=client, **options)
+    else:
+        history = streaming.fit(net, loss, *train, **options)
     seconds = time.perf_counter() - t0
     if autoencoder:
         summary = f"test BCE {history.val_loss[-1]:.4f}"

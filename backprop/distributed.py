@@ -197,14 +197,16 @@ def _is_stored(X) -> bool:
 
 
 def _storage_spec(data, what: str):
-    """What a worker needs to open ``data`` itself (a path, not the mapped bytes)."""
+    """What a worker needs to open ``data`` itself (a path, not the mapped bytes), and the rows
+    of it that are used (None: all; a :class:`~backprop.streaming.RowChunks` of some rows)."""
+    rows = None
     if isinstance(data, RowChunks):
-        data = data.data
+        data, rows = data.data, data.rows
     if isinstance(data, os.PathLike):
         data = os.fspath(data)
     if isinstance(data, str):
         open_npy(data)  # checked here, once: a missing file fails before a worker starts
-        return data
+        return data, rows
     filename = getattr(data, "filename", None)
     if filename is not None and hasattr(data, "offset"):
         whole = open_npy(filename)
@@ -213,8 +215,8 @@ def _storage_spec(data, what: str):
                 f"DataParallelTrainer: {what} is a view of part of {filename}; pass the path "
                 "or the whole memory map"
             )
-        return os.fspath(filename)
-    return data  # a dask or Zarr array: pickled as its graph or its store, read on the worker
+        return os.fspath(filename), rows
+    return data, rows  # a dask or Zarr array: pickled as its graph or store, read on the worker
 
 
 @contextlib.contextmanager
@@ -260,15 +262,18 @@ class _StoredRows:
     """A replica's block of consecutive rows in storage, read a chunk at a time in an order
     drawn from ``(entropy, epoch, rank)``."""
 
-    def __init__(self, X, Y, rank, world, n, steps, chunk_rows, entropy, shuffle) -> None:
+    def __init__(self, X, Y, subset, rank, world, n, steps, chunk_rows, entropy, shuffle) -> None:
         self.spec = (X, Y)
         self.rank, self.world, self.n, self._steps = rank, world, n, steps
         self.chunk_rows, self.entropy, self.shuffle = chunk_rows, entropy, shuffle
-        self.lo, self.hi = _parts(n, world)[rank]
+        lo, hi = _parts(n, world)[rank]
+        # the rank's block of consecutive rows (of the subset, when one is used)
+        self.subset = None if subset is None else subset[lo:hi]
+        self.lo, self.hi = lo, hi
 
     def open(self, backend) -> None:
         self.backend = backend
-        rows = host_arange(self.lo, self.hi)
+        rows = host_arange(self.lo, self.hi) if self.subset is None else self.subset
         with _local_dask():
             self.Xc = RowChunks(self.spec[0], self.chunk_rows, rows=rows)
             self.Yc = RowChunks(self.spec[1], None).like(self.Xc)
@@ -700,10 +705,11 @@ class DataParallelTrainer(Trainer):
                 [X, Y], workers=[worker] if worker else None, hash=False, timeout=timeout
             )
             return _MemoryRows(X, Y, rank, self.n_shards, self._bounds)
-        X, Y, n, steps = self._stored
+        X, Y, subset, n, steps = self._stored
         return _StoredRows(
-            X, Y, rank, self.n_shards, n, steps, self.chunk_rows, self._entropy, self.shuffle
-        )
+            X, Y, subset, rank, self.n_shards, n, steps, self.chunk_rows, self._entropy,
+            self.shuffle,
+        )  # fmt: skip
 
     def _place(self, rank: int, worker: str) -> None:
         self._replicas[rank] = (None, None, worker)
@@ -779,6 +785,14 @@ class DataParallelTrainer(Trainer):
                     self._result(entry[1].close(), entry[2], limit=_PING_S)
         self._replicas = None
         self._shards = None
+
+    def validation_callback(self, X_val, Y_val, metric=None):
+        """Validation on the driver: chunk by chunk for data in storage, in memory otherwise."""
+        if _is_stored(X_val) or _is_stored(Y_val):
+            from .streaming import StreamingValidation
+
+            return StreamingValidation(X_val, Y_val, metric, chunk_rows=self.chunk_rows)
+        return super().validation_callback(X_val, Y_val, metric)
 
     def close(self) -> None:
         """Close the client if this trainer opened it (from a scheduler address)."""
@@ -933,12 +947,19 @@ class DataParallelTrainer(Trainer):
             self._stop()
 
     def _fit_stored(self, X, Y, epochs: int) -> History:
-        X_spec, Y_spec = _storage_spec(X, "X"), _storage_spec(Y, "Y")
+        (X_spec, X_rows), (Y_spec, Y_rows) = _storage_spec(X, "X"), _storage_spec(Y, "Y")
+        if X_rows is not None or Y_rows is not None:
+            same = X_rows is not None and Y_rows is not None and X_rows.shape == Y_rows.shape
+            if not same or not bool((X_rows == Y_rows).all()):
+                raise ValueError(
+                    "DataParallelTrainer: X and Y are RowChunks of different rows; give both "
+                    "the same rows="
+                )
         with _local_dask():
-            Xc = RowChunks(X_spec, self.chunk_rows)
-            Yc = RowChunks(Y_spec)
-            n = Xc.shape[0]
-            if Yc.shape[0] != n:
+            Xc = RowChunks(X_spec, self.chunk_rows, rows=X_rows)
+            Yc = RowChunks(Y_spec, rows=Y_rows)
+            n = Xc.n
+            if Yc.n != n:
                 raise ValueError(
                     f"DataParallelTrainer: X and Y must have the same number of rows, got X "
                     f"{Xc.shape} and Y {Yc.shape}"
@@ -946,25 +967,27 @@ class DataParallelTrainer(Trainer):
             if n == 0:
                 raise ValueError("DataParallelTrainer: the data set is empty")
             first = asarray(Xc.read(0)[:1], backend=self.backend)
-            targets = [asarray(Yc.read(k), backend=self.backend) for k in range(len(Yc))]
-        xp = self.backend.xp
-        targets = xp.concat(targets, axis=0)
-        validate_targets(self.net, self.loss, first, targets)
+            # every target checked by the loss, a chunk at a time (never all of them in memory),
+            # and summed for the checkpoints' record of the data
+            record = {"rows": int(n), "X": {"shape": [int(v) for v in Xc.shape[1:]]}}
+            sums = {"shape": [int(v) for v in Yc.shape[1:]], "abs_sum": 0.0, "weighted_sum": 0.0}
+            for k in range(len(Yc)):
+                chunk = asarray(Yc.read(k), backend=self.backend)
+                validate_targets(self.net, self.loss, first, chunk)
+                part = data_identity(self.backend, chunk, chunk)["Y"]
+                sums["abs_sum"] += part["abs_sum"]
+                sums["weighted_sum"] += part["weighted_sum"]
+            record["Y"] = sums
         steps = len(batch_bounds(n, self.batch_size))
-        self._stored = (X_spec, Y_spec, n, steps)
+        self._stored = (X_spec, Y_spec, X_rows, n, steps)
         self._shards = None
         self._start()
-
-        def identity():
-            record = data_identity(self.backend, targets, targets)
-            record["X"] = {"shape": [int(s) for s in Xc.shape[1:]]}
-            return record
 
         def run_epoch():
             costs, counts = self._epoch(None)
             return asarray(costs, backend=self.backend), counts
 
-        self.data_identity = identity
+        self.data_identity = lambda: record
         try:
             return self.run_epochs(epochs, n, steps, run_epoch)
         finally:
