@@ -520,6 +520,7 @@ class _Replica:
         (``report``) the parameters and optimizer's state at the end."""
 
         def run():
+            cpu = time.thread_time()
             if state is not None:
                 self._load(*state)
             self.optimizer.lr = lr
@@ -536,6 +537,7 @@ class _Replica:
             result["steps"] = self.optimizer.steps
             if report and result["failed"] is None:
                 result["state"] = self._state()
+            result["cpu_s"] = time.thread_time() - cpu
             return result
 
         return await self._run(run)
@@ -873,6 +875,8 @@ class DataParallelTrainer(Trainer):
             broken = {r for r, res in results.items() if res["failed"] is not None}
             if not failed and not broken:
                 self._push = False
+                #: CPU seconds of each replica's thread in the last epoch (its steps, its reads)
+                self.replica_cpu_s = [results[r]["cpu_s"] for r in sorted(results)]
                 first = results[0]
                 self._take_state(*first["state"])
                 costs.extend(first["costs"])
