@@ -100,7 +100,7 @@ _TIMEOUTS = (TimeoutError, asyncio.TimeoutError)  # the same class from Python 3
 # seconds a replica has to answer a ping once its call failed, before it counts as lost
 _PING_S = 10
 # seconds between two looks at the scheduler's list of workers while waiting for a call
-_POLL_S = 0.5
+_POLL_S = 1.0
 
 
 class WorkerLostError(ConnectionError):
