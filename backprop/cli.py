@@ -391,7 +391,7 @@ def _npy_files(paths) -> bool:
     """Whether ``--data`` names two ``.npy`` files (read from their first bytes)."""
     if len(paths) != 2:
         return False
-    from .backends.readers import open_regular
+    from .io.readers import open_regular
 
     for path in paths:
         try:  # a FIFO or a device is refused here, never waited on
@@ -405,7 +405,7 @@ def _npy_files(paths) -> bool:
 
 def _open_npy(args):
     """The samples and labels of ``--data X.npy y.npy``, memory-mapped and checked."""
-    from .backends.ondisk import open_npy
+    from .io.ondisk import open_npy
 
     X, labels = open_npy(args.data[0]), open_npy(args.data[1])
     if X.ndim != 2 or X.dtype.kind != "f":
@@ -425,7 +425,7 @@ def _train_npy(args, backend, verbose, progress) -> int:
     """``train --data X.npy y.npy``: memory-mapped files, read chunk by chunk (streaming)."""
     from . import BCELoss, CELogSoftmax, accuracy, asarray, manual_seed, streaming
     from .backends import namespace_of
-    from .backends.readers import stratified_split
+    from .io.readers import stratified_split
 
     X, labels = _open_npy(args)
     if X.shape[0] < 2:

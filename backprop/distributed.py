@@ -72,8 +72,8 @@ from ._install import install_hint
 from ._network import backend_of_net
 from .backends import asarray, device_label, host_rng, to_numpy, use_backend
 from .backends.collective import Group, open_store
-from .backends.ondisk import host_aligned, host_arange, open_npy
 from .backends.random import derived_rng
+from .io.ondisk import host_aligned, host_arange, open_npy
 from .module import Loss, Module
 from .optim.engine import EagerEngine
 from .optim.history import data_identity

@@ -15,8 +15,8 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from ..backends.npz import decode_text, load_npz, save_npz_atomic
 from ..backends.random import set_generator_state
+from ..io.npz import decode_text, load_npz, save_npz_atomic
 from ..serialization import architecture
 from .history import Callback, History, same_data
 
