@@ -476,7 +476,6 @@ class _Replica:
         b, net = self.backend, self.net
         xp = b.xp
         rows = 0 if x is None else int(x.shape[0])
-        net.zero_grad()
         if rows:
             masks = derived_rng(self.entropy, epoch, k, self.rank)
             for m in self.random:
@@ -487,33 +486,37 @@ class _Replica:
             finally:
                 for m in net.unique_modules():
                     m.clear_cache()
-            weight = float(rows)
-            grads = [xp.reshape(m.get_gradient(key), (-1,)) * weight for m, key in self.slots]
+            grads = [xp.reshape(m.get_gradient(key), (-1,)) for m, key in self.slots]
         else:
             total = xp.asarray(0.0, dtype=b.dtype)
             grads = [
                 xp.reshape(xp.zeros_like(m.get_parameter(key)), (-1,)) for m, key in self.slots
             ]
         tail = xp.stack([xp.astype(total, b.dtype), xp.asarray(float(rows), dtype=b.dtype)])
+        # one fresh buffer: the gradients of the mean over this replica's rows, weighted in place
+        # by its rows (the gradient of their sum), then its cost sum and its rows
         flat = self._flat(xp.concat([*grads, tail]))
+        flat[:-2] *= float(rows)
         try:
             flat = self.group.allreduce_(flat)
         except RuntimeError as exc:
             raise _CollectiveFailed(str(exc)) from None
+        total, count = float(flat[-2]), float(flat[-1])
+        flat[:-2] *= 1.0 / count  # the gradient of the batch mean, in place
         flat = asarray(flat, backend=b)
-        count = float(flat[-1])
-        scale = 1.0 / count
-        net.zero_grad()
         offset = 0
         for m, key in self.slots:
             shape = tuple(m.get_parameter(key).shape)
             size = 1
             for s in shape:
                 size *= s
-            m.accumulate_gradient(key, xp.reshape(flat[offset : offset + size], shape) * scale)
+            # views of the buffer, which nothing else holds: stored as the gradients (zero_grad
+            # zeroes them in place at the next step)
+            m._gradient[key] = xp.reshape(flat[offset : offset + size], shape)
+            m._zero_keys.discard(key)
             offset += size
         self.optimizer.step(net)
-        return float(flat[-2]), count
+        return total, count
 
     async def run_epoch(self, epoch, lr, plan, start, state=None, report=False) -> dict:
         """Steps ``start``.. of epoch ``epoch``; the costs and row counts of the steps done, and

@@ -401,7 +401,7 @@ def markdown(results):
     steps = results["steps"]
     lines = [
         f"Measured by `python -m benchmarks.distributed` on {m['cpus']} CPU cores **shared with "
-        "other engineers' jobs** (load average "
+        "other jobs** (load average "
         f"{results['load_average_at_start'][0]:.1f} at the start, "
         f"{m['load_average_at_end'][0]:.1f} at the end: several times more runnable processes "
         "than cores), Python " + m["python"] + ", NumPy, float32, one BLAS thread per process. "

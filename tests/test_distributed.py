@@ -288,9 +288,10 @@ def test_each_worker_reads_its_own_rows_from_storage(client, npy_digits, f64_num
 
     def run(X_data, y_data, seed=0):
         net = clone(start)
+        client.wait_for_workers(2, timeout=60)  # a worker killed by an earlier test is back
         history = distributed.fit(
             net, bp.CELogSoftmax(), X_data, y_data, client=client, epochs=2, eps=0.1,
-            optimizer="momentum", seed=seed, chunk_rows=100, batch_size=64,
+            optimizer="momentum", seed=seed, chunk_rows=100, batch_size=64, n_shards=2,
         )  # fmt: skip
         return net, history
 
