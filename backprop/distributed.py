@@ -537,6 +537,13 @@ class _Replica:
                     counts.append(count)
             except _CollectiveFailed as exc:
                 result["failed"] = str(exc)
+            except BaseException:
+                # an error of the step itself: leave the group, so that the other replicas, waiting
+                # in the all-reduce, fail at once rather than at the group's timeout
+                if self.group is not None:
+                    self.group.close()
+                self.group = None
+                raise
             result["steps"] = self.optimizer.steps
             if report and result["failed"] is None:
                 result["state"] = self._state()

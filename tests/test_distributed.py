@@ -214,6 +214,41 @@ def test_an_error_in_a_step_is_raised_as_it_is(client, digits, f64_numpy):
         distributed.fit(net, FailsOnWorkers(), X[:100], y[:100], client=client, epochs=1)
 
 
+class FailsOnOneReplica(bp.CELogSoftmax):
+    """The first replica to reach its third step raises (a marker file picks one); the other
+    waits in the all-reduce."""
+
+    def __init__(self, marker):
+        super().__init__()
+        self.marker, self.calls = str(marker), 0
+
+    def forward_backward(self, y, yhat):
+        self.calls += 1
+        if self.calls == 3:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                raise ValueError("FailsOnOneReplica: a bug in one replica's step")
+        return super().forward_backward(y, yhat)
+
+
+def test_an_error_in_one_replica_does_not_leave_the_others_waiting(
+    client, digits, f64_numpy, tmp_path
+):
+    X, _, y, _ = digits
+    net = models.mlp(64, 10, hidden=8)
+    client.wait_for_workers(2, timeout=60)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="a bug in one replica"):
+        distributed.fit(
+            net, FailsOnOneReplica(tmp_path / "failed"), X[:320], y[:320], client=client,
+            epochs=1, n_shards=2, worker_timeout=60,
+        )  # fmt: skip
+    assert time.monotonic() - start < 30  # not the group's 60 s timeout
+
+
 def test_argument_errors(client):
     net = models.mlp(4, 2, hidden=3)
     with pytest.raises(ValueError, match="compile=True is not supported"):

@@ -13,6 +13,7 @@ returns (:func:`open_store`).
 from __future__ import annotations
 
 import datetime
+import gc
 import socket
 from typing import Any
 
@@ -123,5 +124,8 @@ class Group:
         return flat
 
     def close(self) -> None:
+        """Leave the group: its connections close at once, so the other members' pending
+        collective fails now rather than at its timeout (``abort`` does not close them)."""
         self.pg = None
         self.store = None
+        gc.collect()  # the process group's last references, if a cycle holds them
