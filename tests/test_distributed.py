@@ -73,6 +73,24 @@ def test_same_parameters_as_one_process_float64(client, digits, f64_numpy, netwo
     assert history[0] == pytest.approx(expected[0], rel=1e-12)
 
 
+@pytest.mark.parametrize("library", ["torch", "jax"])
+def test_replicas_on_another_library_give_the_same_parameters(client, digits, f64_numpy, library):
+    """The replicas compute with PyTorch or JAX (gloo through host memory), the driver with
+    NumPy."""
+    pytest.importorskip(library, reason=f"{library} is not installed")
+    X, _, y, _ = digits
+    X, y = X[:320], y[:320]
+    net = models.mlp(64, 10, hidden=16)
+    ref = clone(net)
+    options = {"epochs": 1, "eps": 1e-3, "optimizer": "adam", "seed": 0, "batch_size": 32}
+    distributed.fit(
+        net, bp.CELogSoftmax(), X, y, client=client, n_shards=2,
+        worker_backend=(library, None, "float64"), **options,
+    )  # fmt: skip
+    bp.SGD(ref, bp.CELogSoftmax(), X, y, **options)
+    assert max_error(net, ref) < 1e-10
+
+
 def test_same_parameters_as_one_process_float32(client, digits):
     X, _, y, _ = digits
     with bp.use_backend("numpy", dtype="float32"):
