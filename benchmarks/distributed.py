@@ -403,8 +403,15 @@ def markdown(results):
         f"Measured by `python -m benchmarks.distributed` on {m['cpus']} CPU cores **shared with "
         "other jobs** (load average "
         f"{results['load_average_at_start'][0]:.1f} at the start, "
-        f"{m['load_average_at_end'][0]:.1f} at the end: several times more runnable processes "
-        "than cores), Python " + m["python"] + ", NumPy, float32, one BLAS thread per process. "
+        f"{m['load_average_at_end'][0]:.1f} at the end"
+        + (
+            ": more runnable processes than cores"
+            if max(results["load_average_at_start"][0], m["load_average_at_end"][0]) > m["cpus"]
+            else ""
+        )
+        + "), Python "
+        + m["python"]
+        + ", NumPy, float32, one BLAS thread per process. "
         "Wall times on such a machine count other jobs' time slices; CPU times do not. The "
         "numbers are in [`distributed/results.json`](distributed/results.json); rerun the "
         "script on a quiet machine for wall times to compare with other machines.",
@@ -536,7 +543,9 @@ def markdown(results):
             f"{v['samples_per_s'] / 1e3:.0f}k/s ({v['efficiency']:.0%})"
             for k, v in row.items() if k.startswith("W=")
         )  # fmt: skip
-        used = f"{row['bandwidth_Bps'] / 1e9:.2f} GB/s" + (" (capped)" if row["capped"] else "")
+        link = 10e9 / 8 if row["link"] == "10 Gb/s" else 100e9 / 8
+        capped = row["bandwidth_Bps"] < link
+        used = f"{row['bandwidth_Bps'] / 1e9:.2f} GB/s" + (" (capped)" if capped else "")
         lines.append(f"| {row['network']} | {row['link']} | {used} | {cells} |")
     eff = next(r for r in results["projection"] if r["network"] == "mlp_1.86M"
                and r["link"] == "10 Gb/s" and r["capped"])["W=64"]["efficiency"]  # fmt: skip
