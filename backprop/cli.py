@@ -263,11 +263,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.workers is not None and args.scheduler is not None:
         raise UsageError("--workers starts a local cluster, --scheduler joins one: give one")
     if args.data and _npy_files(args.data):
-        if clustered:
-            raise UsageError(
-                "--data X.npy y.npy streams the files on one process; --workers and --scheduler "
-                "train from data in memory: give one or the other"
-            )
         with _backend_context(args) as backend:
             return _train_npy(args, backend, verbose, progress)
     with _backend_context(args) as backend:
@@ -400,7 +395,7 @@ def _npy_files(paths) -> bool:
     """Whether ``--data`` names two ``.npy`` files (read from their first bytes)."""
     if len(paths) != 2:
         return False
-    from .backends.readers import open_regular
+    from .io.readers import open_regular
 
     for path in paths:
         try:  # a FIFO or a device is refused here, never waited on
@@ -414,7 +409,7 @@ def _npy_files(paths) -> bool:
 
 def _open_npy(args):
     """The samples and labels of ``--data X.npy y.npy``, memory-mapped and checked."""
-    from .backends.ondisk import open_npy
+    from .io.ondisk import open_npy
 
     X, labels = open_npy(args.data[0]), open_npy(args.data[1])
     if X.ndim != 2 or X.dtype.kind != "f":
@@ -434,7 +429,7 @@ def _train_npy(args, backend, verbose, progress) -> int:
     """``train --data X.npy y.npy``: memory-mapped files, read chunk by chunk (streaming)."""
     from . import BCELoss, CELogSoftmax, accuracy, asarray, manual_seed, streaming
     from .backends import namespace_of
-    from .backends.readers import stratified_split
+    from .io.readers import stratified_split
 
     X, labels = _open_npy(args)
     if X.shape[0] < 2:
@@ -465,9 +460,15 @@ def _train_npy(args, backend, verbose, progress) -> int:
             flush=True,
         )
     t0 = time.perf_counter()
-    history = streaming.fit(
-        net, loss, *train, **_fit_options(args, lr, test, autoencoder, progress, verbose)
-    )
+    options = _fit_options(args, lr, test, autoencoder, progress, verbose)
+    if args.workers is not None or args.scheduler is not None:
+        # each worker reads its own rows of the files; the driver reads the test rows
+        with _cluster(args) as client:
+            from . import distributed
+
+            history = distributed.fit(net, loss, *train, client=client, **options)
+    else:
+        history = streaming.fit(net, loss, *train, **options)
     seconds = time.perf_counter() - t0
     if autoencoder:
         summary = f"test BCE {history.val_loss[-1]:.4f}"
@@ -645,8 +646,7 @@ def _printable(value) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .backends import available_backends, backend_class
-    from .backends.base import _device_label
+    from .backends import available_backends, backend_class, device_label
 
     if getattr(args, "model", None):
         from . import load
@@ -671,7 +671,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"python {sys.version.split()[0]}")
     for name, reason in available_backends().items():
         if reason is None:
-            devices = [_device_label(d) for d in backend_class(name).devices()]
+            devices = [device_label(d) for d in backend_class(name).devices()]
             print(
                 f"  {name:17s} usable   devices: {', '.join(devices)}   dtypes: {', '.join(DTYPES)}"
             )

@@ -7,7 +7,8 @@ import warnings
 from typing import TYPE_CHECKING
 
 from ._install import install_hint
-from .backends import Backend, asarray, backend_of, get_backend, kind_of, readers, to_numpy
+from .backends import Backend, asarray, backend_of, get_backend, kind_of, to_numpy
+from .io import readers
 
 if TYPE_CHECKING:
     from ._typing import Array, ArrayLike, DType, FilePath

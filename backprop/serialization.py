@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .backends import Backend, namespace_of, use_backend
-from .backends.npz import NpzArchive, decode_text, save_npz_atomic
+from .io.npz import NpzArchive, decode_text, save_npz_atomic
 from .module import Module, module_type, type_name
 
 if TYPE_CHECKING:

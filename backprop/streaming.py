@@ -24,7 +24,7 @@ those of :func:`~backprop.SGD` on the same data held in memory.
 Memory
 ------
 A memory-mapped ``.npy`` file is read with positioned reads rather than
-through its mapping (see :mod:`backprop.backends.ondisk`), so the resident
+through its mapping (see :mod:`backprop.io.ondisk`), so the resident
 memory of a process training on a file of any size stays near a few chunks
 (``chunk_rows`` rows; by default about 32 MB of data per chunk).
 """
@@ -42,8 +42,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from ._checks import positive_int
+from ._network import backend_of_net
 from .backends import asarray, backend_of, kind_of, namespace_of, to_numpy, use_backend
-from .backends.ondisk import is_memmap, open_npy, read_rows
+from .io.ondisk import is_memmap, open_npy, read_rows
 from .module import Loss, Module
 from .optim.loop import (
     SGD,
@@ -56,7 +57,7 @@ from .optim.loop import (
     run_once,
 )
 from .optim.loop import evaluate as evaluate_in_memory
-from .optim.step import backend_of_net, validate_targets
+from .optim.step import validate_targets
 from .serialization import architecture, build
 
 if TYPE_CHECKING:

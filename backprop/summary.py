@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ._checks import positive_int, prod
+from ._network import backend_of_net
 from .containers import _CALLS
 from .module import Module
-from .optim.step import backend_of_net
 
 __all__ = ["summary"]
 

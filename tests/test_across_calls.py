@@ -311,7 +311,7 @@ def _usps_text(n=20, d=4, seed=0):
         lambda p: bp.data.read_usps(p),
         lambda p: bp.load(p),
         lambda p: bp.streaming.RowChunks(p),
-        lambda p: bp.backends.readers.read_file(p),
+        lambda p: bp.io.readers.read_file(p),
     ],
 )
 def test_a_fifo_or_a_device_is_refused_not_waited_on(tmp_path, reader):
@@ -337,7 +337,7 @@ def test_the_cli_refuses_a_fifo_as_data(tmp_path):
 def test_a_gzip_bomb_is_refused_at_the_limit(tmp_path, monkeypatch):
     import gzip
 
-    from backprop.backends import readers
+    from backprop.io import readers
 
     path = tmp_path / "usps.gz"
     path.write_bytes(gzip.compress(b"1 0.5\n" * 400_000))  # 2.4 MB from a few kB

@@ -1,9 +1,9 @@
-"""backprop.backends.ondisk: memory-mapped .npy files read a block of rows at a time."""
+"""backprop.io.ondisk: memory-mapped .npy files read a block of rows at a time."""
 
 import numpy as np
 import pytest
 
-from backprop.backends.ondisk import host_arange, is_memmap, open_npy, read_rows, save_npy
+from backprop.io.ondisk import host_arange, is_memmap, open_npy, read_rows, save_npy
 
 
 @pytest.fixture

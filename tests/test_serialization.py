@@ -12,7 +12,7 @@ import pytest
 
 import backprop as bp
 from backprop import backends
-from backprop.backends import npz
+from backprop.io import npz
 
 
 def make_net():

@@ -15,7 +15,7 @@ process-wide choice, :func:`use_backend` is a context manager (a
 
 from __future__ import annotations
 
-from .base import DTYPES, Backend, BackendUnavailableError
+from .base import DTYPES, Backend, BackendUnavailableError, device_label
 from .random import bernoulli, host_rng, manual_seed, normal, permutation, uniform
 from .registry import BACKENDS, available_backends, backend_class, kind_of, namespace_of, to_numpy
 from .selection import get_backend, make_backend, set_backend, use_backend
@@ -32,6 +32,7 @@ __all__ = [
     "backend_like",
     "backend_of",
     "bernoulli",
+    "device_label",
     "get_backend",
     "host_rng",
     "kind_of",

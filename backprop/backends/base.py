@@ -160,9 +160,9 @@ class Backend:
         if spec is None:
             return info.default_device()
         for d in info.devices():
-            if d == spec or str(d) == str(spec) or _device_label(d) == str(spec):
+            if d == spec or str(d) == str(spec) or device_label(d) == str(spec):
                 return d
-        labels = ", ".join(repr(_device_label(d)) for d in info.devices())
+        labels = ", ".join(repr(device_label(d)) for d in info.devices())
         raise ValueError(
             f"backend {cls.name!r}: unknown device {spec!r}; valid devices are: {labels}"
         )
@@ -174,7 +174,7 @@ class Backend:
 
     def describe(self) -> str:
         """A short label such as ``numpy:cpu/float32``."""
-        return f"{self.name}:{_device_label(self.device)}/{self.dtype_name}"
+        return f"{self.name}:{device_label(self.device)}/{self.dtype_name}"
 
     def __repr__(self) -> str:
         return f"Backend({self.describe()})"
@@ -186,13 +186,13 @@ class Backend:
         return hash(self._key())
 
     def _key(self) -> tuple:
-        return (self.name, _device_label(self.device), self.dtype_name)
+        return (self.name, device_label(self.device), self.dtype_name)
 
     def __reduce__(self):
         # pickled by description: namespaces and device objects do not pickle
         from . import make_backend
 
-        return make_backend, (self.name, _device_label(self.device), self.dtype_name)
+        return make_backend, (self.name, device_label(self.device), self.dtype_name)
 
     # ----------------------------------------------------------- transfers
 
@@ -575,7 +575,8 @@ def dtype_name_of(dtype: DType) -> str:
     return text
 
 
-def _device_label(device) -> str:
+def device_label(device) -> str:
+    """A device as the text that names it (``'cpu'``, ``'cuda:0'``), for messages and specs."""
     if hasattr(device, "id") and type(device).__module__.startswith("cupy"):
         return f"cuda:{device.id}"
     text = str(device)

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from .base import Backend
 
 __all__ = [
-    "bernoulli", "generator_state", "host_rng", "manual_seed", "normal", "permutation",
-    "set_generator_state", "uniform",
+    "bernoulli", "derived_rng", "generator_state", "host_rng", "manual_seed", "normal",
+    "permutation", "set_generator_state", "uniform",
 ]  # fmt: skip
 
 #: what an ``rng`` argument takes: None (the library's generator), an int seed or a NumPy
@@ -73,6 +73,13 @@ def host_rng(rng: RNG = None) -> np.random.Generator:
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(_seed("rng", rng))
     raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
+
+
+def derived_rng(*keys: int) -> np.random.Generator:
+    """A generator determined by the non-negative integers ``keys`` alone (``numpy``'s
+    ``SeedSequence(keys)``): the same keys give the same stream in any process, and streams of
+    different keys are independent (for a worker's rows or masks at an epoch and a step)."""
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
 
 
 def generator_state(rng: RNG = None) -> dict:

@@ -15,13 +15,14 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from ..backends.npz import decode_text, load_npz, save_npz_atomic
 from ..backends.random import set_generator_state
+from ..io.npz import decode_text, load_npz, save_npz_atomic
 from ..serialization import architecture
-from .loop import Callback, History, Trainer, same_data
+from .history import Callback, History, same_data
 
 if TYPE_CHECKING:
     from .._typing import FilePath
+    from .loop import Trainer
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
 

@@ -19,13 +19,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from .._checks import positive_int, real_number
+from .._checks import positive_int
 from ..backends import asarray, host_rng
 from ..backends.random import generator_state, set_generator_state
 from ..module import Loss, Module
+from .checkpoint import Checkpoint
+from .history import Callback, History, data_identity
 from .rules import Optimizer, make_optimizer
 from .schedules import make_schedule
-from .step import Optim, backend_of_net, default_rate, validate_targets
+from .step import Optim, backend_of_net, learning_rate, validate_targets
 
 if TYPE_CHECKING:
     from .._typing import Array, ArrayLike, FilePath, Metric
@@ -41,71 +43,6 @@ __all__ = [
 
 class DivergenceError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-class History(list):
-    """What :func:`SGD` returns: the per-epoch mean training cost as a list of floats
-    (the assignment's return value), with the rest of the record as attributes.
-
-    Attributes
-    ----------
-    val_loss, metric : list of float
-        Per epoch, when validation data (and a metric) were given.
-    time : list of float
-        Seconds per epoch.
-    lr : list of float
-        Learning rate used in each epoch.
-    best_epoch : int or None
-        1-based epoch of the best validation score, when validating.
-    restored_epoch : int or None
-        1-based epoch whose parameters the network holds at the end because
-        they were put back (``restore_best``: a later epoch scored worse on the
-        validation data); None when the network holds the last epoch's.
-    resumed_after : int or None
-        Epochs already complete when the run was resumed from a checkpoint
-        (None: not resumed).
-    stopped_early : bool
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.val_loss: list[float] = []
-        self.metric: list[float] = []
-        self.time: list[float] = []
-        self.lr: list[float] = []
-        self.best_epoch: int | None = None
-        self.restored_epoch: int | None = None
-        self.resumed_after: int | None = None
-        self.stopped_early = False
-
-    @property
-    def train_loss(self) -> list[float]:
-        """The per-epoch mean training costs (the list itself, as a plain list)."""
-        return list(self)
-
-    def as_dict(self) -> dict:
-        """Everything recorded, as JSON-serialisable lists and values."""
-        return {
-            "train_loss": list(self),
-            "val_loss": self.val_loss,
-            "metric": self.metric,
-            "time": self.time,
-            "lr": self.lr,
-            "best_epoch": self.best_epoch,
-            "restored_epoch": self.restored_epoch,
-            "stopped_early": self.stopped_early,
-        }
-
-    @classmethod
-    def from_dict(cls, record: dict) -> History:
-        history = cls()
-        history.extend(float(v) for v in record.get("train_loss", []))
-        for name in ("val_loss", "metric", "time", "lr"):
-            setattr(history, name, [float(v) for v in record.get(name, [])])
-        history.best_epoch = record.get("best_epoch")
-        history.restored_epoch = record.get("restored_epoch")
-        history.stopped_early = bool(record.get("stopped_early", False))
-        return history
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -176,34 +113,6 @@ def evaluate(
 # --------------------------------------------------------------------------
 # Callbacks
 # --------------------------------------------------------------------------
-
-
-class Callback:
-    """A part of the training loop. Override the hooks you need; each gets the :class:`Trainer`.
-
-    ``on_epoch_end`` receives ``logs``, the epoch's record so far (``loss``,
-    ``lr``, ``time``, and what earlier callbacks added, e.g. ``val_loss``);
-    a callback may add to it. Setting ``trainer.stop = True`` ends training
-    after this epoch. :meth:`state_dict` / :meth:`load_state_dict` carry a
-    callback's state through a checkpoint.
-    """
-
-    def on_train_begin(self, trainer: Trainer) -> None: ...
-
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None: ...
-
-    def on_train_end(self, trainer: Trainer) -> None: ...
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def check_state(self, trainer: Trainer, state: dict) -> None:
-        """ValueError when ``state`` (from a checkpoint) cannot be this callback's in
-        ``trainer``; called before anything is loaded."""
-
-    def load_state_dict(self, state: dict) -> None: ...
 
 
 class DivergenceGuard(Callback):
@@ -503,13 +412,13 @@ class Trainer:
         compile: bool | Literal["auto"] = "auto",
     ) -> None:
         batch_size = _positive_int("batch_size", batch_size)
-        rate = _rate(default_rate(optimizer) if eps is None else eps)
+        rate = learning_rate(self.loop_name, eps, None, optimizer)
         if isinstance(optimizer, Optimizer) and eps is not None and rate != optimizer.lr:
             raise ValueError(
                 f"{self.loop_name}: eps={eps!r} and optimizer={optimizer!r} name two learning "
                 "rates; the optimizer's own lr is the one used: drop eps or make them agree"
             )
-        self.optim = Optim(net, loss, rate, make_optimizer(optimizer, rate), compile=compile)
+        self.optim = Optim(net, loss, optimizer=make_optimizer(optimizer, rate), compile=compile)
         self.hyperparameters = _hyperparameters(
             self.optim.optimizer, batch_size, shuffle, scheduler
         )
@@ -724,40 +633,6 @@ def run_once(compute: Callable[[], dict]) -> Callable[[], dict]:
     return get
 
 
-def data_identity(backend, X: Array, Y: Array) -> dict:
-    """What a checkpoint records of the training data: the shapes, and sums of the values
-    (plain and weighted by row position) that another data set, or the same rows in another
-    order, would not give."""
-    xp = backend.xp
-    dtype = backend.dtype
-    record = {"rows": int(X.shape[0])}
-    for name, A in (("X", X), ("Y", Y)):
-        values = xp.reshape(xp.astype(A, dtype), (A.shape[0], -1))
-        weights = xp.astype(xp.arange(A.shape[0]) % 13 + 1, dtype)
-        rows = xp.sum(xp.abs(values), axis=1)
-        record[name] = {
-            "shape": [int(s) for s in A.shape[1:]],
-            "abs_sum": float(xp.sum(rows)),
-            "weighted_sum": float(xp.sum(rows * weights)),
-        }
-    return record
-
-
-def same_data(saved: dict, now: dict) -> str | None:
-    """None when two :func:`data_identity` records describe the same data, else what differs."""
-    if saved.get("rows") != now.get("rows"):
-        return f"{saved.get('rows')} rows then, {now.get('rows')} now"
-    for name in ("X", "Y"):
-        a, b = saved.get(name) or {}, now.get(name) or {}
-        if a.get("shape") != b.get("shape"):
-            return f"{name} rows of shape {a.get('shape')} then, {b.get('shape')} now"
-        for key in ("abs_sum", "weighted_sum"):
-            x, y = float(a.get(key, 0.0)), float(b.get(key, 0.0))
-            if not abs(x - y) <= 1e-4 * max(abs(x), abs(y)) + 1e-6:
-                return f"other values in {name}"
-    return None
-
-
 def _hyperparameters(optimizer: Optimizer, batch_size, shuffle, scheduler) -> dict:
     """What a checkpoint binds of the training's settings: the optimizer's type and options
     (its learning rate as given, before any schedule), the batch size, the shuffling and the
@@ -793,10 +668,6 @@ def max_epochs() -> int | None:
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"BACKPROP_MAX_EPOCHS must be a positive integer, got {text!r}")
     return int(text)
-
-
-def _rate(eps) -> float:
-    return real_number("SGD", "eps (the learning rate)", eps, low=0.0, low_open=True)
 
 
 def _positive_int(name, value, minimum=1):
@@ -1002,8 +873,6 @@ def assemble_callbacks(
         parts.append(ProgressBar(metric_name=metric_name))
     parts.extend(callbacks)
     if checkpoint is not None:
-        from .checkpoint import Checkpoint
-
         parts.append(Checkpoint(checkpoint, resume=resume))
     return parts
 

@@ -1,27 +1,19 @@
-"""One training step: :class:`Optim` (forward, cost, backward, update), eager or compiled."""
+"""One training step: :class:`Optim`, an engine's gradients and the optimizer's update."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
 from .._checks import real_number
-from ..backends import Backend, asarray, backend_of, get_backend
-from ..module import _TARGETS_CHECKED, Loss, Module
+from .._network import backend_of_net
+from ..module import Loss, Module
+from .engine import make_engine, validate_targets
 from .rules import Optimizer, make_optimizer
 
 if TYPE_CHECKING:
     from .._typing import Array
 
-__all__ = ["Optim", "backend_of_net"]
-
-
-def backend_of_net(net: Module) -> Backend:
-    """The backend of a network's parameters (the backend in force if it has none)."""
-    for m in net.unique_modules():
-        m._ensure_backend()
-        if m.backend is not None:
-            return m.backend
-    return get_backend()
+__all__ = ["Optim", "backend_of_net", "learning_rate", "validate_targets"]
 
 
 def default_rate(optimizer: str | Optimizer | None) -> float:
@@ -30,8 +22,31 @@ def default_rate(optimizer: str | Optimizer | None) -> float:
     return 1e-3 if isinstance(optimizer, str) and optimizer.lower() == "adam" else 0.1
 
 
+def learning_rate(
+    owner: str, eps: float | None, lr: float | None, optimizer: str | Optimizer | None
+) -> float:
+    """The learning rate of ``eps`` or its alias ``lr`` (the optimizer's default if neither),
+    checked: the one check of that argument for :class:`Optim`, :class:`~backprop.Trainer` and
+    :func:`~backprop.SGD`."""
+    if eps is not None and lr is not None and eps != lr:
+        raise ValueError(
+            f"{owner}: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}"
+        )
+    rate = lr if eps is None else eps
+    if rate is None:
+        return optimizer.lr if isinstance(optimizer, Optimizer) else default_rate(optimizer)
+    return real_number(owner, "the learning rate (eps)", rate, low=0.0, low_open=True)
+
+
+def check_compile(owner: str, compile) -> bool | str:
+    """``compile`` if it is True, False or 'auto' (the one check of that argument)."""
+    if compile not in (True, False, "auto") or not isinstance(compile, (bool, str)):
+        raise ValueError(f"{owner}: compile must be True, False or 'auto', got {compile!r}")
+    return compile
+
+
 class Optim:
-    """One step of gradient descent on a network: forward, cost, backward, update.
+    """One step of gradient descent on a network: an engine's gradients, the optimizer's update.
 
     Parameters
     ----------
@@ -72,19 +87,11 @@ class Optim:
             raise TypeError(f"Optim: net must be a Module, got {type(net).__name__}")
         if not isinstance(loss, Loss):
             raise TypeError(f"Optim: loss must be a Loss, got {type(loss).__name__}")
-        if eps is not None and lr is not None and eps != lr:
-            raise ValueError(
-                f"Optim: eps and lr are the same learning rate; got eps={eps!r} and lr={lr!r}"
-            )
-        rate = lr if eps is None else eps
-        rate = default_rate(optimizer) if rate is None else rate
-        rate = real_number("Optim", "the learning rate (eps)", rate, low=0.0, low_open=True)
+        rate = learning_rate("Optim", eps, lr, optimizer)
         self.net, self.loss = net, loss
         self.optimizer = make_optimizer(optimizer, rate)
-        if compile not in (True, False, "auto"):
-            raise ValueError(f"Optim: compile must be True, False or 'auto', got {compile!r}")
-        self.compile = compile
-        self._compiled = None  # (slots, compiled function)
+        self.compile = check_compile("Optim", compile)
+        self.engine = make_engine(net, loss, compile)
 
     @property
     def eps(self) -> float:
@@ -102,128 +109,8 @@ class Optim:
         shape = getattr(batch_x, "shape", None)
         if shape is not None and len(shape) and shape[0] == 0:
             raise ValueError("Optim.step: the batch is empty (0 rows)")
-        b = backend_of_net(self.net)
-        if self.compile and b.compiles:
-            drawing = self._drawing_module()
-            if drawing is None:
-                return self._compiled_step(b, batch_x, batch_y)
-            if self.compile is True:  # 'auto' runs such a step eagerly
-                raise ValueError(
-                    f"Optim(compile=True): {drawing._label()} draws random numbers on the host "
-                    "in forward and cannot be compiled; use compile=False or 'auto', or put the "
-                    "network in eval mode"
-                )
-        net = self.net
-        batch_x, batch_y = b.detached(batch_x), b.detached(batch_y)
-        net.zero_grad()
-        yhat = net.chain_forward(batch_x)
-        per_row, delta = self.loss.forward_backward(batch_y, yhat)
-        net.chain_backward(batch_x, delta, False)
-        self.optimizer.step(net)
-        return backend_of(per_row).xp.sum(per_row) * (1.0 / per_row.shape[0])
-
-    # ------------------------------------------------------------ compiled
-
-    def _drawing_module(self) -> Module | None:
-        """The first module whose forward draws host random numbers now (None: compilable)."""
-        return next((m for m in self.net.unique_modules() if m.draws_random_numbers()), None)
-
-    def _compiled_step(self, b, batch_x, batch_y):
-        net, opt = self.net, self.optimizer
-        # the buffers (running statistics) a training forward updates go in and come out like the
-        # parameters: a value stored during the trace would be a value of the trace; the modes
-        # are part of the trace (batch or running statistics)
-        key = (
-            list(net.parameter_slots()),
-            [(m, k) for m in net.unique_modules() for k in m._buffers],
-            [m.training for m in net.unique_modules()],
-        )
-        if self._compiled is None or self._compiled[0] != key:
-            self._compiled = (key, b.compile(self._pure_step(key[0], key[1])))
-        (slots, buffer_slots, _), fn = self._compiled
-        batch_x = asarray(batch_x, backend=b)
-        batch_y = asarray(batch_y, backend=b) if not b.owns(batch_y) else batch_y
-        if not _TARGETS_CHECKED.get():
-            self._validate_targets(batch_x, batch_y)
-        params = [m.get_parameter(k) for m, k in slots]
-        buffers = [dict(opt.state_of(m, k)) for m, k in slots]
-        module_buffers = [m.get_buffer(k) for m, k in buffer_slots]
-        new_module_buffers = module_buffers
-        opt.steps += 1
-        # Python numbers: the compiled function takes them as traced scalars of the parameters'
-        # precision (no new trace when they change), without the cost of making arrays here
-        lr, t = float(opt.lr), float(opt.steps)
-        try:
-            new_params, grads, new_buffers, new_module_buffers, cost = fn(
-                params, buffers, module_buffers, lr, t, batch_x, batch_y
-            )
-        except BaseException:
-            opt.steps -= 1
-            new_params, new_buffers, grads = params, buffers, [m.get_gradient(k) for m, k in slots]
-            new_module_buffers = module_buffers
-            raise
-        finally:
-            for m in net.unique_modules():
-                m.clear_cache()  # they hold values of the trace, not arrays
-            for (m, k), p, bufs in zip(slots, new_params, new_buffers):
-                m._parameters[k] = p
-                opt.state_of(m, k).update(bufs)
-            for (m, k), value in zip(buffer_slots, new_module_buffers):
-                m.set_buffer(k, value)
-        for (m, k), p, g in zip(slots, new_params, grads):
-            m.set_parameter(k, p)
-            m._gradient[k] = g
-            m._zero_keys.discard(k)
-        return cost
-
-    def _pure_step(self, slots, buffer_slots):
-        net, loss, opt = self.net, self.loss, self.optimizer
-
-        def step(params, buffers, module_buffers, lr, t, x, y):
-            for (m, k), p, bufs in zip(slots, params, buffers):
-                m._parameters[k] = p
-                opt.state_of(m, k).update(bufs)
-            for (m, k), value in zip(buffer_slots, module_buffers):
-                m.set_buffer(k, value)
-            with Loss.targets_checked():
-                net.zero_grad()
-                yhat = net.chain_forward(x)
-                per_row, delta = loss.forward_backward(y, yhat)
-                net.chain_backward(x, delta, False)
-            opt.apply(net, lr, t)
-            new_params = [m.get_parameter(k) for m, k in slots]
-            grads = [m.get_gradient(k) for m, k in slots]
-            new_buffers = [dict(opt.state_of(m, k)) for m, k in slots]
-            new_module_buffers = [m.get_buffer(k) for m, k in buffer_slots]
-            xp = backend_of(per_row).xp
-            cost = xp.sum(per_row) * (1.0 / per_row.shape[0])
-            return new_params, grads, new_buffers, new_module_buffers, cost
-
-        return step
-
-    def _validate_targets(self, x, y) -> None:
-        """Run the loss's checks on ``y`` eagerly, against the network's output for one row."""
-        validate_targets(self.net, self.loss, x, y)
+        return self.engine.step(self.optimizer, batch_x, batch_y)
 
     def __repr__(self) -> str:
         compiled = f", compile={self.compile!r}" if self.compile else ""
         return f"Optim(loss={self.loss!r}, optimizer={self.optimizer!r}{compiled})"
-
-
-def validate_targets(net: Module, loss: Loss, X: Array, Y: Array) -> None:
-    """Check every target of ``Y`` with the loss's own checks, once, without a full forward pass.
-
-    The network's output for the first row (in evaluation mode, so no
-    random numbers are drawn) is broadcast to all rows: the loss then
-    validates the shapes, dtypes and values of ``Y`` as it would in a step.
-    """
-    modes = [(m, m.training) for m in net.unique_modules()]
-    net.eval()
-    try:
-        row = net.forward(X[:1, ...])
-    finally:
-        for m, mode in modes:
-            m.training = mode
-    xp = backend_of(row).xp
-    probe = xp.broadcast_to(row, (Y.shape[0], *row.shape[1:])) if Y.ndim else row
-    loss.forward(Y, probe)
