@@ -28,7 +28,7 @@ def test_optim_validates():
         bp.Optim("net", bp.MSELoss())
     with pytest.raises(TypeError, match="loss must be a Loss"):
         bp.Optim(net, bp.TanH())
-    with pytest.raises(ValueError, match=r"learning rate \(eps\) must be a positive number"):
+    with pytest.raises(ValueError, match=r"eps \(the learning rate\) must be a positive number"):
         bp.Optim(net, bp.MSELoss(), eps=0)
 
 

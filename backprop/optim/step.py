@@ -35,7 +35,7 @@ def learning_rate(
     rate = lr if eps is None else eps
     if rate is None:
         return optimizer.lr if isinstance(optimizer, Optimizer) else default_rate(optimizer)
-    return real_number(owner, "the learning rate (eps)", rate, low=0.0, low_open=True)
+    return real_number(owner, "eps (the learning rate)", rate, low=0.0, low_open=True)
 
 
 def check_compile(owner: str, compile) -> bool | str:
