@@ -97,3 +97,15 @@ def prod(values: Iterable[int]) -> int:
     for v in values:
         result *= v
     return result
+
+
+def kernel_state_shapes(owner: str, config: dict, d: int) -> dict:
+    """The parameter shapes of a convolution-like layer's config: ``weight`` ``(*kernel, chan_in,
+    chan_out)`` and ``bias`` ``(chan_out,)`` (unless ``bias`` is false)."""
+    kernel = int_tuple(owner, "k_size", config["k_size"], d)
+    c_in = positive_int(owner, "chan_in", config["chan_in"])
+    c_out = positive_int(owner, "chan_out", config["chan_out"])
+    shapes = {"weight": (*kernel, c_in, c_out)}
+    if config.get("bias", True):
+        shapes["bias"] = (c_out,)
+    return shapes

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._checks import flag, int_tuple, parameter_shape, positive_int, prod
+from ._checks import flag, kernel_state_shapes, parameter_shape, positive_int, prod
 from ._windowed import _Windowed
 from .backends import get_backend, uniform
 
@@ -72,14 +72,7 @@ class _ConvNd(_Windowed):
 
     @classmethod
     def state_shapes(cls, config: dict) -> dict:
-        name = cls.__name__
-        kernel = int_tuple(name, "k_size", config["k_size"], cls._d)
-        c_in = positive_int(name, "chan_in", config["chan_in"])
-        c_out = positive_int(name, "chan_out", config["chan_out"])
-        shapes = {"weight": (*kernel, c_in, c_out)}
-        if config.get("bias", True):
-            shapes["bias"] = (c_out,)
-        return shapes
+        return kernel_state_shapes(cls.__name__, config, cls._d)
 
     def extra_repr(self) -> str:
         text = (

@@ -77,7 +77,7 @@ from .io.ondisk import host_aligned, host_arange, open_npy
 from .module import Loss, Module
 from .optim.engine import EagerEngine
 from .optim.history import data_identity
-from .optim.loop import SGD, History, Trainer, batch_bounds
+from .optim.loop import SGD, History, Trainer, batch_bounds, even_parts
 from .optim.step import validate_targets
 from .serialization import architecture, build
 from .streaming import RowChunks, prefetched
@@ -175,17 +175,6 @@ def _client(client):
 # --------------------------------------------------------------------------
 
 
-def _parts(n: int, count: int) -> list[tuple[int, int]]:
-    """``range(n)`` in ``count`` consecutive parts whose sizes differ by at most one."""
-    base, extra = divmod(n, count)
-    bounds, start = [], 0
-    for i in range(count):
-        stop = start + base + (1 if i < extra else 0)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
-
-
 def _is_stored(X) -> bool:
     """Whether ``X`` names data in storage (read by the workers) rather than data in memory."""
     if isinstance(X, (str, os.PathLike, RowChunks)):
@@ -266,7 +255,7 @@ class _StoredRows:
         self.spec = (X, Y)
         self.rank, self.world, self.n, self._steps = rank, world, n, steps
         self.chunk_rows, self.entropy, self.shuffle = chunk_rows, entropy, shuffle
-        lo, hi = _parts(n, world)[rank]
+        lo, hi = even_parts(n, world)[rank]
         # the rank's block of consecutive rows (of the subset, when one is used)
         self.subset = None if subset is None else subset[lo:hi]
         self.lo, self.hi = lo, hi
@@ -299,7 +288,7 @@ class _StoredRows:
         for k in order:
             total += lengths[k]
             ends.append(total)
-        parts = _parts(total, self._steps)
+        parts = even_parts(total, self._steps)
         first = parts[start][0] if start < len(parts) else total
         needed = [i for i in range(len(order)) if ends[i] > first]
         chunks = prefetched(lambda i: (i, *self._read(order[i], perms[i])), needed)

@@ -240,7 +240,7 @@ def test_to_torch_round_trip(f64):
     tnet = bp.to_torch(net, input_shape=(12, 2))
     X = _x((5, 12, 2))
     expected = _np(net.forward(X))
-    got = tnet(torch.from_numpy(_np(X)).permute(0, 2, 1)).detach().numpy()
+    got = tnet(torch.from_numpy(np.array(_np(X))).permute(0, 2, 1)).detach().numpy()
     np.testing.assert_allclose(got, expected, atol=1e-10)
     again = bp.from_torch(tnet, input_shape=(2, 12))
     np.testing.assert_allclose(_np(again.forward(X)), expected, atol=1e-10)

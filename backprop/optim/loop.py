@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SGD", "Callback", "DivergenceError", "DivergenceGuard", "EarlyStopping", "EpochLog", "History",
     "ProgressBar", "Trainer", "Validation", "assemble_callbacks", "batch_bounds",
-    "check_callback_options", "evaluate",
+    "check_callback_options", "evaluate", "even_parts",
 ]  # fmt: skip
 
 
@@ -52,7 +52,12 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     32 give 43 batches of 31 or 32 rows rather than 42 of 32 and one of 3 (a
     3-row batch takes a full-size step on a very noisy gradient).
     """
-    count = -(-n // batch_size)
+    return even_parts(n, -(-n // batch_size))
+
+
+def even_parts(n: int, count: int) -> list[tuple[int, int]]:
+    """``range(n)`` in ``count`` consecutive ``(start, stop)`` parts whose sizes differ by at most
+    one (the larger ones first)."""
     base, extra = divmod(n, count)
     bounds, start = [], 0
     for i in range(count):
