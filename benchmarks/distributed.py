@@ -399,16 +399,14 @@ def markdown(results):
     """The measured part of docs/distributed.md (between its ``measured`` markers)."""
     m = results["machine"]
     steps = results["steps"]
+    busy = max(results["load_average_at_start"][0], m["load_average_at_end"][0]) > m["cpus"]
     lines = [
-        f"Measured by `python -m benchmarks.distributed` on {m['cpus']} CPU cores **shared with "
-        "other jobs** (load average "
+        f"Measured by `python -m benchmarks.distributed` on {m['cpus']} CPU cores"
+        + (" **shared with other jobs**" if busy else "")
+        + " (load average "
         f"{results['load_average_at_start'][0]:.1f} at the start, "
         f"{m['load_average_at_end'][0]:.1f} at the end"
-        + (
-            ": more runnable processes than cores"
-            if max(results["load_average_at_start"][0], m["load_average_at_end"][0]) > m["cpus"]
-            else ""
-        )
+        + (": more runnable processes than cores" if busy else "")
         + "), Python "
         + m["python"]
         + ", NumPy, float32, one BLAS thread per process. "
@@ -518,7 +516,8 @@ def markdown(results):
     lines += [
         "",
         "The measured wall times are above the prediction because the machine's two "
-        "cores were shared by many more runnable processes (one process alone takes "
+        "cores run the workers, their gloo threads, the scheduler and the driver together (one "
+        "process alone takes "
         f"{_ms(big['one_process']['step_s'])} of wall time for {_ms(big['one_process']['cpu_s'])}"
         " of CPU on the same step), and 3 workers cannot each have a core of 2. The replicas' "
         "CPU per step is above the one-process compute by the copies into and out of the flat "
