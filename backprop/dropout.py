@@ -87,10 +87,14 @@ class Dropout(Module):
         if not self.training or self.p == 0:
             self._calls.pop(self._call_path, None)
             return X
-        keep = bernoulli(1 - self.p, tuple(X.shape), rng=self._rng, backend=backend_of(X))
-        mask = keep * (1 / (1 - self.p))
+        mask = self._draw(X)
         self._calls[self._call_path] = (X, mask)
         return X * mask
+
+    def _draw(self, X):
+        """A new mask for ``X``: kept entries scaled by ``1 / (1 - p)``."""
+        keep = bernoulli(1 - self.p, tuple(X.shape), rng=self._rng, backend=backend_of(X))
+        return keep * (1 / (1 - self.p))
 
     def chain_backward(self, input, delta, input_grad: bool = True, param_grad: bool = True):
         if not input_grad:
@@ -110,8 +114,7 @@ class Dropout(Module):
         if not self.training or self.p == 0:
             self._masks = masks  # the identity: backward needs no mask
             return X
-        keep = bernoulli(1 - self.p, tuple(X.shape), rng=self._rng, backend=backend_of(X))
-        mask = keep * (1 / (1 - self.p))
+        mask = self._draw(X)
         self._masks = masks[-(self._KEEP - 1) :] + [(X, mask)]
         return X * mask
 

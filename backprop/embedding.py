@@ -87,7 +87,11 @@ class Embedding(Module):
             raise ValueError(
                 self._error(method, f"expected input of shape (N, ...), got {tuple(X.shape)}")
             )
-        if check_values and prod(X.shape) and self._out_of_range(X):
+        unknown = False  # whether the values could not be read (a compiled step's tracer)
+        bad = self._out_of_range(X) if check_values and prod(X.shape) else False
+        if bad is None:
+            unknown = True
+        elif bad:
             low, high = int(b.xp.min(X)), int(b.xp.max(X))
             raise ValueError(
                 self._error(
@@ -96,23 +100,23 @@ class Embedding(Module):
                     f"{high}",
                 )
             )
-        return X
+        return X, unknown
 
     def _out_of_range(self, X):
         """Whether an index is out of range; None when the values cannot be read here (a
         traced value inside a compiled step)."""
         xp = self._backend.xp
         try:
-            return bool(xp.any(X < 0)) or bool(xp.any(self.num_embeddings <= X))
+            return bool(xp.any((X < 0) | (self.num_embeddings <= X)))  # one read
         except Exception:  # a tracer refuses bool(): the compiled step poisons such rows
             return None
 
     def forward(self, X: Array) -> Array:
-        X = self._indices(X, "forward")
+        X, unknown = self._indices(X, "forward")
         xp = self._backend.xp
         flat = xp.reshape(X, (prod(X.shape),))
         W = self._parameters["weight"]
-        if prod(X.shape) and self._out_of_range(X) is None:
+        if unknown:
             # values unknown until run (a compiled step): an index out of range gives NaN rows,
             # which stop the training with a DivergenceError, never another row's vector
             valid = (flat >= 0) & (flat < self.num_embeddings)
@@ -123,7 +127,7 @@ class Embedding(Module):
         return xp.reshape(rows, (*X.shape, self.embedding_dim))
 
     def backward_update_gradient(self, input: Array, delta: Array) -> None:
-        input = self._indices(input, "backward_update_gradient", check_values=False)
+        input, _ = self._indices(input, "backward_update_gradient", check_values=False)
         delta = self.check_delta(
             delta, (*input.shape, self.embedding_dim), "backward_update_gradient"
         )

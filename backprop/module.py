@@ -284,14 +284,20 @@ class Module:
 
         A module used twice is named once, at its first place.
         """
+        for name, m, key in self._state_names("_parameters", prefix):
+            yield name, m._parameters[key]
+
+    def _state_names(self, kind: str, prefix: str = "") -> Iterator[tuple[str, Module, str]]:
+        """``(name, module, key)`` for every entry of ``_parameters`` or ``_buffers`` (``kind``),
+        each module once, at its first place: ``"0.weight"``, ``"1.running_mean"``..."""
         seen: set[int] = set()
         for path, m in self.named_modules(prefix):
             if id(m) in seen:
                 continue
             seen.add(id(m))
             m._ensure_backend()
-            for key, p in m._parameters.items():
-                yield (f"{path}.{key}" if path else key), p
+            for key in getattr(m, kind):
+                yield (f"{path}.{key}" if path else key), m, key
 
     def named_children(self) -> list[tuple[str, Module]]:
         return [(str(i), c) for i, c in enumerate(self.children())]
@@ -473,15 +479,8 @@ class Module:
 
     def _state_slots(self) -> dict:
         """``name -> (module, key, is_buffer)`` for every parameter and buffer."""
-        names = [n for n, _ in self.named_parameters()]
-        slots = {n: (m, key, False) for n, (m, key) in zip(names, self.parameter_slots())}
-        seen: set[int] = set()
-        for path, m in self.named_modules():
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
-            for key in m._buffers:
-                slots[f"{path}.{key}" if path else key] = (m, key, True)
+        slots = {n: (m, key, False) for n, m, key in self._state_names("_parameters")}
+        slots.update((n, (m, key, True)) for n, m, key in self._state_names("_buffers"))
         return slots
 
     def load_state_dict(self, state: dict) -> None:
@@ -672,13 +671,8 @@ class Module:
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """``(name, array)`` for every buffer of this module and its descendants, each module
         once, named as :meth:`named_parameters` names parameters."""
-        seen: set[int] = set()
-        for path, m in self.named_modules(prefix):
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
-            for key, value in m._buffers.items():
-                yield (f"{path}.{key}" if path else key), value
+        for name, m, key in self._state_names("_buffers", prefix):
+            yield name, m._buffers[key]
 
     def buffers(self) -> list:
         """Every buffer array of this module and its children, each once."""

@@ -247,22 +247,18 @@ def save(module: Module, path: FilePath, *, metadata: dict | None = None) -> Non
             f"backprop.save: the architecture cannot be written as JSON ({exc})"
         ) from None
     arrays = {_FORMAT: str(FORMAT), _ARCH: text}
-    for name, p in module.named_parameters():
-        xp = namespace_of(p)
-        if not bool(xp.all(xp.isfinite(p))):
-            raise ValueError(
-                f"backprop.save: parameter {name!r} holds NaN or infinite values (did the training "
-                f"diverge?); {os.fspath(path)} was not written"
-            )
-        arrays[_PARAM + name] = p
-    for name, value in module.named_buffers():
-        xp = namespace_of(value)
-        if not bool(xp.all(xp.isfinite(value))):
-            raise ValueError(
-                f"backprop.save: buffer {name!r} holds NaN or infinite values; "
-                f"{os.fspath(path)} was not written"
-            )
-        arrays[_BUFFER + name] = value
+    for prefix, what, entries in (
+        (_PARAM, "parameter", module.named_parameters()),
+        (_BUFFER, "buffer", module.named_buffers()),
+    ):
+        for name, value in entries:
+            xp = namespace_of(value)
+            if not bool(xp.all(xp.isfinite(value))):
+                raise ValueError(
+                    f"backprop.save: {what} {name!r} holds NaN or infinite values (did the "
+                    f"training diverge?); {os.fspath(path)} was not written"
+                )
+            arrays[prefix + name] = value
     try:
         save_npz_atomic(path, arrays)
     except OSError as exc:
