@@ -284,10 +284,12 @@ class Module:
 
         A module used twice is named once, at its first place.
         """
-        for name, m, key in self._state_names("_parameters", prefix):
+        for name, m, key in self._named_state_entries("_parameters", prefix):
             yield name, m._parameters[key]
 
-    def _state_names(self, kind: str, prefix: str = "") -> Iterator[tuple[str, Module, str]]:
+    def _named_state_entries(
+        self, kind: str, prefix: str = ""
+    ) -> Iterator[tuple[str, Module, str]]:
         """``(name, module, key)`` for every entry of ``_parameters`` or ``_buffers`` (``kind``),
         each module once, at its first place: ``"0.weight"``, ``"1.running_mean"``..."""
         seen: set[int] = set()
@@ -479,8 +481,8 @@ class Module:
 
     def _state_slots(self) -> dict:
         """``name -> (module, key, is_buffer)`` for every parameter and buffer."""
-        slots = {n: (m, key, False) for n, m, key in self._state_names("_parameters")}
-        slots.update((n, (m, key, True)) for n, m, key in self._state_names("_buffers"))
+        slots = {n: (m, key, False) for n, m, key in self._named_state_entries("_parameters")}
+        slots.update((n, (m, key, True)) for n, m, key in self._named_state_entries("_buffers"))
         return slots
 
     def load_state_dict(self, state: dict) -> None:
@@ -671,7 +673,7 @@ class Module:
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """``(name, array)`` for every buffer of this module and its descendants, each module
         once, named as :meth:`named_parameters` names parameters."""
-        for name, m, key in self._state_names("_buffers", prefix):
+        for name, m, key in self._named_state_entries("_buffers", prefix):
             yield name, m._buffers[key]
 
     def buffers(self) -> list:
