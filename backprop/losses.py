@@ -33,15 +33,19 @@ def _mean_scale(n: int) -> float:
     return 1.0 / max(n, 1)
 
 
-def _weighted(xp, Y, A):
+def _weighted(xp, Y, A, keep_nan: bool = True):
     """``Y * A`` with 0 wherever ``Y`` is 0, also where ``A`` is infinite.
 
     ``0 * -inf`` is NaN, but a class with no target weight contributes
     nothing to the cost, whatever its score: PyTorch gives the finite value.
+    A NaN score is kept (``keep_nan``), so that a row holding one costs NaN
+    (the divergence guard sees it) instead of a finite value; a caller whose
+    row cost is NaN anyway for such a row passes False and saves two passes.
     """
-    # mask before multiplying: 0 * inf would also warn on NumPy; a NaN score is kept, so a row
-    # holding one costs NaN (the divergence guard sees it) instead of a finite value
-    return Y * xp.where((Y == 0) & ~xp.isnan(A), 0.0, A)
+    # mask before multiplying: 0 * inf would also warn on NumPy
+    if keep_nan:
+        return Y * xp.where((Y == 0) & ~xp.isnan(A), 0.0, A)
+    return Y * xp.where(Y == 0, 0.0, A)
 
 
 class _CheckedLoss(Loss):
@@ -231,8 +235,14 @@ class _ClassificationLoss(_CheckedLoss):
             Y = xp.astype(
                 y[:, None] == self._classes(xp, kind, c, y.dtype, kind.device_of(yhat)), yhat.dtype
             )
-            # counted in integers: a float32 sum of ones stops at 2**24 rows
-            bad = ((y < 0) | (y >= c)) if self._check_values() else None
+            # a label outside [0, C) leaves its row of Y empty: one sum checks every label while
+            # a float32 sum of ones is exact (below 2**24 rows); past that, counted in integers
+            if not self._check_values():
+                bad = None
+            elif n < 2**24:
+                bad = None if float(xp.sum(Y)) == n else (y < 0) | (y >= c)
+            else:
+                bad = (y < 0) | (y >= c)
             if bad is not None and bool(xp.any(bad)):
                 first = int(y[xp.argmax(xp.astype(bad, xp.int8))])
                 raise ValueError(
@@ -377,7 +387,9 @@ class CELogSoftmax(_ClassificationLoss):
     def _cost(self, xp, Y, hard, shifted, total):
         # sum_c Y_c (log total - shifted_c), with sum_c Y_c = 1 for labels
         log_total = xp.log(total[:, 0])
-        picked = xp.sum(_weighted(xp, Y, shifted), axis=1)
+        # a NaN score makes its row's maximum, so every shifted score, the total and log_total
+        # NaN: the row costs NaN without _weighted keeping it
+        picked = xp.sum(_weighted(xp, Y, shifted, keep_nan=False), axis=1)
         return log_total - picked if hard else log_total * xp.sum(Y, axis=1) - picked
 
     def _grad(self, xp, Y, hard, e, total):

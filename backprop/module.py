@@ -721,23 +721,27 @@ class Module:
         requires a real floating array.
         """
         b = self._backend
-        if (
-            b is not None
-            and type(X) is b.array_type
-            and X.dtype == b.dtype
-            and (not b.has_devices or b.on_device(X))
-        ):
-            # the common case, checked in a few attribute reads (a PyTorch tensor that requires
-            # grad is detached: its graph would pass into every parameter it updates)
-            return b.detached(X)
+        if b is not None:
+            if (
+                type(X) is b.array_type
+                and X.dtype == b.dtype
+                and (not b.has_devices or b.on_device(X))
+            ):
+                # the common case, checked in a few attribute reads (a PyTorch tensor that
+                # requires grad is detached: its graph would pass into every parameter it updates)
+                return b.detached(X) if b.detaches else X
+        elif like is not None and type(X) is type(like) and X.dtype == like.dtype:
+            # a delta like the input of a module without parameters: same library and dtype;
+            # the device is compared where the library has devices
+            cls = kind_of(like)  # like passed its own check: a known library
+            if (
+                X.dtype in cls.float_dtypes
+                and (not cls.has_devices or cls.device_of(X) == cls.device_of(like))
+            ):
+                return X
         cls = _floating(X, what, lambda message: self._error(method, message))
         ref = b if b is not None else (backend_of(like) if like is not None else None)
         if ref is not None:
-            where = (
-                f"the parameters live on {ref.describe()}"
-                if b is not None
-                else f"the input is on {ref.describe()}"
-            )
             if cls is not type(ref):
                 found = f"{what} is a {cls.name} array"
             elif not ref.on_device(X):
@@ -745,6 +749,11 @@ class Module:
             else:
                 found = None
             if found is not None:
+                where = (
+                    f"the parameters live on {ref.describe()}"
+                    if b is not None
+                    else f"the input is on {ref.describe()}"
+                )
                 raise (TypeError if cls is not type(ref) else ValueError)(
                     self._error(
                         method,

@@ -111,6 +111,9 @@ class Backend:
     mutable: ClassVar[bool] = True
     #: arrays carry a ``.device`` (False for NumPy < 2)
     has_devices: ClassVar[bool] = True
+    #: :meth:`detached` can return another array (PyTorch's autograd): hot paths skip the call
+    #: where it is False
+    detaches: ClassVar[bool] = False
 
     def __init__(self, device: Device | None = None, dtype: DType | str = "float32") -> None:
         dtype_name = dtype if isinstance(dtype, str) else dtype_name_of(dtype)

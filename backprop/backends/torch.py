@@ -81,6 +81,8 @@ class TorchBackend(_strided.OutMaxPool, Backend):
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device)
 
+    detaches = True
+
     def detached(self, x: torch.Tensor) -> torch.Tensor:
         # an input that requires grad would make every parameter it updates carry a grad_fn,
         # each step's graph kept alive by the next (memory grows step after step)
