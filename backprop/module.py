@@ -734,9 +734,8 @@ class Module:
             # a delta like the input of a module without parameters: same library and dtype;
             # the device is compared where the library has devices
             cls = kind_of(like)  # like passed its own check: a known library
-            if (
-                X.dtype in cls.float_dtypes
-                and (not cls.has_devices or cls.device_of(X) == cls.device_of(like))
+            if X.dtype in cls.float_dtypes and (
+                not cls.has_devices or cls.device_of(X) == cls.device_of(like)
             ):
                 return X
         cls = _floating(X, what, lambda message: self._error(method, message))
