@@ -369,3 +369,81 @@ def test_flushing_optimizers_stay_on_a_second_device(rng, name):
                 assert str(value.device) == str(b.device)
         for value in lin._parameters.values():
             assert str(value.device) == str(b.device)
+
+
+# ------------------------------------------------ Adam over every parameter at once
+
+
+class _OneByOne(bp.Adam):
+    """Adam updating parameter by parameter (the reference for the fused update)."""
+
+    def _apply_all(self, slots, lr, t):
+        return False
+
+
+class _OneByOneW(bp.AdamW):
+    def _apply_all(self, slots, lr, t):
+        return False
+
+
+def _tiny_net(rng, dtype):
+    net = bp.Sequentiel(bp.Linear(5, 4), bp.TanH(), bp.Linear(4, 3), bp.TanH(), bp.Linear(3, 2))
+    for m, key in net.parameter_slots():
+        shape = tuple(m.get_parameter(key).shape)
+        m.set_parameter(key, bp.asarray(rng.normal(size=shape).astype(dtype)))
+    return net
+
+
+def _set_gradients(net, rng, dtype, step):
+    tiny = np.finfo(dtype).smallest_normal
+    net.zero_grad()
+    for m, key in net.parameter_slots():
+        g = rng.normal(size=tuple(m.get_parameter(key).shape)).astype(dtype)
+        if step > 3:
+            g[...] = 0  # the moments decay through the subnormal range
+        elif g.ndim == 2:
+            g[0, 0], g[-1, -1] = tiny / 8, 1e-30  # subnormal squares
+        m._gradient[key] = bp.asarray(g)
+        m._zero_keys.discard(key)
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw"])
+def test_fused_adam_over_all_parameters_is_the_one_by_one_update_bit_for_bit(backend, rng, kind):
+    """The backend's update of every parameter at once (NumPy: one flat buffer) gives the bits
+    of the update parameter by parameter, through decaying moments, a state replaced between
+    steps (load_state_dict, a buffer assigned by hand), a pickled optimizer and a reset."""
+    import pickle
+
+    dtype = np.dtype(backend.dtype_name)
+    seed = int(rng.integers(1 << 30))
+    nets = [_tiny_net(np.random.default_rng(seed), dtype) for _ in range(2)]
+    make = (bp.Adam, _OneByOne) if kind == "adam" else (bp.AdamW, _OneByOneW)
+    opts = [cls(0.05) for cls in make]
+    grads = [np.random.default_rng(seed + 1) for _ in range(2)]
+    for step in range(60):
+        for net, opt, g in zip(nets, opts, grads):
+            _set_gradients(net, g, dtype, step)
+            opt.step(net)
+        if step == 10:  # a state given back
+            for net, opt in zip(nets, opts):
+                opt.load_state_dict(net, opt.state_dict(net))
+        if step == 15:  # a buffer replaced by hand
+            for net, opt in zip(nets, opts):
+                m, key = next(net.parameter_slots())
+                state = opt.state_of(m, key)
+                state["mean"] = backend.copy(state["mean"]) * 0.5
+        if step == 20:
+            opts = [pickle.loads(pickle.dumps(opt)) for opt in opts]
+            nets = [pickle.loads(pickle.dumps(net)) for net in nets]
+        for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+            np.testing.assert_array_equal(bp.to_numpy(a), bp.to_numpy(b))
+    if backend.name == "numpy":  # the fused update did run (one flat buffer)
+        assert opts[0]._fused and not opts[1]._fused
+    for opt in opts:
+        for _, buffers in opt._state.values():
+            for value in buffers.values():
+                assert _subnormal_count(value) == 0
+    a, b = (opt.state_dict(net) for opt, net in zip(opts, nets))
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(bp.to_numpy(a[key]), bp.to_numpy(b[key]))

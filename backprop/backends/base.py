@@ -319,6 +319,27 @@ class Backend:
         step = mean / (self.xp.sqrt(square) / c2_root + eps)
         return self.sub_(p, self.flush_(self.scale_(step, step_size))), mean, square
 
+    def adam_update_all_(
+        self,
+        params: list,
+        grads: list,
+        states: list,
+        betas: tuple[float, float],
+        step_size: float | Array,
+        c2_root: float | Array,
+        eps: float,
+        cache: dict,
+    ) -> bool:
+        """:meth:`adam_update_` of every parameter at once, in place; False when this backend
+        does not fuse them (the caller then updates parameter by parameter).
+
+        ``states`` holds each parameter's ``{"mean", "square"}`` dict; a backend
+        that fuses may replace its arrays by views of one buffer of its own,
+        kept in ``cache`` (owned by the optimizer). The result is the one of
+        :meth:`adam_update_` on each parameter, bit for bit.
+        """
+        return False
+
     def add_at(
         self, target: Array, index: int | slice | tuple[int | slice, ...], value: Array | float
     ) -> Array:

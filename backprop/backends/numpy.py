@@ -14,6 +14,7 @@ What the fast paths here avoid, measured on NumPy 2 with OpenBLAS:
 
 from __future__ import annotations
 
+import math
 import types
 from typing import TYPE_CHECKING
 
@@ -157,6 +158,61 @@ class NumPyBackend(_strided.Strided, _strided.OutMaxPool, Backend):
         p -= t
         return p, mean, square
 
+    def adam_update_all_(self, params, grads, states, betas, step_size, c2_root, eps, cache):
+        """Every parameter's Adam update as the passes of :meth:`adam_update_` over one flat
+        buffer: the moments live in one array each (the states hold views of it), the gradients
+        are gathered into one, and each parameter subtracts its view of the flat update. A step
+        of a network makes about twenty passes instead of twenty per parameter (NumPy's cost
+        per call dominates small arrays). Same operations in the same order: the same bits."""
+        dtype = np.dtype(self.dtype)
+        tiny = _TINY.get(dtype)
+        if tiny is None or len(params) < 2:
+            return False
+        for p, g in zip(params, grads):
+            if (
+                type(p) is not np.ndarray
+                or p.dtype != dtype
+                or not p.flags.c_contiguous
+                or not p.flags.writeable
+                or type(g) is not np.ndarray
+                or g.shape != p.shape
+                or g.dtype != dtype
+            ):
+                return False
+        flat = cache.get("adam")
+        shapes = tuple(p.shape for p in params)
+        if (
+            flat is None
+            or flat["shapes"] != shapes
+            or any(
+                s["mean"] is not m or s["square"] is not v
+                for s, m, v in zip(states, flat["mean"], flat["square"])
+            )
+        ):
+            flat = cache["adam"] = _flat_moments(states, shapes, dtype)
+        gathered, t, small = flat["buffers"]
+        np.concatenate([g.reshape(-1) for g in grads], out=gathered)
+        mean, square = flat["whole"]
+        b1, b2 = betas
+        np.multiply(gathered, 1 - b1, out=t)
+        mean *= b1
+        mean += t
+        np.copyto(mean, 0, where=np.less(np.abs(mean, out=t), tiny, out=small))
+        np.multiply(gathered, gathered, out=t)
+        t *= 1 - b2
+        square *= b2
+        square += t
+        np.copyto(square, 0, where=np.less(square, tiny, out=small))
+        np.sqrt(square, out=t)
+        t /= c2_root
+        t += eps
+        np.divide(mean, t, out=t)
+        t *= step_size
+        np.copyto(t, 0, where=np.less(np.abs(t), tiny, out=small))
+        for p, part in zip(params, flat["update"]):
+            p -= part
+        return True
+
     # ------------------------------------------------------------ convolution
 
     def _conv_columns(self, x, kernel, strides, bias):
@@ -246,6 +302,36 @@ class NumPyBackend(_strided.Strided, _strided.OutMaxPool, Backend):
         for index in slices[2:]:
             np.maximum(y, x[index], out=y)
         return y
+
+
+def _flat_moments(states, shapes, dtype) -> dict:
+    """One buffer for the means and one for the squares of every parameter, their current
+    values copied in, each state's arrays replaced by views of them; gradient and update
+    scratch of the same length."""
+    sizes = [math.prod(shape) for shape in shapes]
+    total = sum(sizes)
+    whole = (np.empty(total, dtype=dtype), np.empty(total, dtype=dtype))
+    t = np.empty(total, dtype=dtype)
+    views = {"mean": [], "square": []}
+    update = []
+    start = 0
+    for state, shape, size in zip(states, shapes, sizes):
+        stop = start + size
+        for name, buffer in zip(("mean", "square"), whole):
+            view = buffer[start:stop].reshape(shape)
+            np.copyto(view, state[name])
+            state[name] = view
+            views[name].append(view)
+        update.append(t[start:stop].reshape(shape))
+        start = stop
+    return {
+        "shapes": tuple(shapes),
+        "whole": whole,
+        "mean": views["mean"],
+        "square": views["square"],
+        "update": update,
+        "buffers": (np.empty(total, dtype=dtype), t, np.empty(total, dtype=bool)),
+    }
 
 
 def _band_size(weight, spatial, out) -> int:

@@ -22,6 +22,14 @@ dtype's smallest normal number (:meth:`~backprop.backends.Backend.flush_`).
 Nothing else changes: for normal values the trajectory is the one of
 ``torch.optim``; an entry below ``1.18e-38`` (``2.2e-308`` in float64) is
 replaced by zero, a change far below the optimizer's ``eps``.
+
+The flushes are extra passes over every buffer. Where the backend fuses them
+(NumPy: :meth:`~backprop.backends.Backend.adam_update_all_`), Adam and AdamW
+update all the parameters of a network in one set of passes over one flat
+buffer, each parameter's moments being views of it: a step then costs about
+as much as the unflushed update parameter by parameter, and gives the same
+bits as the flushed one. A moment array replaced from outside (a loaded
+state, an assignment) is copied into a new flat buffer at the next step.
 """
 
 from __future__ import annotations
@@ -73,6 +81,9 @@ class Optimizer:
         self.steps = 0  # steps taken (Adam's t)
         # (id(module), key) -> (module, {buffer: array}); the module keeps ids unique
         self._state: dict = {}
+        # what a backend's fused update keeps between steps (one flat buffer for the buffers of
+        # every parameter: Backend.adam_update_all_); rebuilt whenever a state array is replaced
+        self._fused: dict = {}
 
     def update(
         self, backend: Backend, p: Array, g: Array, state: dict, lr: float | Array, t: int | Array
@@ -114,10 +125,17 @@ class Optimizer:
         # ids, which each entry's own module gives back
         self.__dict__.update(state)
         self._state = {(id(m), key): (m, buffers) for (_, key), (m, buffers) in self._state.items()}
+        self._fused = {}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_fused"] = {}  # views of the state's own arrays: rebuilt at the next step
+        return state
 
     def reset(self) -> None:
         """Forget the state (velocities, moments, step count)."""
         self._state.clear()
+        self._fused = {}
         self.steps = 0
 
     # ---------------------------------------------------------- checkpoints
@@ -165,6 +183,7 @@ class Optimizer:
             staged[(id(m), key)] = (m, {b: m.backend.copy(_on(m, v)) for b, v in found.items()})
         steps = positive_int(owner, "steps", state.get("steps", 0), minimum=0)
         self._state = staged
+        self._fused = {}
         self.steps = steps
         if "lr" in state:
             # a schedule may end at 0
@@ -293,6 +312,32 @@ class Adam(Optimizer):
     def _options(self) -> dict:
         return {"betas": self.betas, "eps": self.eps, **super()._options()}
 
+    def apply(self, net: Module, lr: float | Array, t: int | Array) -> None:
+        if self.weight_decay or not self._apply_all(list(net.parameter_slots()), lr, t):
+            super().apply(net, lr, t)
+
+    def _apply_all(self, slots: list, lr: float | Array, t: int | Array) -> bool:
+        """Every slot's update in one call of the backend's
+        :meth:`~backprop.backends.Backend.adam_update_all_` (the same bits as one update per
+        parameter); False, having changed nothing, where the backend does not fuse them."""
+        if not slots:
+            return False
+        b = slots[0][0].backend
+        if any(m.backend is not b and m.backend != b for m, _ in slots[1:]):
+            return False
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        params = [m.get_parameter(k) for m, k in slots]
+        grads = [m.get_gradient(k) for m, k in slots]
+        states = [self.state_of(m, k) for m, k in slots]
+        if not b.adam_update_all_(
+            params, grads, states, self.betas, lr / c1, c2**0.5, self.eps, self._fused
+        ):
+            return False
+        for (m, k), p in zip(slots, params):
+            m.set_parameter(k, p)  # updated in place: the version marks earlier forwards stale
+        return True
+
     def update(
         self, backend: Backend, p: Array, g: Array, state: dict, lr: float | Array, t: int | Array
     ) -> Array:
@@ -334,10 +379,14 @@ class AdamW(Adam):
 
     def apply(self, net: Module, lr: float | Array, t: int | Array) -> None:
         decay = self.weight_decay
-        for m, key in net.parameter_slots():
+        slots = list(net.parameter_slots())
+        if decay:
+            for m, key in slots:
+                m.set_parameter(key, m.backend.scale_(m.get_parameter(key), 1 - lr * decay))
+        if self._apply_all(slots, lr, t):
+            return
+        for m, key in slots:
             b, p = m.backend, m.get_parameter(key)
-            if decay:
-                p = b.scale_(p, 1 - lr * decay)
             new = self.update(b, p, m.get_gradient(key), self.state_of(m, key), lr, t)
             m.set_parameter(key, new)
 
