@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 __all__ = ["backend_of_net"]
 
 
-def backend_of_net(net: Module) -> Backend:
-    """The backend of a network's parameters (the backend in force if it has none)."""
-    for m in net.unique_modules():
+def backend_of_net(net: Module, modules: list | None = None) -> Backend:
+    """The backend of a network's parameters (the backend in force if it has none); ``modules``
+    is ``net.unique_modules()`` when the caller has it already."""
+    for m in net.unique_modules() if modules is None else modules:
         m._ensure_backend()
         if m.backend is not None:
             return m.backend

@@ -81,13 +81,15 @@ class CompiledEngine(EagerEngine):
         super().__init__(net, loss)
         self.strict = strict
         self._compiled = None  # (slots, compiled function)
+        self._traced = False  # whether the last compiled call traced the modules
 
     def step(self, optimizer: Optimizer, x: Array, y: Array) -> Array:
-        b = backend_of_net(self.net)
+        mods = self.net.unique_modules()  # one walk a step, shared by what follows
+        b = backend_of_net(self.net, mods)
         if b.compiles:
-            drawing = self.drawing_module()
+            drawing = next((m for m in mods if m.draws_random_numbers()), None)
             if drawing is None:
-                return self._compiled_step(b, optimizer, x, y)
+                return self._compiled_step(b, optimizer, mods, x, y)
             if self.strict:
                 raise ValueError(
                     f"Optim(compile=True): {drawing._label()} draws random numbers on the host "
@@ -100,15 +102,17 @@ class CompiledEngine(EagerEngine):
         """The first module whose forward draws host random numbers now (None: compilable)."""
         return next((m for m in self.net.unique_modules() if m.draws_random_numbers()), None)
 
-    def _compiled_step(self, b: Backend, opt: Optimizer, batch_x, batch_y):
+    def _compiled_step(self, b: Backend, opt: Optimizer, mods: list, batch_x, batch_y):
         net = self.net
         # the buffers (running statistics) a training forward updates go in and come out like the
         # parameters: a value stored during the trace would be a value of the trace; the modes
         # are part of the trace (batch or running statistics); so is the optimizer
+        for m in mods:
+            m._ensure_backend()  # a module filled by hand gets its backend before the trace
         key = (
-            list(net.parameter_slots()),
-            [(m, k) for m in net.unique_modules() for k in m._buffers],
-            [m.training for m in net.unique_modules()],
+            [(m, k) for m in mods for k in m._parameters],
+            [(m, k) for m in mods for k in m._buffers],
+            [m.training for m in mods],
             id(opt),
         )
         if self._compiled is None or self._compiled[0] != key:
@@ -118,7 +122,7 @@ class CompiledEngine(EagerEngine):
         batch_y = asarray(batch_y, backend=b) if not b.owns(batch_y) else batch_y
         if not _TARGETS_CHECKED.get():
             validate_targets(net, self.loss, batch_x, batch_y)
-        params = [m.get_parameter(k) for m, k in slots]
+        params = [m._parameters[k] for m, k in slots]
         buffers = [dict(opt.state_of(m, k)) for m, k in slots]
         module_buffers = [m.get_buffer(k) for m, k in buffer_slots]
         new_module_buffers = module_buffers
@@ -126,6 +130,7 @@ class CompiledEngine(EagerEngine):
         # Python numbers: the compiled function takes them as traced scalars of the parameters'
         # precision (no new trace when they change), without the cost of making arrays here
         lr, t = float(opt.lr), float(opt.steps)
+        self._traced = False
         try:
             new_params, grads, new_buffers, new_module_buffers, cost = fn(
                 params, buffers, module_buffers, lr, t, batch_x, batch_y
@@ -136,8 +141,9 @@ class CompiledEngine(EagerEngine):
             new_module_buffers = module_buffers
             raise
         finally:
-            for m in net.unique_modules():
-                m.clear_cache()  # they hold values of the trace, not arrays
+            if self._traced:  # the modules ran on the trace's values: none may keep one
+                for m in mods:
+                    m.clear_cache()
             for (m, k), p, bufs in zip(slots, new_params, new_buffers):
                 m._parameters[k] = p
                 opt.state_of(m, k).update(bufs)
@@ -153,6 +159,8 @@ class CompiledEngine(EagerEngine):
         net, loss = self.net, self.loss
 
         def step(params, buffers, module_buffers, lr, t, x, y):
+            self._traced = True  # runs only while the backend traces (or on every call
+            # where it does not compile)
             for (m, k), p, bufs in zip(slots, params, buffers):
                 m._parameters[k] = p
                 opt.state_of(m, k).update(bufs)
