@@ -189,3 +189,28 @@ def test_conv_against_the_standard_path(f64, rng, shape, kernel, strides, c_out,
     assert dw is None and db is None and tuple(dx.shape) == shape
     dx, dw, db = f64.conv_backward(x, w, delta, strides, saved, bias=bias, input_grad=False)
     assert dx is None and tuple(dw.shape) == tuple(w.shape)
+
+
+@pytest.mark.parametrize(
+    "shape,kernel",
+    [
+        ((3, 7, 9, 2), (2, 2)),  # tails on both axes
+        ((2, 6, 6, 3), (3, 3)),
+        ((2, 5, 7, 1), (2, 3)),
+        ((2, 4, 4, 2), (1, 2)),
+        ((2, 8, 8, 2), (2, 1)),
+        ((1, 2, 2, 1), (2, 2)),  # one window
+        ((0, 4, 4, 2), (2, 2)),  # no rows
+    ],
+)
+def test_max_pool_non_overlapping_equals_the_standard_one(backend, rng, shape, kernel):
+    """Windows as wide as their stride (a backend may take rows then columns): the standard
+    maxima exactly, NaN and -inf included, tails of the spatial axes ignored."""
+    x = rng.normal(size=shape)
+    x.flat[::7] = np.nan
+    x.flat[3:4] = -np.inf
+    x = bp.asarray(x)
+    native = bp.to_numpy(backend.max_pool(x, kernel, kernel))
+    ref = bp.to_numpy(Backend.max_pool(backend, x, kernel, kernel))
+    assert native.shape == ref.shape
+    np.testing.assert_array_equal(native, ref)
