@@ -8,7 +8,10 @@ assignment's single step, the same public call in every version) for the
 seed's MLP, the 1-D CNN as the command line builds it (``Reshape`` first) and
 the autoencoder, at batch 32, 256 and 2048, on the NumPy and PyTorch backends
 (float32, 2 threads), next to the same network in native PyTorch in the same
-process. Every step gets the next of 8 pre-drawn batches (fresh data, so no
+process; the seed's MLP also with Adam (``seed_mlp_adam``, learning rate
+1e-3, against ``torch.optim.Adam``), and LeNet-5 on 28x28 images at batch 50
+with Adam (``lenet5``, channels last behind a ``Reshape``). Every step gets
+the next of 8 pre-drawn batches (fresh data, so no
 cache keyed on the input can hit). Reported per workload, batch and backend:
 the median over rounds of samples per second, before and after, and of the
 ratio to native PyTorch, which cancels most of the machine's drift between
@@ -32,6 +35,7 @@ import time
 BATCHES = (32, 256, 2048)
 BACKENDS = ("numpy", "torch")
 POOL = 8
+LENET_BATCH = 50
 _LOAD = (
     "import importlib.util, sys; path = sys.argv.pop(1); "
     "spec = importlib.util.spec_from_file_location('ab', path); "
@@ -50,11 +54,22 @@ def _networks(bp):
         bp.Linear(256, 100), bp.TanH(), bp.Linear(100, 10), bp.TanH(),
         bp.Linear(10, 100), bp.TanH(), bp.Linear(100, 256), bp.Sigmoid(),
     )  # fmt: skip
+    adam = bp.Sequentiel(bp.Linear(256, 100), bp.TanH(), bp.Linear(100, 10))
     return {
-        "seed_mlp": (mlp, bp.CELogSoftmax(), 0.1, False),
-        "seed_cnn": (cnn, bp.CELogSoftmax(), 0.1, False),
-        "autoencoder": (auto, bp.BCELoss(), 0.1, True),
+        "seed_mlp": (mlp, bp.CELogSoftmax(), 0.1, False, "sgd"),
+        "seed_cnn": (cnn, bp.CELogSoftmax(), 0.1, False, "sgd"),
+        "autoencoder": (auto, bp.BCELoss(), 0.1, True, "sgd"),
+        "seed_mlp_adam": (adam, bp.CELogSoftmax(), 1e-3, False, "adam"),
     }
+
+
+def _lenet(bp):
+    """LeNet-5 on 28x28 single-channel images, channels last (the benchmark's lenet5)."""
+    return bp.Sequentiel(
+        bp.Reshape((28, 28, 1)), bp.Conv2D(5, 1, 6), bp.ReLU(), bp.MaxPool2D(2),
+        bp.Conv2D(5, 6, 16), bp.ReLU(), bp.MaxPool2D(2), bp.Flatten(),
+        bp.Linear(256, 120), bp.ReLU(), bp.Linear(120, 84), bp.ReLU(), bp.Linear(84, 10),
+    )  # fmt: skip
 
 
 def _torch_networks(torch):
@@ -86,7 +101,23 @@ def _torch_networks(torch):
             ),
             True,
         ),  # fmt: skip
+        "seed_mlp_adam": (nn.Sequential(nn.Linear(256, 100), nn.Tanh(), nn.Linear(100, 10)), False),
     }
+
+
+def _torch_lenet(torch):
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )  # fmt: skip
+
+
+def _torch_optimizer(torch, net, wname):
+    if wname.endswith("_adam"):
+        return torch.optim.Adam(net.parameters(), lr=1e-3)
+    return torch.optim.SGD(net.parameters(), lr=0.1)
 
 
 def _time(step, n_calls, sync, blocks, min_block, gap):
@@ -127,8 +158,8 @@ def worker(blocks: int, min_block: float, gap: float) -> dict:
         for name in BACKENDS:
             bp.set_backend(name, dtype="float32")
             bp.manual_seed(0)
-            for wname, (net, loss, eps, auto) in _networks(bp).items():
-                optim = bp.Optim(net, loss, eps)
+            for wname, (net, loss, eps, auto, rule) in _networks(bp).items():
+                optim = bp.Optim(net, loss, eps, optimizer=rule)
                 xs = [bp.asarray(x) for x, _ in data]
                 ys = xs if auto else [bp.asarray(y) for _, y in data]
 
@@ -140,7 +171,7 @@ def worker(blocks: int, min_block: float, gap: float) -> dict:
                 )
         torch.manual_seed(0)
         for wname, (net, auto) in _torch_networks(torch).items():
-            opt = torch.optim.SGD(net.parameters(), lr=0.1)
+            opt = _torch_optimizer(torch, net, wname)
             cost = torch.nn.BCELoss() if auto else torch.nn.CrossEntropyLoss()
             xs = [torch.from_numpy(x) for x, _ in data]
             ys = xs if auto else [torch.from_numpy(y) for _, y in data]
@@ -153,6 +184,35 @@ def worker(blocks: int, min_block: float, gap: float) -> dict:
             out[f"{wname}|{batch}|torch (native)"] = _time(
                 step, POOL, lambda: None, blocks, min_block, gap
             )
+    # LeNet-5 at batch 50 (random 28x28 images: the time depends on the shapes only)
+    data = [
+        (rng.random((LENET_BATCH, 784), dtype=np.float32), rng.integers(0, 10, LENET_BATCH))
+        for _ in range(POOL)
+    ]
+    for name in BACKENDS:
+        bp.set_backend(name, dtype="float32")
+        bp.manual_seed(0)
+        optim = bp.Optim(_lenet(bp), bp.CELogSoftmax(), 1e-3, optimizer="adam")
+        xs, ys = [bp.asarray(x) for x, _ in data], [bp.asarray(y) for _, y in data]
+
+        def step(i, optim=optim, xs=xs, ys=ys):
+            optim.step(xs[i % POOL], ys[i % POOL])
+
+        out[f"lenet5|{LENET_BATCH}|{name}"] = _time(
+            step, POOL, lambda: None, blocks, min_block, gap
+        )
+    net = _torch_lenet(torch)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xs, ys = [torch.from_numpy(x) for x, _ in data], [torch.from_numpy(y) for _, y in data]
+
+    def step(i):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xs[i % POOL]), ys[i % POOL]).backward()
+        opt.step()
+
+    out[f"lenet5|{LENET_BATCH}|torch (native)"] = _time(
+        step, POOL, lambda: None, blocks, min_block, gap
+    )
     return out
 
 
