@@ -94,14 +94,22 @@ class _MaxPoolNd(_PoolNd):
         return backend_of(X).max_pool(self._pad(X, -math.inf), self.kernel, self.stride)
 
     def chain_forward(self, X):
-        Y = self.forward(X)
-        self._saved = (X, Y)
+        if type(self).forward is not _MaxPoolNd.forward:  # a subclass's own forward
+            Y = self.forward(X)
+            self._saved = (X, Y, None)
+            return Y
+        X = self._input(X, "forward")
+        Y, state = backend_of(X).max_pool_with_state(
+            self._pad(X, -math.inf), self.kernel, self.stride
+        )
+        # the backend's state (PyTorch: where the maxima are) serves the backward of this X
+        self._saved = (X, Y, state)
         return Y
 
     def clear_cache(self) -> None:
         self._saved = None
 
-    def _pool_gradient(self, input, delta, Y=None):
+    def _pool_gradient(self, input, delta, Y=None, state=None):
         b = backend_of(input)
         if Y is None:
             Y = b.max_pool(self._pad(input, -math.inf), self.kernel, self.stride)
@@ -112,7 +120,7 @@ class _MaxPoolNd(_PoolNd):
                 self._pad(input, math.nan), Y, delta, self.kernel, self.stride
             )
         else:
-            dX = b.max_pool_backward(input, Y, delta, self.kernel, self.stride)
+            dX = b.max_pool_backward(input, Y, delta, self.kernel, self.stride, state)
         return self._crop(dX)
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
@@ -128,7 +136,7 @@ class _MaxPoolNd(_PoolNd):
         saved = self._saved
         if saved is None or saved[0] is not input:
             return self._pool_gradient(input, delta)
-        return self._pool_gradient(input, delta, saved[1])
+        return self._pool_gradient(input, delta, saved[1], saved[2])
 
 
 class _AvgPoolNd(_PoolNd):

@@ -214,3 +214,24 @@ def test_max_pool_non_overlapping_equals_the_standard_one(backend, rng, shape, k
     ref = bp.to_numpy(Backend.max_pool(backend, x, kernel, kernel))
     assert native.shape == ref.shape
     np.testing.assert_array_equal(native, ref)
+
+
+@pytest.mark.parametrize("shape,kernel,strides", CASES)
+def test_max_pool_state_gives_the_same_gradient(backend, rng, shape, kernel, strides):
+    """What a backend keeps from a max pool's forward (PyTorch: the places of the maxima) gives
+    the gradient the backward finds without it; a state that does not fit is not used."""
+    x = bp.asarray(rng.integers(0, 3, size=shape).astype(np.float64))  # many ties
+    y, state = backend.max_pool_with_state(x, kernel, strides)
+    np.testing.assert_array_equal(
+        bp.to_numpy(y), bp.to_numpy(Backend.max_pool(backend, x, kernel, strides))
+    )
+    delta = bp.asarray(rng.normal(size=tuple(y.shape)))
+    ref = bp.to_numpy(Backend.max_pool_backward(backend, x, y, delta, kernel, strides))
+    for given in (state, None):
+        got = backend.max_pool_backward(x, y, delta, kernel, strides, given)
+        np.testing.assert_array_equal(bp.to_numpy(got), ref)
+    # the state of another input's pooling (other shape) is ignored, not misread
+    other = bp.asarray(rng.normal(size=(shape[0] + 1, *shape[1:])))
+    _, foreign = backend.max_pool_with_state(other, kernel, strides)
+    got = backend.max_pool_backward(x, y, delta, kernel, strides, foreign)
+    np.testing.assert_array_equal(bp.to_numpy(got), ref)

@@ -133,7 +133,13 @@ class OutMaxPool:
     out_ops: Any = None
 
     def max_pool_backward(
-        self, x: Array, y: Array, delta: Array, kernel: tuple[int, ...], strides: tuple[int, ...]
+        self,
+        x: Array,
+        y: Array,
+        delta: Array,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        state: Any = None,
     ) -> Array:
         dx = max_pool_backward(self.out_ops, x, y, delta, kernel, strides)
         if dx is None:

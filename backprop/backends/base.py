@@ -536,6 +536,13 @@ class Backend:
             y = xp.maximum(y, x[index])
         return y
 
+    def max_pool_with_state(
+        self, x: Array, kernel: tuple[int, ...], strides: tuple[int, ...]
+    ) -> tuple[Array, Any]:
+        """:meth:`max_pool` and what :meth:`max_pool_backward` may reuse for the same ``x``
+        (``state``: None here; PyTorch keeps the places of the maxima)."""
+        return self.max_pool(x, kernel, strides), None
+
     def max_pool_backward_nan_padded(
         self, x: Array, y: Array, delta: Array, kernel: tuple[int, ...], strides: tuple[int, ...]
     ) -> Array:
@@ -545,11 +552,18 @@ class Backend:
         return self.max_pool_backward(x, y, delta, kernel, strides)
 
     def max_pool_backward(
-        self, x: Array, y: Array, delta: Array, kernel: tuple[int, ...], strides: tuple[int, ...]
+        self,
+        x: Array,
+        y: Array,
+        delta: Array,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        state: Any = None,
     ) -> Array:
         """Gradient of max pooling w.r.t. its input ``x`` (``(N, *spatial, C)``).
 
-        ``y`` is the pooled output and ``delta`` the gradient w.r.t. it. Each
+        ``y`` is the pooled output, ``delta`` the gradient w.r.t. it and
+        ``state`` what :meth:`max_pool_with_state` gave with ``y`` (or None). Each
         window's gradient goes to one element, its first maximum in row-major
         order (PyTorch's rule on ties); overlapping windows sum.
         """

@@ -203,6 +203,7 @@ class JaxBackend(Backend):
         delta: jax.Array,
         kernel: tuple[int, ...],
         strides: tuple[int, ...],
+        state: Any = None,
     ) -> jax.Array:
         """Each offset's part of the gradient (first-maximum mask times ``delta``), put in place.
 
