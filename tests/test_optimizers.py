@@ -447,3 +447,76 @@ def test_fused_adam_over_all_parameters_is_the_one_by_one_update_bit_for_bit(bac
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(bp.to_numpy(a[key]), bp.to_numpy(b[key]))
+
+
+def test_an_adam_subclass_with_its_own_rule_is_used(backend, rng):
+    """A subclass that redefines update (or adds buffers) gets its own rule, never the fused
+    update of every parameter."""
+
+    class Frozen(bp.Adam):
+        def update(self, backend, p, g, state, lr, t):
+            return p
+
+    net = _tiny_net(rng, np.dtype(backend.dtype_name))
+    _set_gradients(net, rng, np.dtype(backend.dtype_name), 0)
+    before = [bp.to_numpy(p).copy() for p in net.parameters()]
+    Frozen(0.1).step(net)
+    for a, b in zip(before, net.parameters()):
+        np.testing.assert_array_equal(a, bp.to_numpy(b))
+
+
+def test_fused_adam_after_the_network_changes_dtype(rng):
+    """After net.to(dtype=...) the moments of the old dtype are not reused as a flat buffer of
+    that dtype: the update is the one parameter by parameter, bit for bit."""
+    with bp.use_backend("numpy", dtype="float32"):
+        seed = int(rng.integers(1 << 30))
+        nets = [_tiny_net(np.random.default_rng(seed), np.float32) for _ in range(2)]
+        opts = [bp.Adam(0.05), _OneByOne(0.05)]
+        for step in range(3):
+            if step == 1:
+                nets = [net.to(dtype="float64") for net in nets]
+            for net, opt in zip(nets, opts):
+                net.zero_grad()
+                for m, key in net.parameter_slots():
+                    # 1 + 1e-12 is 1 in float32: a float32 buffer would round it away
+                    shape = tuple(m.get_parameter(key).shape)
+                    m.accumulate_gradient(
+                        key, bp.asarray(np.full(shape, 1 + 1e-12), backend=m.backend)
+                    )
+                opt.step(net)
+            for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+                np.testing.assert_array_equal(bp.to_numpy(a), bp.to_numpy(b))
+
+
+def test_a_pickled_fused_optimizer_holds_each_buffer_once(backend, rng):
+    """The moments are views of one flat buffer: pickling writes each one on its own, not the
+    whole buffer once per view (PyTorch views carry their storage)."""
+    import pickle
+
+    net = bp.Sequentiel(*(bp.Linear(40, 40) for _ in range(6)))
+    opt = bp.Adam(0.01)
+    _set_gradients(net, rng, np.dtype(backend.dtype_name), 0)
+    opt.step(net)
+    size = len(pickle.dumps(opt))
+    moments = 2 * sum(int(np.prod(tuple(p.shape))) for p in net.parameters())
+    assert size < 1.5 * moments * np.dtype(backend.dtype_name).itemsize + 200_000
+    again = pickle.loads(pickle.dumps((net, opt)))
+    for (_, a), (_, b) in zip(opt._state.values(), again[1]._state.values()):
+        for name in a:
+            np.testing.assert_array_equal(bp.to_numpy(a[name]), bp.to_numpy(b[name]))
+
+
+def test_fused_adam_refuses_moments_of_a_replaced_parameter_shape(rng):
+    """A parameter replaced by one of another shape after a step: an error, as the update
+    parameter by parameter gives, never moments broadcast into the new shape."""
+    with bp.use_backend("numpy", dtype="float32"):
+        net = _tiny_net(rng, np.float32)
+        opt = bp.Adam(0.01)
+        _set_gradients(net, rng, np.float32, 0)
+        opt.step(net)
+        lin = net[0]
+        lin.set_parameter("bias", bp.asarray(np.zeros((3, 4), dtype=np.float32)))
+        lin._gradient["bias"] = bp.asarray(np.ones((3, 4), dtype=np.float32))
+        lin._zero_keys.discard("bias")
+        with pytest.raises(ValueError):
+            opt.step(net)

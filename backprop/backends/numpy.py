@@ -183,12 +183,21 @@ class NumPyBackend(_strided.Strided, _strided.OutMaxPool, Backend):
         shapes = tuple(p.shape for p in params)
         if (
             flat is None
+            or flat["dtype"] != dtype
             or flat["shapes"] != shapes
             or any(
                 s["mean"] is not m or s["square"] is not v
                 for s, m, v in zip(states, flat["mean"], flat["square"])
             )
         ):
+            # moments of another library, dtype or shape (a network moved or changed since):
+            # the update parameter by parameter deals with them as it always did
+            if any(
+                type(s[name]) is not np.ndarray or s[name].dtype != dtype or s[name].shape != shape
+                for s, shape in zip(states, shapes)
+                for name in ("mean", "square")
+            ):
+                return False
             flat = cache["adam"] = _flat_moments(states, shapes, dtype)
         gathered, t, small = flat["buffers"]
         np.concatenate([g.reshape(-1) for g in grads], out=gathered)
@@ -342,6 +351,7 @@ def _flat_moments(states, shapes, dtype) -> dict:
         update.append(t[start:stop].reshape(shape))
         start = stop
     return {
+        "dtype": dtype,
         "shapes": tuple(shapes),
         "whole": whole,
         "mean": views["mean"],

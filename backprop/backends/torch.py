@@ -138,6 +138,7 @@ class TorchBackend(_strided.OutMaxPool, Backend):
                 or p.requires_grad
                 or not p.is_contiguous()
                 or type(g) is not torch.Tensor
+                or g.requires_grad
                 or g.shape != p.shape
                 or g.dtype != dtype
                 or g.device != device
@@ -147,12 +148,25 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         shapes = tuple(tuple(p.shape) for p in params)
         if (
             flat is None
+            or flat["dtype"] != dtype
+            or flat["device"] != device
             or flat["shapes"] != shapes
             or any(
                 s["mean"] is not m or s["square"] is not v
                 for s, m, v in zip(states, flat["mean"], flat["square"])
             )
         ):
+            # moments of another library, dtype, device or shape (a network moved or changed
+            # since): the update parameter by parameter deals with them as it always did
+            if any(
+                type(s[name]) is not torch.Tensor
+                or s[name].dtype != dtype
+                or s[name].device != device
+                or tuple(s[name].shape) != shape
+                for s, shape in zip(states, shapes)
+                for name in ("mean", "square")
+            ):
+                return False
             flat = cache["adam"] = _flat_moments(states, shapes, dtype, device)
         gathered, t = flat["buffers"]
         torch.cat([g.reshape(-1) for g in grads], out=gathered)
@@ -312,6 +326,8 @@ def _flat_moments(states, shapes, dtype, device) -> dict:
         update.append(t[start:stop].view(shape))
         start = stop
     return {
+        "dtype": dtype,
+        "device": device,
         "shapes": tuple(shapes),
         "whole": whole,
         "mean": views["mean"],

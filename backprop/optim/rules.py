@@ -37,6 +37,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._checks import positive_int, real_number
+from ..backends import backend_of
 from ..module import Module
 
 if TYPE_CHECKING:
@@ -129,7 +130,15 @@ class Optimizer:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_fused"] = {}  # views of the state's own arrays: rebuilt at the next step
+        if self._fused:
+            # the buffers are views of one flat buffer: each is written on its own (a tensor
+            # view would carry the whole flat storage), and the flat buffer is rebuilt at the
+            # next step
+            state["_state"] = {
+                key: (m, {name: backend_of(value).copy(value) for name, value in buffers.items()})
+                for key, (m, buffers) in self._state.items()
+            }
+            state["_fused"] = {}
         return state
 
     def reset(self) -> None:
@@ -320,8 +329,8 @@ class Adam(Optimizer):
         """Every slot's update in one call of the backend's
         :meth:`~backprop.backends.Backend.adam_update_all_` (the same bits as one update per
         parameter); False, having changed nothing, where the backend does not fuse them."""
-        if not slots:
-            return False
+        if not slots or type(self).update is not Adam.update or self.buffers != Adam.buffers:
+            return False  # a subclass with its own rule or buffers: its update, per parameter
         b = slots[0][0].backend
         if any(m.backend is not b and m.backend != b for m, _ in slots[1:]):
             return False
