@@ -29,6 +29,7 @@ code path is thus right on both.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -578,6 +579,68 @@ class Backend:
             part = delta * xp.astype(hit, delta.dtype)
             dx = self.add_at(dx, index, part) if overlapping else self.set_at(dx, index, part)
         return dx
+
+
+def flat_moments(
+    cache: dict,
+    states: list,
+    shapes: tuple,
+    owns: Callable[[Any], bool],
+    new: Callable[[int], Array],
+    fill: Callable[[Array, Array], Any],
+    where: tuple = (),
+) -> dict | None:
+    """The flat buffers of a fused Adam update (:meth:`Backend.adam_update_all_`), kept in
+    ``cache``: rebuilt when the parameters' shapes or ``where`` (their dtype, device) changed or a
+    state's moment is no longer its view; None, having changed nothing, when a moment is not
+    an array of the right library (``owns``: library, dtype and device) and shape.
+
+    A new entry holds one buffer for the means and one for the squares (``whole``), each
+    state's moments replaced by views of them (the current values copied in with ``fill``),
+    a gradient buffer and an update buffer of the same length (``buffers``), and each
+    parameter's view of the update (``update``). ``new(n)`` allocates a flat array.
+    """
+    flat = cache.get("adam")
+    if (
+        flat is not None
+        and flat["where"] == where
+        and flat["shapes"] == shapes
+        and all(
+            s["mean"] is m and s["square"] is v
+            for s, m, v in zip(states, flat["mean"], flat["square"])
+        )
+    ):
+        return flat
+    # moments of another library, dtype, device or shape (a network moved or changed since): the
+    # update parameter by parameter deals with them as it always did
+    for state, shape in zip(states, shapes):
+        for name in ("mean", "square"):
+            if not owns(state[name]) or tuple(state[name].shape) != shape:
+                return None
+    sizes = [math.prod(shape) for shape in shapes]
+    total = sum(sizes)
+    whole, t = (new(total), new(total)), new(total)
+    views: dict[str, list] = {"mean": [], "square": []}
+    update, start = [], 0
+    for state, shape, size in zip(states, shapes, sizes):
+        stop = start + size
+        for name, buffer in zip(("mean", "square"), whole):
+            view = buffer[start:stop].reshape(shape)
+            fill(view, state[name])
+            state[name] = view
+            views[name].append(view)
+        update.append(t[start:stop].reshape(shape))
+        start = stop
+    flat = cache["adam"] = {
+        "where": where,
+        "shapes": shapes,
+        "whole": whole,
+        "mean": views["mean"],
+        "square": views["square"],
+        "update": update,
+        "buffers": (new(total), t),
+    }
+    return flat
 
 
 def first_max_masks(

@@ -14,7 +14,6 @@ What the fast paths here avoid, measured on NumPy 2 with OpenBLAS:
 
 from __future__ import annotations
 
-import math
 import types
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,7 @@ import array_api_compat.numpy as _compat
 import numpy as np
 
 from . import _strided
-from .base import Backend, offset_slices, output_shape
+from .base import Backend, flat_moments, offset_slices, output_shape
 
 if TYPE_CHECKING:
     from .._typing import Array, Device
@@ -179,45 +178,40 @@ class NumPyBackend(_strided.Strided, _strided.OutMaxPool, Backend):
                 or g.dtype != dtype
             ):
                 return False
-        flat = cache.get("adam")
-        shapes = tuple(p.shape for p in params)
-        if (
-            flat is None
-            or flat["dtype"] != dtype
-            or flat["shapes"] != shapes
-            or any(
-                s["mean"] is not m or s["square"] is not v
-                for s, m, v in zip(states, flat["mean"], flat["square"])
-            )
-        ):
-            # moments of another library, dtype or shape (a network moved or changed since):
-            # the update parameter by parameter deals with them as it always did
-            if any(
-                type(s[name]) is not np.ndarray or s[name].dtype != dtype or s[name].shape != shape
-                for s, shape in zip(states, shapes)
-                for name in ("mean", "square")
-            ):
-                return False
-            flat = cache["adam"] = _flat_moments(states, shapes, dtype)
-        gathered, t, small = flat["buffers"]
+        flat = flat_moments(
+            cache,
+            states,
+            tuple(p.shape for p in params),
+            owns=lambda a: type(a) is np.ndarray and a.dtype == dtype,
+            new=lambda n: np.empty(n, dtype=dtype),
+            fill=np.copyto,
+            where=(dtype,),
+        )
+        if flat is None:
+            return False
+        gathered, t = flat["buffers"]
+        small = flat.get("small")
+        if small is None:
+            small = flat["small"] = np.empty(t.shape, dtype=bool)
         np.concatenate([g.reshape(-1) for g in grads], out=gathered)
         mean, square = flat["whole"]
         b1, b2 = betas
         np.multiply(gathered, 1 - b1, out=t)
         mean *= b1
         mean += t
-        np.copyto(mean, 0, where=np.less(np.abs(mean, out=t), tiny, out=small))
+        # each flush writes only where it finds an entry to flush (none, early in training)
+        _flush_where(mean, np.less(np.abs(mean, out=t), tiny, out=small))
         np.multiply(gathered, gathered, out=t)
         t *= 1 - b2
         square *= b2
         square += t
-        np.copyto(square, 0, where=np.less(square, tiny, out=small))
+        _flush_where(square, np.less(square, tiny, out=small))  # square >= 0: no abs
         np.sqrt(square, out=t)
         t /= c2_root
         t += eps
         np.divide(mean, t, out=t)
         t *= step_size
-        np.copyto(t, 0, where=np.less(np.abs(t), tiny, out=small))
+        _flush_where(t, np.less(np.abs(t, out=gathered), tiny, out=small))
         for p, part in zip(params, flat["update"]):
             p -= part
         return True
@@ -330,35 +324,11 @@ class NumPyBackend(_strided.Strided, _strided.OutMaxPool, Backend):
         return y
 
 
-def _flat_moments(states, shapes, dtype) -> dict:
-    """One buffer for the means and one for the squares of every parameter, their current
-    values copied in, each state's arrays replaced by views of them; gradient and update
-    scratch of the same length."""
-    sizes = [math.prod(shape) for shape in shapes]
-    total = sum(sizes)
-    whole = (np.empty(total, dtype=dtype), np.empty(total, dtype=dtype))
-    t = np.empty(total, dtype=dtype)
-    views = {"mean": [], "square": []}
-    update = []
-    start = 0
-    for state, shape, size in zip(states, shapes, sizes):
-        stop = start + size
-        for name, buffer in zip(("mean", "square"), whole):
-            view = buffer[start:stop].reshape(shape)
-            np.copyto(view, state[name])
-            state[name] = view
-            views[name].append(view)
-        update.append(t[start:stop].reshape(shape))
-        start = stop
-    return {
-        "dtype": dtype,
-        "shapes": tuple(shapes),
-        "whole": whole,
-        "mean": views["mean"],
-        "square": views["square"],
-        "update": update,
-        "buffers": (np.empty(total, dtype=dtype), t, np.empty(total, dtype=bool)),
-    }
+def _flush_where(target: np.ndarray, small: np.ndarray) -> None:
+    """Zero ``target`` where ``small`` holds; the masked write only when there is one (a test
+    of the mask costs half of a masked write that writes nothing)."""
+    if small.any():
+        np.copyto(target, 0, where=small)
 
 
 def _band_size(weight, spatial, out) -> int:

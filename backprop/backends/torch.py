@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import types
 from typing import TYPE_CHECKING
 
@@ -10,7 +9,7 @@ import array_api_compat.torch as _xp
 import torch
 
 from . import _strided
-from .base import Backend, BackendUnavailableError, im2col_shape
+from .base import Backend, BackendUnavailableError, flat_moments, im2col_shape
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,30 +143,17 @@ class TorchBackend(_strided.OutMaxPool, Backend):
                 or g.device != device
             ):
                 return False
-        flat = cache.get("adam")
-        shapes = tuple(tuple(p.shape) for p in params)
-        if (
-            flat is None
-            or flat["dtype"] != dtype
-            or flat["device"] != device
-            or flat["shapes"] != shapes
-            or any(
-                s["mean"] is not m or s["square"] is not v
-                for s, m, v in zip(states, flat["mean"], flat["square"])
-            )
-        ):
-            # moments of another library, dtype, device or shape (a network moved or changed
-            # since): the update parameter by parameter deals with them as it always did
-            if any(
-                type(s[name]) is not torch.Tensor
-                or s[name].dtype != dtype
-                or s[name].device != device
-                or tuple(s[name].shape) != shape
-                for s, shape in zip(states, shapes)
-                for name in ("mean", "square")
-            ):
-                return False
-            flat = cache["adam"] = _flat_moments(states, shapes, dtype, device)
+        flat = flat_moments(
+            cache,
+            states,
+            tuple(tuple(p.shape) for p in params),
+            owns=lambda a: type(a) is torch.Tensor and a.dtype == dtype and a.device == device,
+            new=lambda n: torch.empty(n, dtype=dtype, device=device),
+            fill=torch.Tensor.copy_,
+            where=(dtype, device),
+        )
+        if flat is None:
+            return False
         gathered, t = flat["buffers"]
         torch.cat([g.reshape(-1) for g in grads], out=gathered)
         mean, square = flat["whole"]
@@ -304,37 +290,6 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         cols[:, width] = 1
         cols.view(*lead, width + 1)[..., :width].unflatten(-1, tuple(w.shape[1 + d :])).copy_(w)
         return cols
-
-
-def _flat_moments(states, shapes, dtype, device) -> dict:
-    """One buffer for the means and one for the squares of every parameter, their values
-    copied in, each state's arrays replaced by views of them; gradient and update scratch."""
-    sizes = [math.prod(shape) for shape in shapes]
-    total = sum(sizes)
-    whole = tuple(torch.empty(total, dtype=dtype, device=device) for _ in range(2))
-    t = torch.empty(total, dtype=dtype, device=device)
-    views = {"mean": [], "square": []}
-    update = []
-    start = 0
-    for state, shape, size in zip(states, shapes, sizes):
-        stop = start + size
-        for name, buffer in zip(("mean", "square"), whole):
-            view = buffer[start:stop].view(shape)
-            view.copy_(state[name])
-            state[name] = view
-            views[name].append(view)
-        update.append(t[start:stop].view(shape))
-        start = stop
-    return {
-        "dtype": dtype,
-        "device": device,
-        "shapes": tuple(shapes),
-        "whole": whole,
-        "mean": views["mean"],
-        "square": views["square"],
-        "update": update,
-        "buffers": (torch.empty(total, dtype=dtype, device=device), t),
-    }
 
 
 def _tiles(x: torch.Tensor, kernel, strides) -> bool:
