@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .backends import namespace_of
+from .backends import backend_of, namespace_of
 from .module import Module
 
 if TYPE_CHECKING:
@@ -174,14 +174,12 @@ class ReLU(_Activation):
 
     def backward_delta(self, input: Array, delta: Array) -> Array:
         input, delta = self.check_delta_like_input(input, delta, "backward_delta")
-        return self._rule(namespace_of(input), input, delta)
+        # a multiply by the 0/1 mask, not where() (see Sigmoid); a backend may make the mask
+        # its own way (Backend.relu_backward)
+        return backend_of(input).relu_backward(input, delta)
 
     def chain_backward(self, input, delta, input_grad: bool, param_grad: bool = True):
         return self.backward_delta(input, delta) if input_grad else None
-
-    def _rule(self, xp, X, delta):
-        # a multiply by the 0/1 mask, not where(): see Sigmoid
-        return delta * xp.astype(X > 0, delta.dtype)
 
 
 def _log_softmax(xp, Z):

@@ -410,7 +410,7 @@ class Upsample(Module):
             )
         else:
             self.scale = positive_int(name, "scale_factor", scale_factor)
-        if mode != "nearest":
+        if not isinstance(mode, str) or mode != "nearest":  # an array would compare per entry
             raise ValueError(f"{name}: mode must be 'nearest' (the only mode), got {mode!r}")
         self.mode = mode
 

@@ -235,3 +235,24 @@ def test_max_pool_state_gives_the_same_gradient(backend, rng, shape, kernel, str
     _, foreign = backend.max_pool_with_state(other, kernel, strides)
     got = backend.max_pool_backward(x, y, delta, kernel, strides, foreign)
     np.testing.assert_array_equal(bp.to_numpy(got), ref)
+
+
+def test_relu_backward_is_the_masked_product(backend, rng):
+    """A backend's ReLU gradient is delta times the 0/1 mask of x > 0, bit for bit: 0 where x is
+    0, negative or NaN; NaN where a non-finite delta meets the mask's 0 (as the product gives)."""
+    x = rng.normal(size=(3, 5, 4))
+    x.flat[:6] = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-300]
+    d = rng.normal(size=x.shape)
+    d.flat[6:10] = [np.nan, np.inf, -np.inf, 0.0]
+    x.flat[6:10] = [-1.0, -2.0, 3.0, -4.0]
+    xs, ds = bp.asarray(x), bp.asarray(d)
+    with np.errstate(invalid="ignore"):  # inf * 0, on purpose
+        got = bp.to_numpy(backend.relu_backward(xs, ds))
+        ref = bp.to_numpy(Backend.relu_backward(backend, xs, ds))
+        mask = (np.asarray(bp.to_numpy(xs)) > 0).astype(got.dtype)
+        expected = np.asarray(bp.to_numpy(ds)) * mask
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))
+    np.testing.assert_array_equal(ref, expected)
+    empty = bp.asarray(np.zeros((0, 3)))
+    assert tuple(backend.relu_backward(empty, empty).shape) == (0, 3)

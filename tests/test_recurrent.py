@@ -529,3 +529,9 @@ def test_sequences_of_length_zero(backend, rng):
         for d, expected in zip(unpack(layer, dstate), dfinal):
             assert_close(d, expected, backend)
         assert not any(bp.to_numpy(g).any() for g in layer._gradient.values())
+
+
+@pytest.mark.parametrize("nonlinearity", ["sigmoid", np.array(["tanh", "relu"]), None])
+def test_rnn_names_itself_for_a_nonlinearity_it_lacks(nonlinearity):
+    with pytest.raises(ValueError, match=r"RNN: nonlinearity must be 'tanh' or 'relu'"):
+        bp.RNN(3, 4, nonlinearity=nonlinearity)

@@ -526,3 +526,11 @@ def test_compiled_jax_step_equals_eager(rng):
     np.testing.assert_allclose(compiled, eager, rtol=1e-12, atol=1e-12)
     for a, b in zip(compiled_params, eager_params):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", np.array([1, 0]), None, 3])
+def test_upsample_names_itself_for_a_mode_it_lacks(mode):
+    """Any mode but 'nearest', an array included (which compares per entry), is one clear
+    error naming the layer."""
+    with pytest.raises(ValueError, match=r"Upsample: mode must be 'nearest'"):
+        bp.Upsample(2, mode)

@@ -523,6 +523,11 @@ class Backend:
             )
         return result
 
+    def relu_backward(self, x: Array, delta: Array) -> Array:
+        """ReLU's input gradient: ``delta`` times the 0/1 mask of ``x > 0`` (0 where ``x`` is 0
+        or NaN; a NaN or infinite delta gives NaN where the mask is 0, as the product does)."""
+        return delta * self.xp.astype(x > 0, delta.dtype)
+
     def max_pool(self, x: Array, kernel: tuple[int, ...], strides: tuple[int, ...]) -> Array:
         """Max over windows: ``(N, *spatial, C)`` -> ``(N, *out, C)`` (an element-wise maximum of
         the offset slices).
