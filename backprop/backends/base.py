@@ -586,6 +586,42 @@ class Backend:
         return dx
 
 
+def tiles(x: Array, kernel: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """Whether 2-D windows tile ``x`` (``(N, H, W, C)``): stride = kernel, more than one value
+    a window, at least one window along each axis, no empty array."""
+    return (
+        len(kernel) == 2
+        and tuple(strides) == tuple(kernel)
+        and kernel[0] * kernel[1] > 1
+        and all(k <= size for k, size in zip(kernel, x.shape[1:-1]))
+        and all(n > 0 for n in x.shape)
+    )
+
+
+def tiled_max_pool(xp: Any, x: Array, kernel: tuple[int, ...]) -> Array:
+    """Max pooling over windows that :func:`tiles` ``x``: the maxima over each window's rows,
+    then over its columns, as element-wise maxima of views.
+
+    A row of windows is one contiguous run of ``W_out * kw * C`` values, so
+    the first maxima run over long inner loops, and the second over half as
+    much data; slices at each kernel offset would have runs of ``C`` values
+    (channels last: 6 on LeNet's first pooling, 1.4x slower on NumPy, and
+    PyTorch's own max_pool2d measured 4x slower there). The maxima are those
+    of :meth:`Backend.max_pool` (NaN kept), in a new array.
+    """
+    (kh, kw), (n, h, w, c) = kernel, tuple(x.shape)
+    ho, wo = h // kh, w // kw
+    rows = xp.reshape(x[:, : ho * kh, : wo * kw], (n * ho, kh, wo, kw * c))
+    y = rows[:, 0]
+    for a in range(1, kh):
+        y = xp.maximum(y, rows[:, a])
+    cols = xp.reshape(y, (n * ho, wo, kw, c))
+    y = cols[:, :, 0]
+    for b in range(1, kw):
+        y = xp.maximum(y, cols[:, :, b])
+    return xp.reshape(y, (n, ho, wo, c))
+
+
 def flat_moments(
     cache: dict,
     states: list,

@@ -9,7 +9,14 @@ import array_api_compat.torch as _xp
 import torch
 
 from . import _strided
-from .base import Backend, BackendUnavailableError, flat_moments, im2col_shape
+from .base import (
+    Backend,
+    BackendUnavailableError,
+    flat_moments,
+    im2col_shape,
+    tiled_max_pool,
+    tiles,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -232,18 +239,8 @@ class TorchBackend(_strided.OutMaxPool, Backend):
     def max_pool(self, x, kernel, strides):
         if x.ndim != 4 or not x.is_floating_point():
             return super().max_pool(x, kernel, strides)
-        if _tiles(x, kernel, strides):
-            (kh, kw), (n, h, w, c) = kernel, x.shape
-            ho, wo = h // kh, w // kw
-            rows = x[:, : ho * kh, : wo * kw].reshape(n * ho, kh, wo, kw * c)
-            y = rows[:, 0]
-            for a in range(1, kh):
-                y = torch.maximum(y, rows[:, a])
-            cols = y.reshape(n * ho, wo, kw, c)
-            y = cols[:, :, 0]
-            for b in range(1, kw):
-                y = torch.maximum(y, cols[:, :, b])
-            return y.reshape(n, ho, wo, c)
+        if tiles(x, kernel, strides):
+            return tiled_max_pool(torch, x, kernel)
         y = torch.nn.functional.max_pool2d(x.movedim(-1, 1), tuple(kernel), tuple(strides))
         return y.movedim(1, -1)
 
@@ -301,16 +298,6 @@ class TorchBackend(_strided.OutMaxPool, Backend):
         cols[:, width] = 1
         cols.view(*lead, width + 1)[..., :width].unflatten(-1, tuple(w.shape[1 + d :])).copy_(w)
         return cols
-
-
-def _tiles(x: torch.Tensor, kernel, strides) -> bool:
-    """Whether 2-D windows tile ``x`` (stride = kernel, at least one window, no empty axis)."""
-    return (
-        tuple(strides) == tuple(kernel)
-        and kernel[0] * kernel[1] > 1
-        and x.numel() > 0
-        and all(k <= size for k, size in zip(kernel, x.shape[1:-1]))
-    )
 
 
 def _state_fits(state, kind: str, like: torch.Tensor) -> bool:

@@ -87,7 +87,7 @@ class CompiledEngine(EagerEngine):
         mods = self.net.unique_modules()  # one walk a step, shared by what follows
         b = backend_of_net(self.net, mods)
         if b.compiles:
-            drawing = next((m for m in mods if m.draws_random_numbers()), None)
+            drawing = self.drawing_module(mods)
             if drawing is None:
                 return self._compiled_step(b, optimizer, mods, x, y)
             if self.strict:
@@ -98,9 +98,11 @@ class CompiledEngine(EagerEngine):
                 )
         return super().step(optimizer, x, y)
 
-    def drawing_module(self) -> Module | None:
-        """The first module whose forward draws host random numbers now (None: compilable)."""
-        return next((m for m in self.net.unique_modules() if m.draws_random_numbers()), None)
+    def drawing_module(self, modules: list | None = None) -> Module | None:
+        """The first module whose forward draws host random numbers now (None: compilable);
+        ``modules`` is ``net.unique_modules()`` when the caller has it already."""
+        mods = self.net.unique_modules() if modules is None else modules
+        return next((m for m in mods if m.draws_random_numbers()), None)
 
     def _compiled_step(self, b: Backend, opt: Optimizer, mods: list, batch_x, batch_y):
         net = self.net
