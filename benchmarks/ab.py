@@ -140,6 +140,26 @@ def _time(step, n_calls, sync, blocks, min_block, gap):
     return statistics.median(times)
 
 
+def _time_optim(optim, xs, ys, timing) -> float:
+    """Seconds per ``optim.step`` on the next of the batches ``xs``, ``ys``."""
+
+    def step(i):
+        optim.step(xs[i % POOL], ys[i % POOL])
+
+    return _time(step, POOL, lambda: None, *timing)
+
+
+def _time_torch(net, opt, cost, xs, ys, timing) -> float:
+    """Seconds per native PyTorch step (zero_grad, cost, backward, update) on the next batch."""
+
+    def step(i):
+        opt.zero_grad()
+        cost(net(xs[i % POOL]), ys[i % POOL]).backward()
+        opt.step()
+
+    return _time(step, POOL, lambda: None, *timing)
+
+
 def worker(blocks: int, min_block: float, gap: float) -> dict:
     """One process: every workload, batch and backend, and native PyTorch; ``{key: seconds}``."""
     import numpy as np
@@ -148,6 +168,7 @@ def worker(blocks: int, min_block: float, gap: float) -> dict:
     import backprop as bp
 
     torch.set_num_threads(2)
+    timing = (blocks, min_block, gap)
     rng = np.random.default_rng(0)
     out = {"_library": os.path.dirname(bp.__file__)}
     for batch in BATCHES:
@@ -159,31 +180,17 @@ def worker(blocks: int, min_block: float, gap: float) -> dict:
             bp.set_backend(name, dtype="float32")
             bp.manual_seed(0)
             for wname, (net, loss, eps, auto, rule) in _networks(bp).items():
-                optim = bp.Optim(net, loss, eps, optimizer=rule)
                 xs = [bp.asarray(x) for x, _ in data]
                 ys = xs if auto else [bp.asarray(y) for _, y in data]
-
-                def step(i, optim=optim, xs=xs, ys=ys):
-                    optim.step(xs[i % POOL], ys[i % POOL])
-
-                out[f"{wname}|{batch}|{name}"] = _time(
-                    step, POOL, lambda: None, blocks, min_block, gap
-                )
+                optim = bp.Optim(net, loss, eps, optimizer=rule)
+                out[f"{wname}|{batch}|{name}"] = _time_optim(optim, xs, ys, timing)
         torch.manual_seed(0)
         for wname, (net, auto) in _torch_networks(torch).items():
-            opt = _torch_optimizer(torch, net, wname)
             cost = torch.nn.BCELoss() if auto else torch.nn.CrossEntropyLoss()
             xs = [torch.from_numpy(x) for x, _ in data]
             ys = xs if auto else [torch.from_numpy(y) for _, y in data]
-
-            def step(i, net=net, opt=opt, cost=cost, xs=xs, ys=ys):
-                opt.zero_grad()
-                cost(net(xs[i % POOL]), ys[i % POOL]).backward()
-                opt.step()
-
-            out[f"{wname}|{batch}|torch (native)"] = _time(
-                step, POOL, lambda: None, blocks, min_block, gap
-            )
+            opt = _torch_optimizer(torch, net, wname)
+            out[f"{wname}|{batch}|torch (native)"] = _time_torch(net, opt, cost, xs, ys, timing)
     # LeNet-5 at batch 50 (random 28x28 images: the time depends on the shapes only)
     data = [
         (rng.random((LENET_BATCH, 784), dtype=np.float32), rng.integers(0, 10, LENET_BATCH))
@@ -194,25 +201,11 @@ def worker(blocks: int, min_block: float, gap: float) -> dict:
         bp.manual_seed(0)
         optim = bp.Optim(_lenet(bp), bp.CELogSoftmax(), 1e-3, optimizer="adam")
         xs, ys = [bp.asarray(x) for x, _ in data], [bp.asarray(y) for _, y in data]
-
-        def step(i, optim=optim, xs=xs, ys=ys):
-            optim.step(xs[i % POOL], ys[i % POOL])
-
-        out[f"lenet5|{LENET_BATCH}|{name}"] = _time(
-            step, POOL, lambda: None, blocks, min_block, gap
-        )
+        out[f"lenet5|{LENET_BATCH}|{name}"] = _time_optim(optim, xs, ys, timing)
     net = _torch_lenet(torch)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     xs, ys = [torch.from_numpy(x) for x, _ in data], [torch.from_numpy(y) for _, y in data]
-
-    def step(i):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(xs[i % POOL]), ys[i % POOL]).backward()
-        opt.step()
-
-    out[f"lenet5|{LENET_BATCH}|torch (native)"] = _time(
-        step, POOL, lambda: None, blocks, min_block, gap
-    )
+    opt, cost = torch.optim.Adam(net.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
+    out[f"lenet5|{LENET_BATCH}|torch (native)"] = _time_torch(net, opt, cost, xs, ys, timing)
     return out
 
 
